@@ -1,0 +1,87 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Expand replaces ${...} references in s using lookup:
+//
+//   - ${VAR} is VAR's value, which may be empty; an unset VAR is an error
+//     naming it;
+//   - ${VAR:-default} is default when VAR is unset or empty;
+//   - ${env:VAR} (VS Code style) is the same as ${VAR}, and ${env:VAR:-default}
+//     the same as ${VAR:-default}.
+//
+// VAR must be a POSIX name ([A-Za-z_][A-Za-z0-9_]*). The default is literal
+// text up to the first '}': it cannot contain '}' or another ${...}. Other
+// VS Code prefixes (${input:...}, ${config:...}) are errors, as is an
+// unterminated "${". Only the ${...} form is expanded: $VAR, $$ and a lone $
+// are left as they are. Expanded values are not expanded again. A nil
+// lookup has no variables set.
+func Expand(s string, lookup func(string) (string, bool)) (string, error) {
+	if !strings.Contains(s, "${") {
+		return s, nil
+	}
+	var b strings.Builder
+	for {
+		start := strings.Index(s, "${")
+		if start < 0 {
+			b.WriteString(s)
+			return b.String(), nil
+		}
+		b.WriteString(s[:start])
+		rest := s[start+2:]
+		end := strings.IndexByte(rest, '}')
+		if end < 0 {
+			return "", fmt.Errorf("unterminated %q: missing '}'", s[start:])
+		}
+		v, err := expandRef(rest[:end], lookup)
+		if err != nil {
+			return "", err
+		}
+		b.WriteString(v)
+		s = rest[end+1:]
+	}
+}
+
+// expandRef evaluates the inside of one ${...}.
+func expandRef(ref string, lookup func(string) (string, bool)) (string, error) {
+	name, def, hasDef := strings.Cut(ref, ":-")
+	name = strings.TrimPrefix(name, "env:")
+	if !validVarName(name) {
+		if prefix, _, ok := strings.Cut(name, ":"); ok {
+			return "", fmt.Errorf("${%s}: %q variables are not supported", ref, prefix)
+		}
+		return "", fmt.Errorf("${%s}: bad variable name %q", ref, name)
+	}
+	if hasDef && strings.Contains(def, "${") {
+		return "", fmt.Errorf("${%s}: a default cannot contain ${...}", ref)
+	}
+	var v string
+	ok := false
+	if lookup != nil {
+		v, ok = lookup(name)
+	}
+	switch {
+	case hasDef && v == "":
+		return def, nil
+	case !ok:
+		return "", fmt.Errorf("variable %s is not set (use ${%s:-default} to give a default)", name, name)
+	}
+	return v, nil
+}
+
+// validVarName reports whether s is a POSIX shell variable name.
+func validVarName(s string) bool {
+	if s == "" || '0' <= s[0] && s[0] <= '9' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

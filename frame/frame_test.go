@@ -1,0 +1,177 @@
+package frame
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		kind    Kind
+		method  string
+		id      string
+		wantErr error
+	}{
+		{"request int id", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}`, Request, "tools/call", "1", nil},
+		{"request id 0", `{"jsonrpc":"2.0","id":0,"method":"ping"}`, Request, "ping", "0", nil},
+		{"request id beyond 2^53", `{"jsonrpc":"2.0","id":9007199254740993,"method":"ping"}`, Request, "ping", "9007199254740993", nil},
+		{"request fraction id", `{"jsonrpc":"2.0","id":1.5,"method":"ping"}`, Request, "ping", "1.5", nil},
+		{"request string id", `{"id":"a\"b","jsonrpc":"2.0","method":"ping"}`, Request, "ping", `"a\"b"`, nil},
+		{"escaped key and method", `{"jsonrpc":"2.0","\u0069d":7,"method":"tools\/list"}`, Request, "tools/list", "7", nil},
+		{"notification", ` {"jsonrpc":"2.0","method":"notifications/initialized"} `, Notification, "notifications/initialized", "", nil},
+		{"response", `{"jsonrpc":"2.0","id":"x","result":{"a":[1,2,{"b":null}]}}`, Response, "", `"x"`, nil},
+		{"error response null id", `{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"m"}}`, Response, "", "null", nil},
+		{"not json", `hello`, Invalid, "", "", ErrParse},
+		{"truncated", `{"jsonrpc":"2.0","id":1`, Invalid, "", "", ErrParse},
+		{"trailing data", `{"jsonrpc":"2.0","id":1,"method":"a"} x`, Invalid, "", "", ErrParse},
+		{"array is not a message", `[1]`, Invalid, "", "", ErrInvalid},
+		{"wrong version", `{"jsonrpc":"1.0","id":1,"method":"a"}`, Invalid, "", "1", ErrInvalid},
+		{"null request id", `{"jsonrpc":"2.0","id":null,"method":"a"}`, Invalid, "a", "", ErrInvalid},
+		{"bool id", `{"jsonrpc":"2.0","id":true,"method":"a"}`, Invalid, "", "", ErrInvalid},
+		{"result and error", `{"jsonrpc":"2.0","id":1,"result":1,"error":{}}`, Invalid, "", "1", ErrInvalid},
+		{"scalar params", `{"jsonrpc":"2.0","id":1,"method":"a","params":3}`, Invalid, "", "1", ErrInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := Parse([]byte(tt.in))
+			if !errors.Is(err, tt.wantErr) || (err != nil) != (tt.wantErr != nil) {
+				t.Fatalf("Parse error = %v, want %v", err, tt.wantErr)
+			}
+			if f == nil {
+				return
+			}
+			if f.Kind != tt.kind || f.Method != tt.method || string(f.ID()) != tt.id {
+				t.Errorf("got kind %v method %q id %q; want %v %q %q", f.Kind, f.Method, f.ID(), tt.kind, tt.method, tt.id)
+			}
+		})
+	}
+}
+
+func TestEditsKeepEverythingElse(t *testing.T) {
+	in := `{"jsonrpc":"2.0","id":"front-7","method":"tools/call","params":{"name":"echo","arguments":{"big":12345678901234567890,"x":"\u00e9"},"_meta":{"progressToken":0,"vendor/k":[1.0e3]}},"x-unknown":{}}`
+	f, err := Parse([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := f.Param("_meta", "progressToken")
+	if got := string(f.Bytes(tok)); got != "0" {
+		t.Fatalf("progress token = %q", got)
+	}
+	f.Replace(tok, []byte("42"))
+	f.SetID([]byte("17"))
+	f.SetID([]byte("18")) // the last SetID wins, no double edit
+	want := strings.Replace(strings.Replace(in, `"front-7"`, "18", 1), `"progressToken":0`, `"progressToken":42`, 1)
+	if got := string(f.Encoded()); got != want {
+		t.Fatalf("encoded\n got %s\nwant %s", got, want)
+	}
+	var buf bytes.Buffer
+	if _, err := f.WriteTo(&buf); err != nil || buf.String() != want {
+		t.Fatalf("WriteTo = %q, %v", buf.String(), err)
+	}
+	if f.Len() != len(want) {
+		t.Fatalf("Len = %d, want %d", f.Len(), len(want))
+	}
+}
+
+func TestInsertMember(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{`{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":1}}`, `{"jsonrpc":"2.0","method":"notifications/message","params":{"logger":"b1","level":"info","data":1}}`},
+		{`{"jsonrpc":"2.0","method":"notifications/message","params":{ }}`, `{"jsonrpc":"2.0","method":"notifications/message","params":{"logger":"b1" }}`},
+	} {
+		f, err := Parse([]byte(tt.in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.InsertMember(f.Param(), "logger", []byte(`"b1"`))
+		if got := string(f.Encoded()); got != tt.want {
+			t.Errorf("got %s, want %s", got, tt.want)
+		}
+	}
+}
+
+func TestNewlinesBlanked(t *testing.T) {
+	f, err := Parse([]byte("{\n\"jsonrpc\": \"2.0\",\r\n\"id\": 1,\n\"result\": {\"text\": \"a\\nb\"}\n}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.ContainsAny(f.Encoded(), "\r\n") {
+		t.Fatalf("newline survived: %q", f.Encoded())
+	}
+	var v map[string]any
+	if err := json.Unmarshal(f.Encoded(), &v); err != nil || v["result"].(map[string]any)["text"] != "a\nb" {
+		t.Fatalf("content changed: %v %v", v, err)
+	}
+}
+
+func TestLineReader(t *testing.T) {
+	big := strings.Repeat("x", 200<<10)
+	in := "\n  {\"a\":1}  \r\n" + big + "\n{\"b\":2}\n" + `{"c":3}`
+	lr := NewLineReader(strings.NewReader(in), 100<<10)
+	var got []string
+	for {
+		line, err := lr.Next()
+		if err == io.EOF {
+			break
+		}
+		if errors.Is(err, ErrTooLong) {
+			if len(line) != headLen {
+				t.Errorf("head of long line has %d bytes", len(line))
+			}
+			got = append(got, "TOO LONG")
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(line))
+	}
+	want := []string{`{"a":1}`, "TOO LONG", `{"b":2}`, `{"c":3}`}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func TestLineReaderLongLineUnderCap(t *testing.T) {
+	line := `{"p":"` + strings.Repeat("y", 3<<20) + `"}`
+	lr := NewLineReader(strings.NewReader(line+"\n"), 0)
+	got, err := lr.Next()
+	if err != nil || string(got) != line {
+		t.Fatalf("len %d, err %v", len(got), err)
+	}
+}
+
+// FuzzScanAgreesWithStdlib checks the validating scanner against
+// encoding/json, and that an unedited frame is written back byte for byte.
+func FuzzScanAgreesWithStdlib(f *testing.F) {
+	for _, s := range []string{`{}`, `{"jsonrpc":"2.0","id":1,"method":"x","params":{"a":[1,-0.5e+3,"\u00e9\n",true,false,null]}}`, `[1,2`, `"\ud800"`, `01`, `-`, `1.e5`, `{"a":1,}`, "\"\x01\"", `{"a" : { "b" : [ ] } }`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := Valid(b), json.Valid(b); got != want {
+			t.Fatalf("Valid(%q) = %v, encoding/json says %v", b, got, want)
+		}
+		in := bytes.Clone(b)
+		fr, err := Parse(in)
+		if err != nil {
+			return
+		}
+		want := bytes.TrimSpace(b)
+		got := fr.Encoded()
+		if len(got) != len(want) || bytes.ContainsAny(got, "\r\n") {
+			t.Fatalf("round trip changed %q into %q", want, got)
+		}
+		if fr.Kind == Request || (fr.Kind == Response && string(fr.ID()) != "null") {
+			fr.SetID([]byte(`"new"`))
+			g, err := Parse(fr.Encoded())
+			if err != nil || string(g.ID()) != `"new"` || g.Kind != fr.Kind || g.Method != fr.Method {
+				t.Fatalf("after SetID: %v %q", err, fr.Encoded())
+			}
+		}
+	})
+}
