@@ -64,7 +64,7 @@ type Frame struct {
 	Method string // requests and notifications
 
 	id, params, result, errv Span
-	edits []edit // sorted by start, non-overlapping
+	edits                    []edit // sorted by start, non-overlapping
 }
 
 type edit struct {
@@ -371,4 +371,77 @@ func Valid(b []byte) bool {
 	i := skipSpace(b, 0)
 	end, err := validValue(b, i, 0)
 	return err == nil && skipSpace(b, end) == len(b)
+}
+
+// Error codes the bridge uses (JSON-RPC 2.0 and MCP).
+const (
+	CodeParseError     = -32700
+	CodeInvalidRequest = -32600
+	CodeMethodNotFound = -32601
+	CodeInvalidParams  = -32602
+	CodeInternalError  = -32603
+	CodeTimeout        = -32001 // MCP: request timed out
+	CodeNotFound       = -32002 // MCP: resource not found
+)
+
+// ErrorObject is the error member of a JSON-RPC response.
+type ErrorObject struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	Data    any    `json:"data,omitempty"`
+}
+
+// NewError builds an error response with the raw id (nil means null).
+func NewError(id []byte, e ErrorObject) *Frame {
+	body, err := json.Marshal(e)
+	if err != nil { // Data that cannot be marshalled: keep the code and message.
+		e.Data = nil
+		body, _ = json.Marshal(e)
+	}
+	if id == nil {
+		id = []byte("null")
+	}
+	return mustBuild(`{"jsonrpc":"2.0","id":`, id, `,"error":`, body, `}`)
+}
+
+// NewResult builds a response with the raw id and raw result.
+func NewResult(id, result []byte) *Frame {
+	return mustBuild(`{"jsonrpc":"2.0","id":`, id, `,"result":`, result, `}`)
+}
+
+// NewRequest builds a request with the raw id, method and raw params (nil: none).
+func NewRequest(id []byte, method string, params []byte) *Frame {
+	m, _ := json.Marshal(method)
+	if params == nil {
+		return mustBuild(`{"jsonrpc":"2.0","id":`, id, `,"method":`, m, `}`)
+	}
+	return mustBuild(`{"jsonrpc":"2.0","id":`, id, `,"method":`, m, `,"params":`, params, `}`)
+}
+
+// NewNotification builds a notification with raw params (nil: none).
+func NewNotification(method string, params []byte) *Frame {
+	m, _ := json.Marshal(method)
+	if params == nil {
+		return mustBuild(`{"jsonrpc":"2.0","method":`, m, `}`)
+	}
+	return mustBuild(`{"jsonrpc":"2.0","method":`, m, `,"params":`, params, `}`)
+}
+
+func mustBuild(parts ...any) *Frame {
+	var b []byte
+	for _, p := range parts {
+		switch p := p.(type) {
+		case string:
+			b = append(b, p...)
+		case []byte:
+			b = append(b, p...)
+		}
+	}
+	f, err := Parse(b)
+	if err != nil {
+		// Only reachable if the bridge itself passed bad raw JSON: a broken
+		// invariant, reported loudly rather than sent on the wire.
+		panic(fmt.Sprintf("frame: building %q: %v", b, err))
+	}
+	return f
 }

@@ -1,0 +1,36 @@
+//go:build linux
+
+package backends
+
+import (
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// setParentDeathSignal asks the kernel to SIGKILL the child if the bridge
+// dies without closing it (SIGKILL of the bridge). It reaches the direct
+// child only; see issue #5 for grandchildren.
+func setParentDeathSignal(a *syscall.SysProcAttr) { a.Pdeathsig = syscall.SIGKILL }
+
+// growPipe raises a pipe's capacity to 1 MiB, so a large message crosses in
+// fewer context switches (issue #6). SyscallConn, not Fd: Fd would make
+// the file blocking. Errors are ignored: a smaller pipe still works.
+func growPipe(v any) {
+	sc, ok := v.(interface {
+		SyscallConn() (syscall.RawConn, error)
+	})
+	if !ok {
+		return
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Control(func(fd uintptr) {
+		_, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, 1<<20)
+	})
+}
+
+var _ = os.Getpid

@@ -1,0 +1,50 @@
+//go:build unix
+
+package backends
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"syscall"
+)
+
+// setProcessGroup makes the child the leader of a new process group, so
+// that signalGroup reaches its children too (npx → node, sh -c → server).
+func setProcessGroup(cmd *exec.Cmd) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	setParentDeathSignal(cmd.SysProcAttr)
+}
+
+// signalGroup sends SIGTERM (or SIGKILL) to the child's process group.
+func signalGroup(cmd *exec.Cmd, kill bool) {
+	if cmd.Process == nil {
+		return
+	}
+	sig := syscall.SIGTERM
+	if kill {
+		sig = syscall.SIGKILL
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, sig)
+}
+
+func executable(p string) error {
+	st, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if st.IsDir() {
+		return fmt.Errorf("%s is a directory", p)
+	}
+	if st.Mode().Perm()&0o111 == 0 {
+		return &fs.PathError{Op: "exec", Path: p, Err: errors.New("permission denied")}
+	}
+	return nil
+}
+
+func candidates(p string) []string { return []string{p} }

@@ -1,0 +1,283 @@
+package backends
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mcpbridge/mcpbridge/config"
+	"github.com/mcpbridge/mcpbridge/frame"
+	"github.com/rs/zerolog"
+)
+
+// stdioQueue bounds the frames waiting for a stdio backend to read its
+// stdin; a backend that stops reading costs at most this many frames and
+// never stalls the others (issue #5).
+const stdioQueue = 1024
+
+// closeGrace is how long each step of the shutdown ladder waits.
+const closeGrace = 1500 * time.Millisecond
+
+// A stdioSession is a child process speaking newline-delimited JSON-RPC.
+type stdioSession struct {
+	name string
+	log  zerolog.Logger
+	cmd  *exec.Cmd
+	out  *frame.Writer // owned by writeLoop
+	in   chan *frame.Frame
+
+	cancel     context.CancelFunc // stops writeLoop
+	writerDone chan struct{}      // closed by writeLoop after it closed stdin
+	done       chan struct{}      // closed by waitLoop when the process has exited
+	exit       error              // set by waitLoop before done is closed
+	readers    sync.WaitGroup     // readLoop, stderrLoop: both end at EOF
+	stdin      io.Closer
+	once       sync.Once
+}
+
+func openStdio(ctx context.Context, cfg config.Backend, opts Options) (Session, error) {
+	env := mergeEnv(os.Environ(), cfg.Env)
+	path, err := lookPath(cfg.Command, envValue(env, "PATH"), cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("backend %q: %w", cfg.Name, err)
+	}
+	cmd := exec.Command(path, cfg.Args...)
+	cmd.Args[0] = cfg.Command
+	cmd.Env = env
+	cmd.Dir = cfg.Dir
+	setProcessGroup(cmd)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, fmt.Errorf("backend %q: stdin pipe: %w", cfg.Name, err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("backend %q: stdout pipe: %w", cfg.Name, err)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, fmt.Errorf("backend %q: stderr pipe: %w", cfg.Name, err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("backend %q: start %s: %w", cfg.Name, opts.Redact(cfg.Command), err)
+	}
+	growPipe(stdin)
+	growPipe(stdout)
+	wctx, cancel := context.WithCancel(context.Background())
+	s := &stdioSession{
+		name:   cfg.Name,
+		log:    opts.Logger,
+		cmd:    cmd,
+		out:    frame.NewWriter(stdin, stdioQueue),
+		in:     make(chan *frame.Frame, 256),
+		cancel:     cancel,
+		writerDone: make(chan struct{}),
+		done:       make(chan struct{}),
+		stdin:      stdin,
+	}
+	s.log.Info().Int("pid", cmd.Process.Pid).Str("command", opts.Redact(strings.Join(append([]string{cfg.Command}, cfg.Args...), " "))).Msg("backend started")
+	s.readers.Add(2)
+	go s.writeLoop(wctx)
+	go s.readLoop(stdout, opts.MaxMessage)
+	go s.stderrLoop(stderr, opts.Redact)
+	go s.waitLoop()
+	return s, nil
+}
+
+func (s *stdioSession) Name() string { return s.name }
+
+func (s *stdioSession) Send(f *frame.Frame) error {
+	select {
+	case <-s.done:
+		return fmt.Errorf("backend %q: %w", s.name, ErrClosed)
+	default:
+	}
+	if err := s.out.TryPut(f); err != nil {
+		return fmt.Errorf("backend %q: stdin: %w", s.name, err)
+	}
+	return nil
+}
+
+func (s *stdioSession) Recv(ctx context.Context) (*frame.Frame, error) {
+	select {
+	case f, ok := <-s.in:
+		if ok {
+			return f, nil
+		}
+		<-s.done
+		return nil, fmt.Errorf("backend %q: %w: %v", s.name, ErrClosed, s.exitReason())
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (s *stdioSession) exitReason() string {
+	if s.exit == nil {
+		return "process exited with status 0"
+	}
+	return "process exited: " + s.exit.Error()
+}
+
+// writeLoop owns the child's stdin: it writes until Close, flushes what
+// is queued, then closes stdin, the first step of the shutdown ladder.
+func (s *stdioSession) writeLoop(ctx context.Context) {
+	defer close(s.writerDone)
+	defer s.stdin.Close()
+	if err := s.out.Run(ctx); err != nil {
+		s.log.Debug().Err(err).Msg("writing to backend")
+	}
+}
+
+// readLoop owns the child's stdout and closes s.in when it ends.
+func (s *stdioSession) readLoop(stdout io.Reader, max int) {
+	defer s.readers.Done()
+	defer close(s.in)
+	lr := frame.NewLineReader(stdout, max)
+	for {
+		line, err := lr.Next()
+		if errors.Is(err, frame.ErrTooLong) {
+			s.log.Warn().Err(err).Msg("skipping oversized line from backend")
+			continue
+		}
+		if err != nil {
+			return
+		}
+		f, err := frame.Parse(line)
+		if err != nil {
+			// Servers that "work in Claude Desktop" print banners: skip, never die.
+			s.log.Warn().Err(err).Str("line", truncate(line, 200)).Msg("skipping a line from backend that is not JSON-RPC")
+			continue
+		}
+		s.in <- f
+	}
+}
+
+// stderrLoop copies the child's stderr into our log, never to stdout.
+func (s *stdioSession) stderrLoop(stderr io.Reader, redact func(string) string) {
+	defer s.readers.Done()
+	sc := bufio.NewScanner(stderr)
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for sc.Scan() {
+		s.log.Info().Str("stderr", redact(sc.Text())).Msg("backend stderr")
+	}
+	// A line over 1 MiB ends the scanner; drain so the child never blocks.
+	_, _ = io.Copy(io.Discard, stderr)
+}
+
+func (s *stdioSession) waitLoop() {
+	s.readers.Wait() // stdout and stderr at EOF (or Close) before Wait, as exec requires
+	s.exit = s.cmd.Wait()
+	close(s.done)
+}
+
+// Close ends the process as the MCP spec asks for stdio (lifecycle,
+// "Shutdown"): "the client SHOULD initiate shutdown by first closing the
+// input stream to the child process, waiting for the server to exit, or
+// sending SIGTERM if the server does not exit within a reasonable time,
+// and then SIGKILL". Signals go to the whole process group, so `npx`'s
+// node and `sh -c`'s server go too.
+func (s *stdioSession) Close() error {
+	s.once.Do(func() {
+		s.cancel() // writeLoop flushes what is queued, then closes stdin
+		select {
+		case <-s.writerDone:
+		case <-time.After(closeGrace):
+			_ = s.stdin.Close() // the child stopped reading: unblock the writer
+		}
+		if s.wait(closeGrace) {
+			return
+		}
+		signalGroup(s.cmd, false)
+		if s.wait(closeGrace) {
+			return
+		}
+		signalGroup(s.cmd, true)
+		if !s.wait(closeGrace) {
+			s.log.Error().Msg("backend process did not exit after SIGKILL")
+		}
+	})
+	// Whatever else the group left behind goes with it.
+	signalGroup(s.cmd, true)
+	<-s.writerDone
+	return nil
+}
+
+func (s *stdioSession) wait(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-s.done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}
+
+// mergeEnv returns base with overrides applied (later entries win).
+func mergeEnv(base []string, overrides map[string]string) []string {
+	env := make([]string, 0, len(base)+len(overrides)+1)
+	for _, kv := range base {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, ok := overrides[k]; ok || k == config.NestedEnv {
+			continue
+		}
+		env = append(env, kv)
+	}
+	for k, v := range overrides {
+		env = append(env, k+"="+v)
+	}
+	depth, _ := strconv.Atoi(os.Getenv(config.NestedEnv))
+	return append(env, config.NestedEnv+"="+strconv.Itoa(depth+1))
+}
+
+func envValue(env []string, key string) string {
+	v := ""
+	for _, kv := range env {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == key {
+			v = val
+		}
+	}
+	return v
+}
+
+// lookPath finds command in the backend's own PATH (hosts such as Claude
+// Desktop start us with a bare PATH, and a backend's env may set its own).
+func lookPath(command, pathEnv, dir string) (string, error) {
+	if strings.ContainsRune(command, filepath.Separator) || strings.ContainsRune(command, '/') {
+		p := command
+		if !filepath.IsAbs(p) && dir != "" {
+			p = filepath.Join(dir, p)
+		}
+		if err := executable(p); err != nil {
+			return "", fmt.Errorf("command %s: %w", command, err)
+		}
+		return p, nil
+	}
+	for _, d := range filepath.SplitList(pathEnv) {
+		if d == "" {
+			d = "."
+		}
+		for _, p := range candidates(filepath.Join(d, command)) {
+			if executable(p) == nil {
+				return p, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("command %q not found in PATH=%q", command, pathEnv)
+}

@@ -1,0 +1,599 @@
+package bridge
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"path"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mcpbridge/mcpbridge/frame"
+)
+
+// The aggregator presents several backends as one server (issue #4): it
+// merges lists, prefixes tool and prompt names, and routes each request by
+// lookup tables built from the backends' own lists — never by parsing a
+// name back, since backend and tool names may contain the separator.
+//
+// Pagination: the bridge gathers every page of every backend and answers
+// with one complete list (no nextCursor). Lists of backends that declared
+// listChanged are cached until their list_changed or restart.
+type aggregator struct {
+	r *router
+
+	mu    sync.Mutex
+	names map[string]map[string]target // kind ("tools", "prompts") → exposed name → target
+	uris  map[string]*link             // resource URI → first backend (declared order) that listed it
+	tmpls map[*link][]string           // backend → its resource URI templates
+	cache map[*link]map[string][]json.RawMessage
+}
+
+type target struct {
+	link     *link
+	original string
+	filtered bool
+}
+
+// listKinds maps list methods to the member that holds their items.
+var listKinds = map[string]string{
+	"tools/list":               "tools",
+	"prompts/list":             "prompts",
+	"resources/list":           "resources",
+	"resources/templates/list": "resourceTemplates",
+}
+
+func newAggregator(r *router) *aggregator {
+	return &aggregator{
+		r:     r,
+		names: map[string]map[string]target{"tools": {}, "prompts": {}},
+		uris:  map[string]*link{},
+		tmpls: map[*link][]string{},
+		cache: map[*link]map[string][]json.RawMessage{},
+	}
+}
+
+// route handles one host request in aggregate mode.
+func (a *aggregator) route(f *frame.Frame) {
+	r := a.r
+	r.rememberState(f)
+	if kind, ok := listKinds[f.Method]; ok {
+		go a.list(f, kind)
+		return
+	}
+	switch f.Method {
+	case "tools/call":
+		go a.byName(f, "tools", f.Param("name"))
+	case "prompts/get":
+		go a.byName(f, "prompts", f.Param("name"))
+	case "resources/read", mSubscribe, mUnsubscribe:
+		go a.byURI(f)
+	case "completion/complete":
+		go a.completion(f)
+	case mSetLevel:
+		go a.fanOut(f)
+	default:
+		r.replyError(f.ID(), frame.CodeMethodNotFound, "method not found: "+f.Method, nil)
+	}
+}
+
+// askWait sends the bridge's own request to l and waits for its answer.
+func (a *aggregator) askWait(l *link, method string, params []byte) (*frame.Frame, error) {
+	ch := make(chan *frame.Frame, 1)
+	a.r.ask(l, method, params, func(f *frame.Frame) { ch <- f })
+	select {
+	case f := <-ch:
+		if f.IsError() {
+			return f, fmt.Errorf("backend %q: %s: %s", l.name, method, errorMessage(f))
+		}
+		return f, nil
+	case <-a.r.life.Done():
+		return nil, a.r.life.Err()
+	}
+}
+
+func errorMessage(f *frame.Frame) string {
+	var e frame.ErrorObject
+	_ = json.Unmarshal(f.Error(), &e)
+	return e.Message
+}
+
+func errorCode(f *frame.Frame) int {
+	var e frame.ErrorObject
+	_ = json.Unmarshal(f.Error(), &e)
+	return e.Code
+}
+
+// items returns every item of one list of l, all pages, from cache when
+// the backend promised to tell us of changes.
+func (a *aggregator) items(l *link, method, kind string) ([]json.RawMessage, error) {
+	a.mu.Lock()
+	if c, ok := a.cache[l][kind]; ok {
+		a.mu.Unlock()
+		return c, nil
+	}
+	a.mu.Unlock()
+	var all []json.RawMessage
+	var cursor json.RawMessage
+	for page := 0; page < 1000; page++ {
+		var params []byte
+		if cursor != nil {
+			params, _ = json.Marshal(map[string]json.RawMessage{"cursor": cursor})
+		}
+		f, err := a.askWait(l, method, params)
+		if err != nil {
+			return nil, err
+		}
+		var res map[string]json.RawMessage
+		if err := json.Unmarshal(f.Result(), &res); err != nil {
+			return nil, fmt.Errorf("backend %q: %s: reading the answer: %w", l.name, method, err)
+		}
+		var its []json.RawMessage
+		_ = json.Unmarshal(res[kind], &its)
+		all = append(all, its...)
+		cursor = res["nextCursor"]
+		if len(cursor) == 0 || string(cursor) == "null" || string(cursor) == `""` {
+			break
+		}
+	}
+	if l.declaresListChanged(kind) {
+		a.mu.Lock()
+		if a.cache[l] == nil {
+			a.cache[l] = map[string][]json.RawMessage{}
+		}
+		a.cache[l][kind] = all
+		a.mu.Unlock()
+	}
+	return all, nil
+}
+
+func (l *link) declaresListChanged(kind string) bool {
+	l.mu.Lock()
+	res := l.initRes
+	l.mu.Unlock()
+	if res == nil {
+		return false
+	}
+	capKey := kind
+	if kind == "resourceTemplates" {
+		capKey = "resources"
+	}
+	var c struct {
+		ListChanged bool `json:"listChanged"`
+	}
+	_ = json.Unmarshal(res.Capabilities[capKey], &c)
+	return c.ListChanged
+}
+
+// list answers a list request with every backend's items merged.
+func (a *aggregator) list(f *frame.Frame, kind string) {
+	merged, err := a.gather(f.Method, kind)
+	if err != nil {
+		a.r.replyError(f.ID(), frame.CodeInternalError, err.Error(), nil)
+		return
+	}
+	body, _ := json.Marshal(map[string][]json.RawMessage{kind: merged})
+	a.r.reply(frame.NewResult(f.ID(), body))
+}
+
+// gather collects one list from every ready backend, in declared order,
+// and rebuilds the routing table for it. A backend that fails is skipped
+// and logged with its name (rclone union style).
+func (a *aggregator) gather(method, kind string) ([]json.RawMessage, error) {
+	per := make([][]json.RawMessage, len(a.r.links))
+	var wg sync.WaitGroup
+	for i, l := range a.r.links {
+		if !l.isReady() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			its, err := a.items(l, method, kind)
+			if err != nil {
+				l.log.Warn().Err(err).Msg("leaving the backend out of a merged list")
+				return
+			}
+			per[i] = its
+		}()
+	}
+	wg.Wait()
+	merged := []json.RawMessage{}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch kind {
+	case "tools", "prompts":
+		table := map[string]target{}
+		// Keep the last known names of backends that are down, so a call
+		// to them names the backend instead of "unknown tool".
+		for n, t := range a.names[kind] {
+			if per[indexOf(a.r.links, t.link)] == nil {
+				table[n] = t
+			}
+		}
+		for i, l := range a.r.links {
+			for _, it := range per[i] {
+				var m map[string]json.RawMessage
+				if json.Unmarshal(it, &m) != nil {
+					continue
+				}
+				var orig string
+				_ = json.Unmarshal(m["name"], &orig)
+				filtered := kind == "tools" && !l.allows(orig)
+				name := a.exposedName(table, l, orig)
+				table[name] = target{l, orig, filtered}
+				if filtered {
+					continue
+				}
+				m["name"], _ = json.Marshal(name)
+				b, _ := json.Marshal(m)
+				merged = append(merged, b)
+			}
+		}
+		a.names[kind] = table
+	case "resources":
+		uris := map[string]*link{}
+		for i, l := range a.r.links {
+			for _, it := range per[i] {
+				var m struct {
+					URI string `json:"uri"`
+				}
+				_ = json.Unmarshal(it, &m)
+				if _, seen := uris[m.URI]; !seen {
+					uris[m.URI] = l
+				}
+				merged = append(merged, it)
+			}
+		}
+		a.uris = uris
+	case "resourceTemplates":
+		for i, l := range a.r.links {
+			var ts []string
+			for _, it := range per[i] {
+				var m struct {
+					URITemplate string `json:"uriTemplate"`
+				}
+				_ = json.Unmarshal(it, &m)
+				ts = append(ts, m.URITemplate)
+				merged = append(merged, it)
+			}
+			if per[i] != nil {
+				a.tmpls[l] = ts
+			}
+		}
+	}
+	return merged, nil
+}
+
+func indexOf(ls []*link, l *link) int {
+	for i, x := range ls {
+		if x == l {
+			return i
+		}
+	}
+	return 0
+}
+
+func (l *link) allows(tool string) bool {
+	for _, g := range l.cfg.Deny {
+		if ok, _ := path.Match(g, tool); ok {
+			return false
+		}
+	}
+	if len(l.cfg.Allow) == 0 {
+		return true
+	}
+	for _, g := range l.cfg.Allow {
+		if ok, _ := path.Match(g, tool); ok {
+			return true
+		}
+	}
+	return false
+}
+
+var validName = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
+var invalidRun = regexp.MustCompile(`[^a-zA-Z0-9_-]+`)
+
+// exposedName is the name the host sees for backend l's item orig: valid
+// for real hosts (^[a-zA-Z0-9_-]{1,64}$), deterministic, and unique in
+// table. A cleaned, shortened or de-duplicated name gets a short hash of
+// the full name, so it is stable across restarts.
+func (a *aggregator) exposedName(table map[string]target, l *link, orig string) string {
+	sep := a.r.cfg.Separator
+	full := orig
+	if len(a.r.links) > 1 || a.r.cfg.Prefix {
+		full = l.name + sep + orig
+	}
+	name := full
+	if !validName.MatchString(name) {
+		name = invalidRun.ReplaceAllString(name, "_")
+		if len(name) > 64 || name != full {
+			name = withHash(name, full)
+		}
+	}
+	if t, taken := table[name]; taken && (t.link != l || t.original != orig) {
+		was := name
+		name = withHash(name, full+"\x00"+l.name)
+		l.log.Warn().Str("name", was).Str("as", name).Str("collidesWith", t.link.name).Msg("name collision resolved")
+	} else if name != full {
+		l.log.Info().Str("name", full).Str("as", name).Msg("name rewritten to be valid for hosts")
+	}
+	return name
+}
+
+func withHash(name, of string) string {
+	sum := sha256.Sum256([]byte(of))
+	h := hex.EncodeToString(sum[:4])
+	if len(name) > 64-9 {
+		name = name[:64-9]
+	}
+	return name + "_" + h
+}
+
+// lookup finds the target of a prefixed name, gathering the lists first if
+// the host calls before it has listed (scripts do).
+func (a *aggregator) lookup(kind, name string) (target, bool) {
+	a.mu.Lock()
+	t, ok := a.names[kind][name]
+	a.mu.Unlock()
+	if ok {
+		return t, true
+	}
+	method := kind + "/list"
+	if _, err := a.gather(method, kind); err != nil {
+		return target{}, false
+	}
+	a.mu.Lock()
+	t, ok = a.names[kind][name]
+	a.mu.Unlock()
+	return t, ok
+}
+
+// byName routes tools/call and prompts/get.
+func (a *aggregator) byName(f *frame.Frame, kind string, nameSpan frame.Span) {
+	r := a.r
+	name, _ := f.String(nameSpan)
+	t, ok := a.lookup(kind, name)
+	what := strings.TrimSuffix(kind, "s")
+	switch {
+	case !ok:
+		r.replyError(f.ID(), frame.CodeInvalidParams, fmt.Sprintf("unknown %s: %q", what, name), nil)
+		return
+	case t.filtered:
+		r.replyError(f.ID(), frame.CodeInvalidParams, fmt.Sprintf("%s %q is not allowed by this bridge's filters", what, name), map[string]string{"backend": t.link.name})
+		return
+	case !t.link.isReady():
+		reason := "backend is not available"
+		t.link.mu.Lock()
+		if t.link.downErr != nil {
+			reason += ": " + t.link.downErr.Error()
+		}
+		t.link.mu.Unlock()
+		r.replyError(f.ID(), frame.CodeInternalError, fmt.Sprintf("backend %q: %s", t.link.name, reason), backendErrorData(t.link.name, reason))
+		return
+	}
+	orig, _ := json.Marshal(t.original)
+	r.forward(t.link, f, func(g *frame.Frame) { g.Replace(nameSpan, orig) })
+}
+
+// byURI routes resources/read, subscribe and unsubscribe. URIs are never
+// rewritten: a resource link inside a tool result must stay readable.
+func (a *aggregator) byURI(f *frame.Frame) {
+	r := a.r
+	uri, _ := f.String(f.Param("uri"))
+	a.mu.Lock()
+	owner := a.uris[uri]
+	a.mu.Unlock()
+	if owner == nil {
+		_, _ = a.gather("resources/list", "resources")
+		a.mu.Lock()
+		owner = a.uris[uri]
+		a.mu.Unlock()
+	}
+	if owner != nil {
+		r.forward(owner, f, nil)
+		return
+	}
+	// Nobody listed it: backends whose templates match first, then the
+	// others in declared order, moving on at "not found" (-32002).
+	_, _ = a.gather("resources/templates/list", "resourceTemplates")
+	var first, rest []*link
+	a.mu.Lock()
+	for _, l := range r.links {
+		if !l.isReady() {
+			continue
+		}
+		if matchesAny(a.tmpls[l], uri) {
+			first = append(first, l)
+		} else {
+			rest = append(rest, l)
+		}
+	}
+	a.mu.Unlock()
+	var last *frame.Frame
+	for _, l := range append(first, rest...) {
+		g, err := a.askWait(l, f.Method, f.Params())
+		if err == nil || (g != nil && errorCode(g) != frame.CodeNotFound) {
+			if g == nil {
+				break
+			}
+			g.SetID(f.ID())
+			r.reply(g)
+			return
+		}
+		last = g
+	}
+	if last != nil {
+		last.SetID(f.ID())
+		r.reply(last)
+		return
+	}
+	r.replyError(f.ID(), frame.CodeNotFound, "resource not found: "+uri, map[string]string{"uri": uri})
+}
+
+// matchesAny reports whether uri could come from one of the RFC 6570
+// templates: literal parts must match, each {expression} matches anything.
+func matchesAny(templates []string, uri string) bool {
+	for _, t := range templates {
+		var b strings.Builder
+		b.WriteString("^")
+		for {
+			i := strings.IndexByte(t, '{')
+			if i < 0 {
+				b.WriteString(regexp.QuoteMeta(t))
+				break
+			}
+			b.WriteString(regexp.QuoteMeta(t[:i]))
+			j := strings.IndexByte(t[i:], '}')
+			if j < 0 {
+				break
+			}
+			b.WriteString(".*")
+			t = t[i+j+1:]
+		}
+		b.WriteString("$")
+		if re, err := regexp.Compile(b.String()); err == nil && re.MatchString(uri) {
+			return true
+		}
+	}
+	return false
+}
+
+// completion routes completion/complete by its reference.
+func (a *aggregator) completion(f *frame.Frame) {
+	r := a.r
+	ref := f.Param("ref")
+	typ, _ := f.String(f.Field(ref, "type"))
+	switch typ {
+	case "ref/prompt":
+		nameSpan := f.Field(ref, "name")
+		a.byName(f, "prompts", nameSpan)
+		return
+	case "ref/resource":
+		uri, _ := f.String(f.Field(ref, "uri"))
+		_, _ = a.gather("resources/templates/list", "resourceTemplates")
+		a.mu.Lock()
+		var owner *link
+		for _, l := range r.links {
+			for _, t := range a.tmpls[l] {
+				if t == uri && owner == nil {
+					owner = l
+				}
+			}
+		}
+		a.mu.Unlock()
+		if owner != nil {
+			r.forward(owner, f, nil)
+			return
+		}
+	}
+	r.replyError(f.ID(), frame.CodeInvalidParams, "completion: no backend owns this reference", nil)
+}
+
+// fanOut sends a request (logging/setLevel) to every ready backend and
+// answers {} once all have answered; failures are logged.
+func (a *aggregator) fanOut(f *frame.Frame) {
+	var wg sync.WaitGroup
+	for _, l := range a.r.links {
+		if !l.isReady() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := a.askWait(l, f.Method, f.Params()); err != nil {
+				l.log.Warn().Err(err).Msg("fan-out request failed")
+			}
+		}()
+	}
+	wg.Wait()
+	a.r.reply(frame.NewResult(f.ID(), []byte("{}")))
+}
+
+// tagLogger marks a log notification with its origin: logger becomes NAME
+// or NAME/logger.
+func (a *aggregator) tagLogger(l *link, f *frame.Frame) {
+	s := f.Param("logger")
+	if old, ok := f.String(s); ok {
+		v, _ := json.Marshal(l.name + "/" + old)
+		f.Replace(s, v)
+		return
+	}
+	if p := f.Param(); p.Ok() && f.Bytes(p)[0] == '{' && !s.Ok() {
+		v, _ := json.Marshal(l.name)
+		f.InsertMember(p, "logger", v)
+	}
+}
+
+// listChanged drops l's cached list and tells the host once.
+func (a *aggregator) listChanged(l *link, method string) {
+	kind := strings.TrimSuffix(strings.TrimPrefix(method, "notifications/"), "/list_changed")
+	a.mu.Lock()
+	delete(a.cache[l], kind)
+	if kind == "resources" {
+		delete(a.cache[l], "resourceTemplates")
+	}
+	a.mu.Unlock()
+	a.notifyHost(method)
+}
+
+// backendChanged is called when l joined late, restarted or re-initialized.
+func (a *aggregator) backendChanged(l *link) {
+	a.mu.Lock()
+	delete(a.cache, l)
+	a.mu.Unlock()
+	if !isClosed(a.r.host.initDone) {
+		return
+	}
+	for _, m := range []string{mToolsChanged, mPromptsChanged, mResourcesChanged} {
+		a.notifyHost(m)
+	}
+}
+
+func (a *aggregator) notifyHost(method string) {
+	r := a.r
+	go func() {
+		select {
+		case <-r.host.initialized:
+		case <-r.life.Done():
+			return
+		case <-time.After(time.Minute):
+			return
+		}
+		r.toHost(frame.NewNotification(method, nil))
+	}()
+}
+
+// ownerOfSub is the backend a subscription belongs to (nil: unknown).
+func (a *aggregator) ownerOfSub(uri string) *link {
+	if a.r.raw {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.uris[uri]
+}
+
+// rememberState records what the host set, to restore it on a backend
+// that restarts (issue #5).
+func (r *router) rememberState(f *frame.Frame) {
+	switch f.Method {
+	case mSetLevel:
+		r.mu.Lock()
+		r.host.logLevel = bytes.Clone(f.Params())
+		r.mu.Unlock()
+	case mSubscribe, mUnsubscribe:
+		uri, _ := f.String(f.Param("uri"))
+		r.mu.Lock()
+		if f.Method == mSubscribe {
+			r.host.subs[uri] = bytes.Clone(f.Params())
+		} else {
+			delete(r.host.subs, uri)
+		}
+		r.mu.Unlock()
+	}
+}

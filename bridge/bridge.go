@@ -1,0 +1,382 @@
+package bridge
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/mcpbridge/mcpbridge/backends"
+	"github.com/mcpbridge/mcpbridge/config"
+	"github.com/mcpbridge/mcpbridge/frame"
+	"github.com/rs/zerolog"
+)
+
+// Config is everything Run needs. Zero values have the defaults given on
+// each field.
+type Config struct {
+	Backends []config.Backend
+	Logger   zerolog.Logger
+
+	// InitTimeout bounds the backends' initialize. If zero, 60s (a first
+	// npx run is slow). A backend slower than this is added when it comes
+	// up, and the host is told with list_changed.
+	InitTimeout time.Duration
+	// Timeout is the default idle timeout of a host request, reset by each
+	// progress notification for it. If zero, 5m. Negative disables.
+	Timeout time.Duration
+	// MaxTimeout is the default absolute cap of a host request. If zero,
+	// 1h. Negative disables.
+	MaxTimeout time.Duration
+	// Separator joins backend and tool names. If empty, "_".
+	Separator string
+	// Prefix asks for prefixed names even with a single backend.
+	Prefix bool
+	// MaxLine caps one line from the host. If zero, frame.DefaultMaxLine.
+	MaxLine int
+	// Version is the bridge's own serverInfo.version.
+	Version string
+	// Redact removes secrets from text before it is logged. If nil, nothing
+	// is removed.
+	Redact func(string) string
+	// Open starts a backend session. If nil, backends.Open. Tests use it to
+	// reach in-process servers.
+	Open func(ctx context.Context, cfg config.Backend, opts backends.Options) (backends.Session, error)
+	// ShutdownGrace bounds closing the backends at exit. If zero, 5s.
+	ShutdownGrace time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.InitTimeout == 0 {
+		c.InitTimeout = 60 * time.Second
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 5 * time.Minute
+	}
+	if c.MaxTimeout == 0 {
+		c.MaxTimeout = time.Hour
+	}
+	if c.Separator == "" {
+		c.Separator = "_"
+	}
+	if c.Redact == nil {
+		c.Redact = func(s string) string { return s }
+	}
+	if c.Open == nil {
+		c.Open = backends.Open
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = 5 * time.Second
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+}
+
+// ErrBackendsFailed is returned by Run when no backend could be initialized:
+// the host's initialize got an error and the bridge must exit non-zero.
+var ErrBackendsFailed = errors.New("no backend could be initialized")
+
+// Run serves one MCP host on in/out until in ends or ctx is done. Every
+// request read before the end of in is answered (bounded by the request
+// timeouts); then every backend is closed. Nothing but JSON-RPC is written
+// to out.
+func Run(ctx context.Context, cfg Config, in io.Reader, out io.Writer) error {
+	cfg.setDefaults()
+	if len(cfg.Backends) == 0 {
+		return errors.New("no backends")
+	}
+	r := newRouter(cfg, out)
+	return r.run(ctx, in)
+}
+
+// router is the bridge: the front (host) side, the links to the backends,
+// and the maps between them.
+type router struct {
+	cfg    Config
+	log    zerolog.Logger
+	front  *frame.Writer
+	links  []*link
+	byName map[string]*link
+	// raw is true with one backend, no forced prefix and no filters: names
+	// and lists pass through byte for byte.
+	raw bool
+
+	// life ends when the bridge shuts down; every wait selects on it.
+	life   context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // link goroutines
+
+	mu  sync.Mutex // guards everything below and the idMap
+	ids *idMap
+	// inflight counts host requests not yet answered, for the drain at EOF.
+	inflight int
+	drained  chan struct{} // closed by whoever takes inflight to 0 while draining
+	draining bool
+
+	host hostState
+	agg  *aggregator
+}
+
+// hostState is what the host told us at initialize and since.
+type hostState struct {
+	initStarted bool
+	initParams  []byte        // host's initialize params, protocolVersion negotiated
+	version     string        // negotiated protocol version
+	initialized chan struct{} // closed when the host sent notifications/initialized
+	initDone    chan struct{} // closed when the host's initialize was answered
+	queued      []*frame.Frame
+	logLevel    []byte            // raw params of the last logging/setLevel
+	subs        map[string][]byte // uri → raw params of resources/subscribe
+	fatal       error             // set when the bridge must exit non-zero
+}
+
+func newRouter(cfg Config, out io.Writer) *router {
+	r := &router{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		front:  frame.NewWriter(out, 1024),
+		byName: make(map[string]*link),
+		ids:    newIDMap(),
+	}
+	r.host.initialized = make(chan struct{})
+	r.host.initDone = make(chan struct{})
+	r.host.subs = make(map[string][]byte)
+	filters := false
+	for i := range cfg.Backends {
+		l := newLink(r, cfg.Backends[i])
+		r.links = append(r.links, l)
+		r.byName[l.name] = l
+		filters = filters || len(l.cfg.Allow) > 0 || len(l.cfg.Deny) > 0
+	}
+	r.raw = len(r.links) == 1 && !cfg.Prefix && !filters
+	r.agg = newAggregator(r)
+	return r
+}
+
+func (r *router) run(ctx context.Context, in io.Reader) error {
+	r.life, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	defer r.cancel()
+
+	writerCtx, stopWriter := context.WithCancel(context.Background())
+	writerDone := make(chan error, 1)
+	go func() { writerDone <- r.front.Run(writerCtx) }()
+
+	for _, l := range r.links {
+		r.wg.Add(1)
+		go l.open()
+	}
+
+	readDone := make(chan error, 1)
+	go func() { readDone <- r.readFront(in) }()
+
+	var err error
+	select {
+	case err = <-readDone:
+		if err != nil {
+			r.log.Error().Err(err).Msg("reading from host")
+		}
+		r.log.Info().Msg("host input ended; answering what is in flight")
+		r.drain(ctx)
+	case <-ctx.Done():
+		r.log.Info().Msg("stopping on signal")
+	case err = <-writerDone:
+		r.log.Error().Err(err).Msg("writing to host")
+	}
+
+	// Close every backend, all at once, within the grace period.
+	r.cancel()
+	closed := make(chan struct{})
+	go func() {
+		var wg sync.WaitGroup
+		for _, l := range r.links {
+			wg.Add(1)
+			go func() { defer wg.Done(); l.close() }()
+		}
+		wg.Wait()
+		r.wg.Wait()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(r.cfg.ShutdownGrace):
+		r.log.Warn().Msg("backends did not close within the grace period")
+	}
+	stopWriter()
+	if werr := <-writerDone; werr != nil && err == nil && !errors.Is(werr, context.Canceled) {
+		err = werr
+	}
+	r.mu.Lock()
+	fatal := r.host.fatal
+	r.mu.Unlock()
+	if fatal != nil {
+		return fatal
+	}
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return err
+}
+
+// drain waits until every host request read so far has been answered, or
+// ctx is done. Request timeouts bound it.
+func (r *router) drain(ctx context.Context) {
+	r.mu.Lock()
+	if r.inflight == 0 && len(r.host.queued) == 0 {
+		r.mu.Unlock()
+		return
+	}
+	r.draining = true
+	r.drained = make(chan struct{})
+	ch := r.drained
+	r.mu.Unlock()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	}
+}
+
+// answered records that one host request got its answer. Call with r.mu held.
+func (r *router) answeredLocked() {
+	r.inflight--
+	if r.draining && r.inflight <= 0 && len(r.host.queued) == 0 && r.drained != nil {
+		close(r.drained)
+		r.drained = nil
+	}
+}
+
+// toHost queues f for the host.
+func (r *router) toHost(f *frame.Frame) {
+	if err := r.front.Put(r.life, f); err != nil {
+		r.log.Debug().Err(err).Msg("dropping a message for the host at shutdown")
+	}
+}
+
+// reply answers a host request with raw result or an error, and counts it.
+func (r *router) reply(f *frame.Frame) {
+	r.toHost(f)
+	r.mu.Lock()
+	r.answeredLocked()
+	r.mu.Unlock()
+}
+
+func (r *router) replyError(id []byte, code int, msg string, data any) {
+	r.reply(frame.NewError(id, frame.ErrorObject{Code: code, Message: msg, Data: data}))
+}
+
+// backendError is the one shape of "a backend failed" errors (-32603 with
+// data.backend), as the README's error table documents.
+func backendErrorData(backend, reason string) map[string]string {
+	return map[string]string{"backend": backend, "reason": reason}
+}
+
+// readFront is the only reader of the host's stdin. It never blocks on a
+// backend: everything it hands on is queued or answered at once.
+func (r *router) readFront(in io.Reader) error {
+	lr := frame.NewLineReader(in, r.cfg.MaxLine)
+	for {
+		line, err := lr.Next()
+		if errors.Is(err, frame.ErrTooLong) {
+			r.log.Warn().Err(err).Msg("host sent an oversized message")
+			r.mu.Lock()
+			r.inflight++
+			r.mu.Unlock()
+			r.replyError(idFromHead(line), frame.CodeInvalidRequest, err.Error(), nil)
+			continue
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+		if line[0] == '[' {
+			r.handleBatch(line)
+			continue
+		}
+		r.handleFrontLine(line)
+	}
+}
+
+func (r *router) handleFrontLine(line []byte) {
+	f, err := frame.Parse(line)
+	if err != nil {
+		r.mu.Lock()
+		r.inflight++
+		r.mu.Unlock()
+		if errors.Is(err, frame.ErrParse) {
+			r.log.Warn().Err(err).Msg("host sent a line that is not JSON")
+			r.replyError(nil, frame.CodeParseError, err.Error(), nil)
+			return
+		}
+		r.log.Warn().Err(err).Msg("host sent an invalid message")
+		var id []byte
+		if f != nil {
+			id = f.ID()
+		}
+		r.replyError(id, frame.CodeInvalidRequest, err.Error(), nil)
+		return
+	}
+	if e := r.log.Debug(); e.Enabled() {
+		e.Str("method", f.Method).Bytes("frontID", f.ID()).Str("kind", f.Kind.String()).Int("len", len(f.Raw())).Msg("from host")
+	}
+	r.fromHost(f)
+}
+
+// handleBatch answers a JSON array (2025-03-26 batches) with an array.
+func (r *router) handleBatch(line []byte) {
+	var items []json.RawMessage
+	if err := json.Unmarshal(line, &items); err != nil {
+		r.mu.Lock()
+		r.inflight++
+		r.mu.Unlock()
+		r.replyError(nil, frame.CodeParseError, "parse error: "+err.Error(), nil)
+		return
+	}
+	if len(items) == 0 {
+		r.mu.Lock()
+		r.inflight++
+		r.mu.Unlock()
+		r.replyError(nil, frame.CodeInvalidRequest, "invalid request: empty batch", nil)
+		return
+	}
+	// Each member is handled as its own line; answers are written one per
+	// line. Hosts of the 2025-03-26 era accept responses in any framing
+	// order; see README "Known limitations".
+	for _, it := range items {
+		r.handleFrontLine([]byte(it))
+	}
+}
+
+// idFromHead finds the id near the start of an oversized message, so its
+// error can carry it (issue #5). It looks only at top-level members.
+func idFromHead(head []byte) []byte {
+	i := 0
+	for i < len(head) && head[i] != '{' {
+		i++
+	}
+	dec := json.NewDecoder(bytes.NewReader(head[min(i, len(head)):]))
+	if _, err := dec.Token(); err != nil {
+		return nil
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil
+		}
+		if k, ok := t.(string); ok && k == "id" {
+			if len(v) > 0 && (v[0] == '"' || v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) {
+				return v
+			}
+			return nil
+		}
+	}
+	return nil
+}

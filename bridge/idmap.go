@@ -1,0 +1,179 @@
+package bridge
+
+import (
+	"github.com/mcpbridge/mcpbridge/frame"
+)
+
+// The ID and token maps. Everything here is pure (no I/O) and guarded by
+// router.mu; FuzzIDMap checks it against a reference model.
+//
+// Direction host → backend: every request gets a fresh bridge ID (unique
+// across all backends, so one map serves them all) and, if it asked for
+// progress, a fresh bridge progress token. The host's own id and token are
+// kept as raw bytes and spliced back unchanged.
+//
+// Direction backend → host: every request gets a fresh host-facing ID
+// (never 0: the TypeScript SDK ignores cancellations of request 0) and
+// the backend's raw id is kept to splice back into the host's answer.
+
+// A call is one request in flight from the host (or from the bridge
+// itself) to one backend.
+type call struct {
+	backendID int64
+	backend   *link
+	method    string
+
+	// frontID is the host's raw id; nil for the bridge's own requests
+	// (initialize, list gathering), whose answer goes to done instead.
+	frontID []byte
+	done    func(*frame.Frame)
+
+	// token is the bridge's progress token for this call (0: none) and
+	// frontToken the host's raw token it stands for.
+	token      int64
+	frontToken []byte
+
+	timer *callTimer // nil when no timeout applies
+}
+
+// An upcall is one request in flight from a backend to the host
+// (sampling, elicitation, roots, ping, or anything unknown).
+type upcall struct {
+	hostID    int64
+	backend   *link
+	backendID []byte // raw, as the backend sent it
+	token     int64  // bridge progress token toward the host, or 0
+}
+
+// An upToken routes the host's progress for a backend's request back.
+type upToken struct {
+	backend *link
+	raw     []byte
+}
+
+type upKey struct {
+	backend *link
+	id      string
+}
+
+// idMap holds every mapping. The zero value is not usable; see newIDMap.
+type idMap struct {
+	next    int64             // last ID or token issued; IDs and tokens share it
+	calls   map[int64]*call   // bridge ID → call
+	byFront map[string]*call  // host raw id → call, for duplicates and cancels
+	ups     map[int64]*upcall // host-facing ID → upcall
+	upByID  map[upKey]*upcall // (backend, backend raw id) → upcall, for the backend's cancels
+	tokens  map[int64]*call   // bridge progress token → call
+	upToks  map[int64]upToken // host-facing progress token → backend token
+}
+
+func newIDMap() *idMap {
+	return &idMap{
+		calls:   make(map[int64]*call),
+		byFront: make(map[string]*call),
+		ups:     make(map[int64]*upcall),
+		upByID:  make(map[upKey]*upcall),
+		tokens:  make(map[int64]*call),
+		upToks:  make(map[int64]upToken),
+	}
+}
+
+func (m *idMap) issue() int64 {
+	m.next++
+	return m.next
+}
+
+// addCall registers c under a new bridge ID. A host request whose raw id is
+// still in flight is refused (ok false): JSON-RPC ids must be unique among
+// outstanding requests, and answering both would cross them.
+func (m *idMap) addCall(c *call, wantToken bool) bool {
+	if c.frontID != nil {
+		if _, dup := m.byFront[string(c.frontID)]; dup {
+			return false
+		}
+		m.byFront[string(c.frontID)] = c
+	}
+	c.backendID = m.issue()
+	m.calls[c.backendID] = c
+	if wantToken {
+		c.token = m.issue()
+		m.tokens[c.token] = c
+	}
+	return true
+}
+
+// takeCall removes and returns the call answered by a backend response.
+func (m *idMap) takeCall(backendID int64) *call {
+	c := m.calls[backendID]
+	if c != nil {
+		m.dropCall(c)
+	}
+	return c
+}
+
+func (m *idMap) dropCall(c *call) {
+	delete(m.calls, c.backendID)
+	if c.frontID != nil && m.byFront[string(c.frontID)] == c {
+		delete(m.byFront, string(c.frontID))
+	}
+	if c.token != 0 {
+		delete(m.tokens, c.token)
+	}
+}
+
+// callsOf returns the calls in flight to backend l.
+func (m *idMap) callsOf(l *link) []*call {
+	var out []*call
+	for _, c := range m.calls {
+		if c.backend == l {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// addUp registers a backend's request toward the host. A backend that
+// reuses an id still in flight gets ok false.
+func (m *idMap) addUp(l *link, backendID []byte) (*upcall, bool) {
+	k := upKey{l, string(backendID)}
+	if _, dup := m.upByID[k]; dup {
+		return nil, false
+	}
+	u := &upcall{hostID: m.issue(), backend: l, backendID: backendID}
+	m.ups[u.hostID] = u
+	m.upByID[k] = u
+	return u, true
+}
+
+func (m *idMap) addUpToken(u *upcall, raw []byte) int64 {
+	u.token = m.issue()
+	m.upToks[u.token] = upToken{u.backend, raw}
+	return u.token
+}
+
+func (m *idMap) takeUp(hostID int64) *upcall {
+	u := m.ups[hostID]
+	if u != nil {
+		m.dropUp(u)
+	}
+	return u
+}
+
+func (m *idMap) dropUp(u *upcall) {
+	delete(m.ups, u.hostID)
+	delete(m.upByID, upKey{u.backend, string(u.backendID)})
+	if u.token != 0 {
+		delete(m.upToks, u.token)
+	}
+}
+
+// upsOf returns the backend's requests still waiting on the host.
+func (m *idMap) upsOf(l *link) []*upcall {
+	var out []*upcall
+	for _, u := range m.ups {
+		if u.backend == l {
+			out = append(out, u)
+		}
+	}
+	return out
+}

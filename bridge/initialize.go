@@ -1,0 +1,250 @@
+package bridge
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mcpbridge/mcpbridge/frame"
+)
+
+// handleInitialize answers the host's initialize itself, after initializing
+// every backend once, in parallel, with the host's real capabilities and
+// clientInfo (issue #3). It runs in its own goroutine so that the host's
+// stdin keeps being read (ping, cancellations) meanwhile.
+func (r *router) handleInitialize(f *frame.Frame) {
+	r.mu.Lock()
+	if r.host.initStarted {
+		r.mu.Unlock()
+		r.replyError(f.ID(), frame.CodeInvalidRequest, "invalid request: initialize was already received", nil)
+		return
+	}
+	r.host.initStarted = true
+	r.mu.Unlock()
+
+	asked, _ := f.String(f.Param("protocolVersion"))
+	version := asked
+	if !handshakeVersions[version] {
+		version = latestVersion
+	}
+	// The backends get the host's own params, byte for byte (unknown
+	// capability keys, _meta, clientInfo), with only the version set.
+	params := f.Params()
+	if params == nil || params[0] != '{' {
+		params = []byte(`{}`)
+	}
+	pf, _ := frame.Parse(append([]byte(`{"jsonrpc":"2.0","method":"x","params":`), append(bytes.Clone(params), '}')...))
+	pv, _ := json.Marshal(version)
+	if s := pf.Param("protocolVersion"); s.Ok() {
+		pf.Replace(s, pv)
+	} else {
+		pf.InsertMember(pf.Param(), "protocolVersion", pv)
+	}
+	pf2, _ := frame.Parse(pf.Encoded())
+	r.mu.Lock()
+	r.host.initParams = bytes.Clone(pf2.Params())
+	r.host.version = version
+	r.mu.Unlock()
+	r.log.Info().Str("asked", asked).Str("protocolVersion", version).Msg("host initialize")
+
+	id := bytes.Clone(f.ID())
+	go r.initializeBackends(id, version)
+}
+
+func (r *router) initializeBackends(id []byte, version string) {
+	var wg sync.WaitGroup
+	for _, l := range r.links {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer l.settleNow()
+			select {
+			case <-l.opened:
+			case <-r.life.Done():
+				return
+			}
+			l.mu.Lock()
+			s, openErr := l.sess, l.downErr
+			l.mu.Unlock()
+			if s == nil {
+				l.log.Error().Err(openErr).Msg("backend could not start")
+				return
+			}
+			if err := l.initialize(); err != nil {
+				l.log.Error().Err(err).Msg("backend could not be initialized")
+				l.mu.Lock()
+				l.downErr = err
+				l.mu.Unlock()
+				return
+			}
+		}()
+	}
+	all := make(chan struct{})
+	go func() { wg.Wait(); close(all) }()
+	t := time.NewTimer(r.cfg.InitTimeout)
+	defer t.Stop()
+	select {
+	case <-all:
+	case <-t.C:
+		r.log.Warn().Dur("initTimeout", r.cfg.InitTimeout).Msg("answering initialize without the backends that are still starting")
+	case <-r.life.Done():
+		return
+	}
+
+	var up []*link
+	var failures []string
+	for _, l := range r.links {
+		l.mu.Lock()
+		ready, why := l.ready, l.downErr
+		l.mu.Unlock()
+		if ready {
+			up = append(up, l)
+			continue
+		}
+		if why == nil {
+			why = fmt.Errorf("still starting after %v", r.cfg.InitTimeout)
+		}
+		failures = append(failures, fmt.Sprintf("backend %q: %v", l.name, why))
+		if len(r.links) > 1 {
+			// Late backends join when they come up (issue #4).
+			go r.joinLate(l)
+		}
+	}
+	if len(up) == 0 {
+		msg := "no backend could be initialized: " + strings.Join(failures, "; ")
+		data := map[string]any{"reason": strings.Join(failures, "; ")}
+		if len(r.links) == 1 {
+			data["backend"] = r.links[0].name
+		}
+		r.mu.Lock()
+		r.host.fatal = fmt.Errorf("%w: %s", ErrBackendsFailed, strings.Join(failures, "; "))
+		r.mu.Unlock()
+		r.replyError(id, frame.CodeInternalError, msg, data)
+		r.finishInit()
+		// The bridge has nothing to offer: stop, exit non-zero.
+		r.cancel()
+		return
+	}
+	r.reply(frame.NewResult(id, r.initializeResult(version, up)))
+	r.finishInit()
+}
+
+// joinLate waits for a backend that missed the host's initialize and tells
+// the host about its tools once it is up.
+func (r *router) joinLate(l *link) {
+	select {
+	case <-l.settled:
+	case <-r.life.Done():
+		return
+	}
+	if l.isReady() {
+		l.log.Info().Msg("backend joined late")
+		r.agg.backendChanged(l)
+	}
+}
+
+// finishInit releases the host requests that were queued behind initialize.
+func (r *router) finishInit() {
+	r.mu.Lock()
+	close(r.host.initDone)
+	queued := r.host.queued
+	r.host.queued = nil
+	r.mu.Unlock()
+	for _, f := range queued {
+		if r.life.Err() != nil {
+			r.replyError(f.ID(), frame.CodeInternalError, "the bridge is shutting down", nil)
+			continue
+		}
+		r.route(f)
+	}
+}
+
+// initializeResult is the bridge's answer to the host's initialize.
+func (r *router) initializeResult(version string, up []*link) []byte {
+	type result struct {
+		ProtocolVersion string          `json:"protocolVersion"`
+		Capabilities    json.RawMessage `json:"capabilities"`
+		ServerInfo      json.RawMessage `json:"serverInfo"`
+		Instructions    string          `json:"instructions,omitempty"`
+	}
+	if r.raw {
+		// One backend: the host sees that server, as directly as possible.
+		res := up[0].initRes
+		v := version
+		if handshakeVersions[res.Version] && res.Version < version {
+			v = res.Version
+		}
+		caps := json.RawMessage(`{}`)
+		if c := rawField(res.raw, "capabilities"); c != nil {
+			caps = c
+		}
+		info := res.ServerInfo
+		if info == nil {
+			info = r.serverInfo()
+		}
+		b, _ := json.Marshal(result{v, caps, info, res.Instructions})
+		return b
+	}
+	caps := map[string]json.RawMessage{}
+	var instr []string
+	for _, l := range up {
+		for k, v := range l.initRes.Capabilities {
+			if k == "tasks" {
+				// Tasks cannot be routed by task id across backends yet.
+				continue
+			}
+			caps[k] = mergeJSON(caps[k], v)
+		}
+		if l.initRes.Instructions != "" {
+			instr = append(instr, "## "+l.name+"\n"+l.initRes.Instructions)
+		}
+	}
+	// The bridge tells the host when backends join, restart or change.
+	for _, k := range []string{"tools", "prompts", "resources"} {
+		caps[k] = mergeJSON(caps[k], json.RawMessage(`{"listChanged":true}`))
+	}
+	cb, _ := json.Marshal(caps)
+	b, _ := json.Marshal(result{version, cb, r.serverInfo(), strings.Join(instr, "\n\n")})
+	return b
+}
+
+func (r *router) serverInfo() json.RawMessage {
+	b, _ := json.Marshal(map[string]string{"name": "mcpbridge", "version": r.cfg.Version})
+	return b
+}
+
+// rawField returns obj's member key as raw bytes, or nil.
+func rawField(obj []byte, key string) json.RawMessage {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(obj, &m) != nil {
+		return nil
+	}
+	return m[key]
+}
+
+// mergeJSON unions two JSON values: objects member by member, true wins
+// over false, otherwise the first value is kept. Unknown capability keys
+// survive as they are.
+func mergeJSON(a, b json.RawMessage) json.RawMessage {
+	if a == nil {
+		return b
+	}
+	if b == nil {
+		return a
+	}
+	var ma, mb map[string]json.RawMessage
+	if json.Unmarshal(a, &ma) == nil && json.Unmarshal(b, &mb) == nil && ma != nil && mb != nil {
+		for k, v := range mb {
+			ma[k] = mergeJSON(ma[k], v)
+		}
+		out, _ := json.Marshal(ma)
+		return out
+	}
+	if string(b) == "true" {
+		return b
+	}
+	return a
+}

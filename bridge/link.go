@@ -1,0 +1,346 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/mcpbridge/mcpbridge/backends"
+	"github.com/mcpbridge/mcpbridge/config"
+	"github.com/mcpbridge/mcpbridge/frame"
+	"github.com/rs/zerolog"
+)
+
+// Restart policy for a backend that dies after it once initialized.
+const (
+	restartFirst   = 200 * time.Millisecond
+	restartMax     = 10 * time.Second
+	restartGiveUp  = 8 // consecutive failed starts before giving up
+	restartHealthy = time.Minute
+)
+
+// A link is the router's side of one backend: its session, its state, and
+// the goroutine that reads from it (recvLoop, owned by open).
+type link struct {
+	r    *router
+	name string
+	cfg  config.Backend
+	log  zerolog.Logger
+
+	timeout, maxTimeout time.Duration
+
+	mu        sync.Mutex
+	sess      backends.Session // nil until opened, and between restarts
+	ready     bool             // initialized and notifications/initialized sent
+	everReady bool
+	downErr   error // why it is not ready (start or init failure, exit)
+	initRes   *initResult
+	closing   bool
+
+	// opened is closed when the first open attempt finished (sess or downErr set).
+	opened chan struct{}
+	// settled is closed when the first initialize finished either way.
+	settled chan struct{}
+	settle  sync.Once
+}
+
+// initResult is what the bridge reads of a backend's initialize answer.
+type initResult struct {
+	raw          json.RawMessage
+	Version      string                     `json:"protocolVersion"`
+	Capabilities map[string]json.RawMessage `json:"capabilities"`
+	ServerInfo   json.RawMessage            `json:"serverInfo"`
+	Instructions string                     `json:"instructions"`
+}
+
+func newLink(r *router, cfg config.Backend) *link {
+	l := &link{
+		r:          r,
+		name:       cfg.Name,
+		cfg:        cfg,
+		log:        r.log.With().Str("backend", cfg.Name).Logger(),
+		timeout:    pickDuration(cfg.Timeout, r.cfg.Timeout),
+		maxTimeout: pickDuration(cfg.MaxTimeout, r.cfg.MaxTimeout),
+		opened:     make(chan struct{}),
+		settled:    make(chan struct{}),
+	}
+	return l
+}
+
+func pickDuration(own *time.Duration, def time.Duration) time.Duration {
+	if own != nil {
+		return *own
+	}
+	return def
+}
+
+func (l *link) isReady() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ready
+}
+
+// send passes f to the backend, or says why it cannot.
+func (l *link) send(f *frame.Frame) error {
+	l.mu.Lock()
+	s, ready, down := l.sess, l.ready, l.downErr
+	l.mu.Unlock()
+	if s == nil || (!ready && f.Method != mInitialize && f.Method != mInitialized) {
+		if down == nil {
+			down = errors.New("not initialized yet")
+		}
+		return fmt.Errorf("backend %q is not available: %v", l.name, down)
+	}
+	return s.Send(f)
+}
+
+// open is the link's lifetime goroutine: start the session, initialize it
+// when the host's initialize arrives, relay until it ends, and restart it
+// with backoff if it dies after it once worked.
+func (l *link) open() {
+	defer l.r.wg.Done()
+	r := l.r
+	failures := 0
+	for attempt := 0; ; attempt++ {
+		started := time.Now()
+		err := l.session(attempt)
+		if r.life.Err() != nil {
+			return
+		}
+		l.mu.Lock()
+		ever := l.everReady
+		l.mu.Unlock()
+		if !ever {
+			// It never worked: the first failure is final (the host's
+			// initialize reports it), as issue #3 asks.
+			l.log.Error().Err(err).Msg("backend failed")
+			return
+		}
+		if time.Since(started) > restartHealthy {
+			failures = 0
+		}
+		failures++
+		if failures > restartGiveUp {
+			l.log.Error().Err(err).Int("attempts", failures-1).Msg("backend keeps dying; giving up on it")
+			l.setDown(fmt.Errorf("gave up after %d restarts: %w", failures-1, err))
+			return
+		}
+		delay := min(restartFirst<<(failures-1), restartMax)
+		delay = delay/2 + rand.N(delay/2+1) // jitter
+		l.log.Warn().Err(err).Dur("retryIn", delay).Msg("backend lost; restarting")
+		select {
+		case <-time.After(delay):
+		case <-r.life.Done():
+			return
+		}
+	}
+}
+
+// session runs one session of the backend from start to end.
+func (l *link) session(attempt int) error {
+	r := l.r
+	ctx, cancel := context.WithTimeout(r.life, r.cfg.InitTimeout)
+	s, err := r.cfg.Open(ctx, l.cfg, backends.Options{Logger: r.log, Redact: r.cfg.Redact, MaxMessage: r.cfg.MaxLine})
+	cancel()
+	if attempt == 0 {
+		defer closeOnce(l.opened)
+	}
+	if err != nil {
+		l.setDown(err)
+		l.settleNow()
+		return err
+	}
+	l.mu.Lock()
+	l.sess = s
+	closing := l.closing
+	l.mu.Unlock()
+	if closing {
+		s.Close()
+		return context.Canceled
+	}
+	if attempt == 0 {
+		closeOnce(l.opened)
+	}
+	recvDone := make(chan error, 1)
+	go func() { recvDone <- l.recvLoop(s) }()
+
+	if attempt > 0 {
+		// A restart: initialize with what the host gave us, restore its state.
+		if err := l.initialize(); err != nil {
+			s.Close()
+			<-recvDone
+			l.setDown(err)
+			return err
+		}
+		l.restoreState()
+		r.agg.backendChanged(l)
+	}
+	err = <-recvDone
+	l.setDown(err)
+	s.Close()
+	l.failInFlight(err)
+	return err
+}
+
+func closeOnce(ch chan struct{}) {
+	if !isClosed(ch) {
+		close(ch)
+	}
+}
+
+func (l *link) settleNow() { l.settle.Do(func() { close(l.settled) }) }
+
+func (l *link) setDown(err error) {
+	l.mu.Lock()
+	l.ready = false
+	l.sess = nil
+	if err != nil {
+		l.downErr = err
+	}
+	l.mu.Unlock()
+}
+
+// recvLoop is the only reader of the session.
+func (l *link) recvLoop(s backends.Session) error {
+	for {
+		f, err := s.Recv(l.r.life)
+		if err != nil {
+			return err
+		}
+		if e := l.log.Debug(); e.Enabled() {
+			e.Str("method", f.Method).Bytes("backendID", f.ID()).Str("kind", f.Kind.String()).Int("len", len(f.Raw())).Msg("from backend")
+		}
+		l.r.fromBackend(l, f)
+	}
+}
+
+// failInFlight answers every host request still waiting on this backend
+// with an error that names it (issue #5: within 1 s of its death).
+func (l *link) failInFlight(cause error) {
+	r := l.r
+	r.mu.Lock()
+	calls := r.ids.callsOf(l)
+	for _, c := range calls {
+		r.ids.dropCall(c)
+		c.timer.stop()
+	}
+	for _, u := range r.ids.upsOf(l) {
+		r.ids.dropUp(u)
+	}
+	r.mu.Unlock()
+	reason := "connection to the backend was lost"
+	if cause != nil && !errors.Is(cause, context.Canceled) {
+		reason += ": " + cause.Error()
+	}
+	for _, c := range calls {
+		msg := fmt.Sprintf("backend %q: %s", l.name, reason)
+		ef := frame.NewError(frame.AppendInt(nil, c.backendID), frame.ErrorObject{Code: frame.CodeInternalError, Message: msg, Data: backendErrorData(l.name, reason)})
+		if c.done != nil {
+			c.done(ef)
+			continue
+		}
+		r.replyError(c.frontID, frame.CodeInternalError, msg, backendErrorData(l.name, reason))
+	}
+}
+
+// initialize runs the MCP handshake with the host's parameters and waits
+// for the host's own notifications/initialized before sending the
+// backend its own (issue #3).
+func (l *link) initialize() error {
+	r := l.r
+	r.mu.Lock()
+	params := r.host.initParams
+	r.mu.Unlock()
+	answer := make(chan *frame.Frame, 1)
+	r.ask(l, mInitialize, params, func(f *frame.Frame) { answer <- f })
+	var f *frame.Frame
+	timer := time.NewTimer(r.cfg.InitTimeout)
+	defer timer.Stop()
+	select {
+	case f = <-answer:
+	case <-timer.C:
+		return fmt.Errorf("initialize: no answer within %v (--init-timeout)", r.cfg.InitTimeout)
+	case <-r.life.Done():
+		return r.life.Err()
+	}
+	if f.IsError() {
+		var e frame.ErrorObject
+		_ = json.Unmarshal(f.Error(), &e)
+		return fmt.Errorf("initialize: %s", e.Message)
+	}
+	res := &initResult{raw: append(json.RawMessage(nil), f.Result()...)}
+	if err := json.Unmarshal(f.Result(), res); err != nil {
+		return fmt.Errorf("initialize: reading the answer: %w", err)
+	}
+	l.mu.Lock()
+	l.initRes = res
+	l.mu.Unlock()
+	l.log.Info().Str("protocolVersion", res.Version).Msg("backend initialized")
+	// The host's initialized comes first; only then may the backend talk.
+	go func() {
+		select {
+		case <-r.host.initialized:
+		case <-r.life.Done():
+			return
+		}
+		l.mu.Lock()
+		s := l.sess
+		l.mu.Unlock()
+		if s != nil {
+			if err := s.Send(frame.NewNotification(mInitialized, nil)); err != nil {
+				l.log.Warn().Err(err).Msg("sending notifications/initialized")
+			}
+		}
+	}()
+	l.mu.Lock()
+	l.ready = true
+	l.everReady = true
+	l.downErr = nil
+	l.mu.Unlock()
+	return nil
+}
+
+// reinitialized is called when an HTTP session replaced a lost upstream
+// session on its own: restore what the host set and refresh lists.
+func (l *link) reinitialized() {
+	l.log.Info().Msg("backend session re-initialized")
+	l.restoreState()
+	l.r.agg.backendChanged(l)
+}
+
+// restoreState replays the host's log level and subscriptions.
+func (l *link) restoreState() {
+	r := l.r
+	r.mu.Lock()
+	level := r.host.logLevel
+	subs := make([][]byte, 0, len(r.host.subs))
+	for uri, p := range r.host.subs {
+		if owner := r.agg.ownerOfSub(uri); owner == nil || owner == l {
+			subs = append(subs, p)
+		}
+	}
+	r.mu.Unlock()
+	ignore := func(*frame.Frame) {}
+	if level != nil {
+		r.ask(l, mSetLevel, level, ignore)
+	}
+	for _, p := range subs {
+		r.ask(l, mSubscribe, p, ignore)
+	}
+}
+
+func (l *link) close() {
+	l.mu.Lock()
+	l.closing = true
+	s := l.sess
+	l.mu.Unlock()
+	if s != nil {
+		if err := s.Close(); err != nil {
+			l.log.Debug().Err(err).Msg("closing backend")
+		}
+	}
+}

@@ -1,0 +1,439 @@
+package bridge
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/mcpbridge/mcpbridge/backends"
+	"github.com/mcpbridge/mcpbridge/frame"
+)
+
+// Method names the router treats specially (go-sdk keeps its own unexported).
+const (
+	mInitialize       = "initialize"
+	mInitialized      = "notifications/initialized"
+	mPing             = "ping"
+	mDiscover         = "server/discover"
+	mCancelled        = "notifications/cancelled"
+	mProgress         = "notifications/progress"
+	mMessage          = "notifications/message"
+	mSetLevel         = "logging/setLevel"
+	mSubscribe        = "resources/subscribe"
+	mUnsubscribe      = "resources/unsubscribe"
+	mToolsChanged     = "notifications/tools/list_changed"
+	mPromptsChanged   = "notifications/prompts/list_changed"
+	mResourcesChanged = "notifications/resources/list_changed"
+	latestVersion     = "2025-11-25"
+)
+
+// handshakeVersions are the protocol versions the front negotiates; any
+// other (empty, unknown, newer such as the stateless 2026-07-28) gets the
+// latest handshake-era version.
+var handshakeVersions = map[string]bool{
+	"2024-11-05": true, "2025-03-26": true, "2025-06-18": true, "2025-11-25": true,
+}
+
+// fromHost routes one valid message from the host.
+func (r *router) fromHost(f *frame.Frame) {
+	switch f.Kind {
+	case frame.Response:
+		r.hostResponse(f)
+		return
+	case frame.Notification:
+		r.hostNotification(f)
+		return
+	}
+	r.mu.Lock()
+	r.inflight++
+	started, done := r.host.initStarted, isClosed(r.host.initDone)
+	r.mu.Unlock()
+	switch f.Method {
+	case mInitialize:
+		r.handleInitialize(f)
+		return
+	case mDiscover:
+		// Hosts such as Claude Code probe for the stateless 2026-07-28
+		// protocol first; "not found" sends them to initialize.
+		r.replyError(f.ID(), frame.CodeMethodNotFound, "method not found: server/discover (this server speaks the initialize handshake)", nil)
+		return
+	case mPing:
+		if !done || !r.raw {
+			r.reply(frame.NewResult(f.ID(), []byte("{}")))
+			return
+		}
+	}
+	if !done {
+		if !started {
+			r.replyError(f.ID(), frame.CodeInvalidRequest, "invalid request: the session is not initialized yet (send initialize first)", nil)
+			return
+		}
+		// Pipelined behind initialize (a script piping a session): hold
+		// it until the backends are initialized, in order.
+		r.mu.Lock()
+		if !isClosed(r.host.initDone) {
+			r.host.queued = append(r.host.queued, f)
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+	}
+	r.route(f)
+}
+
+// route sends a host request to where it belongs, once initialized.
+func (r *router) route(f *frame.Frame) {
+	if r.raw {
+		r.rememberState(f)
+		r.forward(r.links[0], f, nil)
+		return
+	}
+	r.agg.route(f)
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// forward sends a host request to backend l under a fresh bridge ID and
+// progress token; the answer comes back through backendResponse. edit, if
+// not nil, rewrites the frame further (prefixed names) before it is sent.
+func (r *router) forward(l *link, f *frame.Frame, edit func(*frame.Frame)) {
+	c := &call{backend: l, method: f.Method, frontID: bytes.Clone(f.ID())}
+	tok := f.Param("_meta", "progressToken")
+	r.mu.Lock()
+	ok := r.ids.addCall(c, tok.Ok())
+	r.mu.Unlock()
+	if !ok {
+		r.replyError(f.ID(), frame.CodeInvalidRequest, "invalid request: id is already in use by a request in flight", nil)
+		return
+	}
+	f.SetID(frame.AppendInt(nil, c.backendID))
+	if tok.Ok() {
+		c.frontToken = bytes.Clone(f.Bytes(tok))
+		f.Replace(tok, frame.AppendInt(nil, c.token))
+	}
+	if edit != nil {
+		edit(f)
+	}
+	r.startTimer(c)
+	if err := l.send(f); err != nil {
+		if r.takeCall(c) {
+			r.replyError(c.frontID, frame.CodeInternalError, err.Error(), backendErrorData(l.name, err.Error()))
+		}
+	}
+}
+
+// takeCall removes c if it is still in flight; false means someone else
+// (answer, timeout, cancel, backend loss) already finished it.
+func (r *router) takeCall(c *call) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ids.calls[c.backendID] != c {
+		return false
+	}
+	r.ids.dropCall(c)
+	c.timer.stop()
+	return true
+}
+
+// ask sends the bridge's own request to l; done gets the answer (or a
+// synthesized error if the backend is lost).
+func (r *router) ask(l *link, method string, params []byte, done func(*frame.Frame)) {
+	c := &call{backend: l, method: method, done: done}
+	r.mu.Lock()
+	r.ids.addCall(c, false)
+	r.mu.Unlock()
+	f := frame.NewRequest(frame.AppendInt(nil, c.backendID), method, params)
+	r.startTimer(c)
+	if err := l.send(f); err != nil {
+		if r.takeCall(c) {
+			done(frame.NewError(f.ID(), frame.ErrorObject{Code: frame.CodeInternalError, Message: err.Error(), Data: backendErrorData(l.name, err.Error())}))
+		}
+	}
+}
+
+// hostResponse is the host's answer to a backend's request.
+func (r *router) hostResponse(f *frame.Frame) {
+	id, ok := frame.Int(f.ID())
+	r.mu.Lock()
+	var u *upcall
+	if ok {
+		u = r.ids.takeUp(id)
+	}
+	r.mu.Unlock()
+	if u == nil {
+		r.log.Warn().Bytes("frontID", f.ID()).Msg("dropping the host's answer to an unknown request")
+		return
+	}
+	f.SetID(u.backendID)
+	if err := u.backend.send(f); err != nil {
+		r.log.Warn().Err(err).Str("backend", u.backend.name).Msg("could not pass the host's answer on")
+	}
+}
+
+func (r *router) hostNotification(f *frame.Frame) {
+	switch f.Method {
+	case mInitialized:
+		r.mu.Lock()
+		if !isClosed(r.host.initialized) {
+			close(r.host.initialized)
+		}
+		r.mu.Unlock()
+		// Each backend gets its own notifications/initialized from its
+		// link, once its initialize has been answered (link.initialize).
+		return
+	case mCancelled:
+		r.hostCancel(f)
+		return
+	case mProgress:
+		r.hostProgress(f)
+		return
+	}
+	if !isClosed(r.host.initDone) {
+		r.log.Debug().Str("method", f.Method).Msg("dropping a notification sent before initialize")
+		return
+	}
+	// Everything else (roots/list_changed, unknown notifications) goes to
+	// every backend that is up.
+	for _, l := range r.links {
+		if l.isReady() {
+			g := f
+			if len(r.links) > 1 {
+				g, _ = frame.Parse(bytes.Clone(f.Raw()))
+			}
+			if err := l.send(g); err != nil {
+				r.log.Warn().Err(err).Str("backend", l.name).Str("method", f.Method).Msg("could not pass a notification on")
+			}
+		}
+	}
+}
+
+// hostCancel maps the host's notifications/cancelled to the backend's id.
+// The backend's late answer is dropped (the call is gone from the map).
+func (r *router) hostCancel(f *frame.Frame) {
+	rid := f.Param("requestId")
+	r.mu.Lock()
+	c := r.ids.byFront[string(f.Bytes(rid))]
+	if c != nil {
+		r.ids.dropCall(c)
+		c.timer.stop()
+		r.answeredLocked() // the host expects no answer now
+	}
+	r.mu.Unlock()
+	if c == nil {
+		r.log.Debug().Bytes("frontID", f.Bytes(rid)).Msg("cancel for a request not in flight")
+		return
+	}
+	f.Replace(rid, frame.AppendInt(nil, c.backendID))
+	if err := c.backend.send(f); err != nil {
+		r.log.Debug().Err(err).Msg("could not pass a cancellation on")
+	}
+}
+
+// hostProgress is the host reporting progress on a backend's request.
+func (r *router) hostProgress(f *frame.Frame) {
+	tok := f.Param("progressToken")
+	n, ok := frame.Int(f.Bytes(tok))
+	r.mu.Lock()
+	t, found := r.ids.upToks[n]
+	r.mu.Unlock()
+	if !ok || !found {
+		r.log.Debug().Msg("dropping host progress for an unknown token")
+		return
+	}
+	f.Replace(tok, t.raw)
+	if err := t.backend.send(f); err != nil {
+		r.log.Debug().Err(err).Msg("could not pass progress on")
+	}
+}
+
+// fromBackend routes one message from backend l.
+func (r *router) fromBackend(l *link, f *frame.Frame) {
+	switch f.Kind {
+	case frame.Response:
+		r.backendResponse(l, f)
+	case frame.Request:
+		r.backendRequest(l, f)
+	case frame.Notification:
+		r.backendNotification(l, f)
+	}
+}
+
+func (r *router) backendResponse(l *link, f *frame.Frame) {
+	id, ok := frame.Int(f.ID())
+	r.mu.Lock()
+	var c *call
+	if ok {
+		c = r.ids.calls[id]
+		if c != nil && c.backend == l {
+			r.ids.dropCall(c)
+			c.timer.stop()
+		} else {
+			c = nil
+		}
+	}
+	r.mu.Unlock()
+	if c == nil {
+		r.log.Debug().Str("backend", l.name).Bytes("backendID", f.ID()).Msg("dropping an answer to no request in flight (cancelled, timed out, or unknown)")
+		return
+	}
+	if c.done != nil {
+		c.done(f)
+		return
+	}
+	f.SetID(c.frontID)
+	r.reply(f)
+}
+
+// backendRequest relays a backend's request (sampling, elicitation, roots,
+// ping, or one the bridge does not know) under a host-facing ID. It is held
+// until the host has initialized.
+func (r *router) backendRequest(l *link, f *frame.Frame) {
+	select {
+	case <-r.host.initialized:
+	case <-r.life.Done():
+		return
+	}
+	r.mu.Lock()
+	u, ok := r.ids.addUp(l, bytes.Clone(f.ID()))
+	var tokSpan frame.Span
+	if ok {
+		if tokSpan = f.Param("_meta", "progressToken"); tokSpan.Ok() {
+			r.ids.addUpToken(u, bytes.Clone(f.Bytes(tokSpan)))
+		}
+	}
+	r.mu.Unlock()
+	if !ok {
+		_ = l.send(frame.NewError(f.ID(), frame.ErrorObject{Code: frame.CodeInvalidRequest, Message: "invalid request: id is already in use by a request in flight"}))
+		return
+	}
+	f.SetID(frame.AppendInt(nil, u.hostID))
+	if tokSpan.Ok() {
+		f.Replace(tokSpan, frame.AppendInt(nil, u.token))
+	}
+	r.toHost(f)
+}
+
+func (r *router) backendNotification(l *link, f *frame.Frame) {
+	switch f.Method {
+	case mProgress:
+		tok := f.Param("progressToken")
+		n, ok := frame.Int(f.Bytes(tok))
+		r.mu.Lock()
+		c := r.ids.tokens[n]
+		r.mu.Unlock()
+		if !ok || c == nil || c.backend != l {
+			r.log.Debug().Str("backend", l.name).Msg("dropping progress for no request in flight")
+			return
+		}
+		c.timer.progress()
+		if c.frontToken == nil { // the bridge's own request
+			return
+		}
+		f.Replace(tok, c.frontToken)
+	case mCancelled:
+		// The backend gave up on its own request to the host.
+		rid := f.Param("requestId")
+		r.mu.Lock()
+		u := r.ids.upByID[upKey{l, string(f.Bytes(rid))}]
+		if u != nil {
+			r.ids.dropUp(u)
+		}
+		r.mu.Unlock()
+		if u == nil {
+			return
+		}
+		f.Replace(rid, frame.AppendInt(nil, u.hostID))
+	case backends.MethodReinitialized:
+		l.reinitialized()
+		return
+	case mToolsChanged, mPromptsChanged, mResourcesChanged:
+		if !r.raw {
+			r.agg.listChanged(l, f.Method)
+			return
+		}
+	case mMessage:
+		if !r.raw {
+			r.agg.tagLogger(l, f)
+		}
+	}
+	select {
+	case <-r.host.initialized:
+	case <-r.life.Done():
+		return
+	}
+	r.toHost(f)
+}
+
+// callTimer is a request's idle timeout (reset by progress) and absolute cap.
+type callTimer struct {
+	idle, max *time.Timer
+	idleDur   time.Duration
+}
+
+func (t *callTimer) stop() {
+	if t == nil {
+		return
+	}
+	if t.idle != nil {
+		t.idle.Stop()
+	}
+	if t.max != nil {
+		t.max.Stop()
+	}
+}
+
+func (t *callTimer) progress() {
+	if t != nil && t.idle != nil {
+		t.idle.Reset(t.idleDur)
+	}
+}
+
+// startTimer arms c's timeouts. Sampling and elicitation wait on a person
+// and never go this way: they are backend → host requests.
+func (r *router) startTimer(c *call) {
+	idle, max := c.backend.timeout, c.backend.maxTimeout
+	if idle <= 0 && max <= 0 {
+		return
+	}
+	t := &callTimer{idleDur: idle}
+	fire := func(what string, d time.Duration) func() {
+		return func() { r.expire(c, what, d) }
+	}
+	r.mu.Lock()
+	if idle > 0 {
+		t.idle = time.AfterFunc(idle, fire("no answer or progress for", idle))
+	}
+	if max > 0 {
+		t.max = time.AfterFunc(max, fire("no answer within", max))
+	}
+	c.timer = t
+	r.mu.Unlock()
+}
+
+// expire ends a call that timed out: the backend is told to cancel and the
+// host gets -32001.
+func (r *router) expire(c *call, what string, d time.Duration) {
+	if !r.takeCall(c) {
+		return
+	}
+	reason := strings.TrimSpace(what + " " + d.String())
+	r.log.Warn().Str("backend", c.backend.name).Str("method", c.method).Str("reason", reason).Msg("request timed out")
+	params, _ := json.Marshal(map[string]any{"requestId": c.backendID, "reason": "timed out in mcpbridge: " + reason})
+	_ = c.backend.send(frame.NewNotification(mCancelled, params))
+	msg := "request timed out: backend " + quote(c.backend.name) + ": " + reason
+	if c.done != nil {
+		c.done(frame.NewError(frame.AppendInt(nil, c.backendID), frame.ErrorObject{Code: frame.CodeTimeout, Message: msg, Data: backendErrorData(c.backend.name, reason)}))
+		return
+	}
+	r.replyError(c.frontID, frame.CodeTimeout, msg, backendErrorData(c.backend.name, reason))
+}
+
+func quote(s string) string { b, _ := json.Marshal(s); return string(b) }

@@ -1,0 +1,203 @@
+// Command mcpbridge is one stdio MCP server in front of many: it spawns or
+// dials its backends (stdio commands, streamable-HTTP and SSE URLs), keeps
+// one initialized session per backend, and relays JSON-RPC both ways.
+//
+// This file is the command line and nothing else: flags and --config →
+// bridge.Config → bridge.Run on stdin/stdout. stdout is the protocol
+// channel: help, usage errors and logs all go to stderr.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mcpbridge/mcpbridge/bridge"
+	"github.com/mcpbridge/mcpbridge/config"
+	"github.com/rs/zerolog"
+	"github.com/urfave/cli/v2"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+// maxDepth refuses bridges nested deeper than this (a config that starts
+// mcpbridge which starts mcpbridge ...).
+const maxDepth = 3
+
+func main() {
+	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
+}
+
+// exitError carries an exit status through urfave/cli.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	app := newApp(stdin, stdout, stderr)
+	err := app.Run(args)
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.code != 0 {
+			fmt.Fprintf(stderr, "mcpbridge: %v\n", ee.err)
+		}
+		return ee.code
+	}
+	// urfave/cli's own errors: bad flags and the like.
+	fmt.Fprintf(stderr, "mcpbridge: %v\n", err)
+	return 2
+}
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:      "mcpbridge",
+		Usage:     "one stdio MCP server in front of many (stdio, streamable HTTP, SSE)",
+		Version:   version,
+		UsageText: usageText,
+		// Help, version and usage errors must never reach stdout, the
+		// protocol channel (cli v2 writes them to Writer, stdout by default).
+		Writer:    stderr,
+		ErrWriter: stderr,
+		// Commas inside commands and headers must survive.
+		DisableSliceFlagSeparator: true,
+		HideHelpCommand:           true,
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return &exitError{2, err}
+		},
+		Flags: []cli.Flag{
+			&cli.StringSliceFlag{Name: "stdio", Usage: "stdio backend `'NAME=COMMAND ARGS...'` (split like a POSIX shell, run without one); repeatable"},
+			&cli.StringSliceFlag{Name: "http", Usage: "streamable-HTTP backend `NAME=URL`; repeatable"},
+			&cli.StringSliceFlag{Name: "sse", Usage: "legacy HTTP+SSE backend `NAME=URL`; repeatable"},
+			&cli.StringFlag{Name: "config", Usage: "backends from an mcpServers (Claude, Cursor) or servers (VS Code) JSON `FILE`"},
+			&cli.StringSliceFlag{Name: "only", Usage: "use only these backends `NAME,...`"},
+			&cli.StringSliceFlag{Name: "env", Usage: "environment variable for a stdio backend `NAME:KEY=VALUE`; repeatable"},
+			&cli.StringSliceFlag{Name: "cwd", Usage: "working directory of a stdio backend `NAME=DIR`"},
+			&cli.StringSliceFlag{Name: "header", Usage: "HTTP header for a remote backend `'NAME:Key: Value'`; repeatable"},
+			&cli.StringSliceFlag{Name: "allow", Usage: "only offer a backend's tools matching `NAME:GLOB`; repeatable"},
+			&cli.StringSliceFlag{Name: "deny", Usage: "hide and refuse a backend's tools matching `NAME:GLOB` (deny wins); repeatable"},
+			&cli.StringSliceFlag{Name: "timeout", Usage: "idle timeout of a request, reset by progress: `DURATION` or NAME:DURATION; 0 disables (default 5m)"},
+			&cli.StringSliceFlag{Name: "max-timeout", Usage: "absolute cap of a request: `DURATION` or NAME:DURATION; 0 disables (default 1h)"},
+			&cli.DurationFlag{Name: "init-timeout", Value: 60 * time.Second, Usage: "how long the backends' initialize may take"},
+			&cli.StringFlag{Name: "separator", Value: "_", Usage: "joins backend and tool names when prefixing"},
+			&cli.BoolFlag{Name: "prefix", Usage: "prefix tool and prompt names even with one backend"},
+			&cli.IntFlag{Name: "max-message", Value: 64 << 20, Usage: "largest message accepted, in bytes"},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn, error or disabled"},
+			&cli.StringFlag{Name: "log-file", Usage: "write logs to `FILE` instead of stderr"},
+		},
+		Action: func(c *cli.Context) error { return action(c, stdin, stdout, stderr) },
+	}
+}
+
+const usageText = `mcpbridge [FLAGS] --stdio 'NAME=COMMAND ARGS...'   spawn a stdio backend (repeatable)
+   mcpbridge [FLAGS] --http NAME=URL                  streamable-HTTP backend (repeatable)
+   mcpbridge [FLAGS] --sse NAME=URL                   legacy HTTP+SSE backend (repeatable)
+   mcpbridge [FLAGS] URL                              one remote backend (streamable HTTP, falling back to SSE)
+   mcpbridge [FLAGS] [--] COMMAND ARGS...             one stdio backend, its argv as is
+   mcpbridge [FLAGS] --config FILE                    backends from a JSON config file`
+
+func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer) error {
+	if depth, _ := strconv.Atoi(os.Getenv(config.NestedEnv)); depth >= maxDepth {
+		return &exitError{2, fmt.Errorf("refusing to run nested %d deep (%s=%d): a config starts mcpbridge inside mcpbridge", depth, config.NestedEnv, depth)}
+	}
+	res, err := config.Resolve(config.Flags{
+		Stdio:      c.StringSlice("stdio"),
+		HTTP:       c.StringSlice("http"),
+		SSE:        c.StringSlice("sse"),
+		Positional: c.Args().Slice(),
+		Env:        c.StringSlice("env"),
+		Cwd:        c.StringSlice("cwd"),
+		Header:     c.StringSlice("header"),
+		Allow:      c.StringSlice("allow"),
+		Deny:       c.StringSlice("deny"),
+		Timeout:    c.StringSlice("timeout"),
+		MaxTimeout: c.StringSlice("max-timeout"),
+		ConfigFile: c.String("config"),
+		Only:       c.StringSlice("only"),
+	}, os.LookupEnv)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	level, err := zerolog.ParseLevel(c.String("log-level"))
+	if err != nil || c.String("log-level") == "" {
+		return &exitError{2, fmt.Errorf("--log-level %q: want debug, info, warn, error or disabled", c.String("log-level"))}
+	}
+	var logOut io.Writer = stderr
+	if p := c.String("log-file"); p != "" {
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return &exitError{2, fmt.Errorf("--log-file: %w", err)}
+		}
+		defer f.Close()
+		logOut = f
+	}
+	logger := zerolog.New(newRedactor(logOut, secrets(res.Backends))).Level(level).With().Timestamp().Logger()
+	for _, note := range res.Ignored {
+		logger.Debug().Msg(note)
+	}
+
+	cfg := bridge.Config{
+		Backends:    res.Backends,
+		Logger:      logger,
+		InitTimeout: c.Duration("init-timeout"),
+		Timeout:     flagDuration(res.DefaultTimeout),
+		MaxTimeout:  flagDuration(res.DefaultMaxTimeout),
+		Separator:   c.String("separator"),
+		Prefix:      c.Bool("prefix"),
+		MaxLine:     c.Int("max-message"),
+		Version:     version,
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	growStdio()
+	logger.Info().Int("backends", len(cfg.Backends)).Str("version", version).Msg("mcpbridge starting")
+	if err := bridge.Run(ctx, cfg, stdin, stdout); err != nil {
+		logger.Error().Err(err).Msg("mcpbridge stopped")
+		return &exitError{1, err}
+	}
+	logger.Info().Msg("mcpbridge stopped")
+	return nil
+}
+
+// flagDuration maps the config package's "nil: default, 0: disabled" onto
+// bridge.Config's "0: default, negative: disabled".
+func flagDuration(d *time.Duration) time.Duration {
+	switch {
+	case d == nil:
+		return 0
+	case *d == 0:
+		return -1
+	}
+	return *d
+}
+
+// secrets are the configured values that must never appear in a log line:
+// env values and header values (bearer tokens included).
+func secrets(bs []config.Backend) []string {
+	var out []string
+	for _, b := range bs {
+		for _, v := range b.Env {
+			out = append(out, v)
+		}
+		for _, v := range b.Headers {
+			out = append(out, v)
+			if _, tok, ok := strings.Cut(v, " "); ok {
+				out = append(out, tok) // "Bearer abc": abc alone too
+			}
+		}
+	}
+	return out
+}

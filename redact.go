@@ -1,0 +1,51 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"sort"
+	"strings"
+)
+
+// minSecret is the shortest configured value treated as a secret: shorter
+// ones ("1", "true") would blank out half of every log line.
+const minSecret = 4
+
+// A redactor is the log output: every line the logger writes (ours, the
+// backends' relayed stderr, logged payloads and command lines) passes
+// through it, so no configured secret reaches a log at any level (issue #5).
+type redactor struct {
+	w io.Writer
+	r *strings.Replacer
+}
+
+func newRedactor(w io.Writer, secrets []string) io.Writer {
+	var pairs []string
+	seen := map[string]bool{}
+	// Longest first, so a secret containing another is removed whole.
+	sort.Slice(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
+	for _, s := range secrets {
+		if len(s) < minSecret {
+			continue
+		}
+		// The JSON log line holds the value escaped as a JSON string.
+		q, _ := json.Marshal(s)
+		for _, form := range []string{s, string(q[1 : len(q)-1])} {
+			if !seen[form] {
+				seen[form] = true
+				pairs = append(pairs, form, "[REDACTED]")
+			}
+		}
+	}
+	if len(pairs) == 0 {
+		return w
+	}
+	return &redactor{w: w, r: strings.NewReplacer(pairs...)}
+}
+
+func (r *redactor) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(r.w, r.r.Replace(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
