@@ -27,21 +27,134 @@ const stdioQueue = 1024
 // closeGrace is how long each step of the shutdown ladder waits.
 const closeGrace = 1500 * time.Millisecond
 
-// A stdioSession is a child process speaking newline-delimited JSON-RPC.
-type stdioSession struct {
+// A stream is a session over newline-delimited JSON-RPC on a reader and a
+// writer: the framing half of a stdio backend, and what tests use to reach
+// an in-process server over pipes.
+type stream struct {
 	name string
 	log  zerolog.Logger
-	cmd  *exec.Cmd
 	out  *frame.Writer // owned by writeLoop
 	in   chan *frame.Frame
 
 	cancel     context.CancelFunc // stops writeLoop
-	writerDone chan struct{}      // closed by writeLoop after it closed stdin
-	done       chan struct{}      // closed by waitLoop when the process has exited
-	exit       error              // set by waitLoop before done is closed
-	readers    sync.WaitGroup     // readLoop, stderrLoop: both end at EOF
-	stdin      io.Closer
-	once       sync.Once
+	writerDone chan struct{}      // closed by writeLoop after it closed w
+	readDone   chan struct{}      // closed by readLoop at the end of r
+	w          io.Closer
+	// ended says why the stream ended; set before in is closed.
+	ended func() string
+}
+
+// NewStream returns a session speaking newline-delimited JSON-RPC over r
+// and w. Close closes w and waits for the writer; the session ends when r
+// does. It is how in-process servers are reached in tests.
+func NewStream(name string, r io.Reader, w io.WriteCloser, opts Options) Session {
+	return newStream(name, r, w, opts)
+}
+
+func newStream(name string, r io.Reader, w io.WriteCloser, opts Options) *stream {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &stream{
+		name:       name,
+		log:        opts.Logger,
+		out:        frame.NewWriter(w, stdioQueue),
+		in:         make(chan *frame.Frame, 256),
+		cancel:     cancel,
+		writerDone: make(chan struct{}),
+		readDone:   make(chan struct{}),
+		w:          w,
+		ended:      func() string { return "stream ended" },
+	}
+	go s.writeLoop(ctx)
+	go s.readLoop(r, opts.MaxMessage)
+	return s
+}
+
+func (s *stream) Name() string { return s.name }
+
+func (s *stream) Send(f *frame.Frame) error {
+	select {
+	case <-s.readDone:
+		return fmt.Errorf("backend %q: %w", s.name, ErrClosed)
+	default:
+	}
+	if err := s.out.TryPut(f); err != nil {
+		return fmt.Errorf("backend %q: stdin: %w", s.name, err)
+	}
+	return nil
+}
+
+func (s *stream) Recv(ctx context.Context) (*frame.Frame, error) {
+	select {
+	case f, ok := <-s.in:
+		if ok {
+			return f, nil
+		}
+		return nil, fmt.Errorf("backend %q: %w: %s", s.name, ErrClosed, s.ended())
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// writeLoop owns w: it writes until Close, flushes what is queued, then
+// closes w (for a process: its stdin, the first step of the shutdown ladder).
+func (s *stream) writeLoop(ctx context.Context) {
+	defer close(s.writerDone)
+	defer s.w.Close()
+	if err := s.out.Run(ctx); err != nil {
+		s.log.Debug().Err(err).Msg("writing to backend")
+	}
+}
+
+// readLoop owns r and closes s.in when it ends.
+func (s *stream) readLoop(r io.Reader, max int) {
+	defer close(s.readDone)
+	defer close(s.in)
+	lr := frame.NewLineReader(r, max)
+	for {
+		line, err := lr.Next()
+		if errors.Is(err, frame.ErrTooLong) {
+			s.log.Warn().Err(err).Msg("skipping oversized line from backend")
+			continue
+		}
+		if err != nil {
+			return
+		}
+		f, err := frame.Parse(line)
+		if err != nil {
+			// Servers that "work in Claude Desktop" print banners: skip, never die.
+			s.log.Warn().Err(err).Str("line", truncate(line, 200)).Msg("skipping a line from backend that is not JSON-RPC")
+			continue
+		}
+		s.in <- f
+	}
+}
+
+// stopWriter asks the writer to flush and close w, waiting at most grace;
+// a peer that stopped reading gets w closed under the writer.
+func (s *stream) stopWriter(grace time.Duration) {
+	s.cancel()
+	select {
+	case <-s.writerDone:
+	case <-time.After(grace):
+		_ = s.w.Close()
+		<-s.writerDone
+	}
+}
+
+// Close of a bare stream: flush, close w, wait for the reader.
+func (s *stream) Close() error {
+	s.stopWriter(closeGrace)
+	<-s.readDone
+	return nil
+}
+
+// A stdioSession is a child process speaking newline-delimited JSON-RPC.
+type stdioSession struct {
+	*stream
+	cmd  *exec.Cmd
+	done chan struct{} // closed by waitLoop when the process has exited
+	exit error         // set by waitLoop before done is closed
+	once sync.Once
 }
 
 func openStdio(ctx context.Context, cfg config.Backend, opts Options) (Session, error) {
@@ -72,98 +185,31 @@ func openStdio(ctx context.Context, cfg config.Backend, opts Options) (Session, 
 	}
 	growPipe(stdin)
 	growPipe(stdout)
-	wctx, cancel := context.WithCancel(context.Background())
-	s := &stdioSession{
-		name:   cfg.Name,
-		log:    opts.Logger,
-		cmd:    cmd,
-		out:    frame.NewWriter(stdin, stdioQueue),
-		in:     make(chan *frame.Frame, 256),
-		cancel:     cancel,
-		writerDone: make(chan struct{}),
-		done:       make(chan struct{}),
-		stdin:      stdin,
-	}
+	s := &stdioSession{cmd: cmd, done: make(chan struct{})}
+	s.stream = newStream(cfg.Name, stdout, stdin, opts)
+	s.stream.ended = s.exitReason
 	s.log.Info().Int("pid", cmd.Process.Pid).Str("command", opts.Redact(strings.Join(append([]string{cfg.Command}, cfg.Args...), " "))).Msg("backend started")
-	s.readers.Add(2)
-	go s.writeLoop(wctx)
-	go s.readLoop(stdout, opts.MaxMessage)
-	go s.stderrLoop(stderr, opts.Redact)
-	go s.waitLoop()
+	stderrDone := make(chan struct{})
+	go s.stderrLoop(stderr, opts.Redact, stderrDone)
+	go s.waitLoop(stderrDone)
 	return s, nil
 }
 
-func (s *stdioSession) Name() string { return s.name }
-
-func (s *stdioSession) Send(f *frame.Frame) error {
+func (s *stdioSession) exitReason() string {
 	select {
 	case <-s.done:
-		return fmt.Errorf("backend %q: %w", s.name, ErrClosed)
-	default:
+	case <-time.After(closeGrace):
+		return "stdout closed"
 	}
-	if err := s.out.TryPut(f); err != nil {
-		return fmt.Errorf("backend %q: stdin: %w", s.name, err)
-	}
-	return nil
-}
-
-func (s *stdioSession) Recv(ctx context.Context) (*frame.Frame, error) {
-	select {
-	case f, ok := <-s.in:
-		if ok {
-			return f, nil
-		}
-		<-s.done
-		return nil, fmt.Errorf("backend %q: %w: %v", s.name, ErrClosed, s.exitReason())
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-func (s *stdioSession) exitReason() string {
 	if s.exit == nil {
 		return "process exited with status 0"
 	}
 	return "process exited: " + s.exit.Error()
 }
 
-// writeLoop owns the child's stdin: it writes until Close, flushes what
-// is queued, then closes stdin, the first step of the shutdown ladder.
-func (s *stdioSession) writeLoop(ctx context.Context) {
-	defer close(s.writerDone)
-	defer s.stdin.Close()
-	if err := s.out.Run(ctx); err != nil {
-		s.log.Debug().Err(err).Msg("writing to backend")
-	}
-}
-
-// readLoop owns the child's stdout and closes s.in when it ends.
-func (s *stdioSession) readLoop(stdout io.Reader, max int) {
-	defer s.readers.Done()
-	defer close(s.in)
-	lr := frame.NewLineReader(stdout, max)
-	for {
-		line, err := lr.Next()
-		if errors.Is(err, frame.ErrTooLong) {
-			s.log.Warn().Err(err).Msg("skipping oversized line from backend")
-			continue
-		}
-		if err != nil {
-			return
-		}
-		f, err := frame.Parse(line)
-		if err != nil {
-			// Servers that "work in Claude Desktop" print banners: skip, never die.
-			s.log.Warn().Err(err).Str("line", truncate(line, 200)).Msg("skipping a line from backend that is not JSON-RPC")
-			continue
-		}
-		s.in <- f
-	}
-}
-
 // stderrLoop copies the child's stderr into our log, never to stdout.
-func (s *stdioSession) stderrLoop(stderr io.Reader, redact func(string) string) {
-	defer s.readers.Done()
+func (s *stdioSession) stderrLoop(stderr io.Reader, redact func(string) string, done chan struct{}) {
+	defer close(done)
 	sc := bufio.NewScanner(stderr)
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	for sc.Scan() {
@@ -173,8 +219,11 @@ func (s *stdioSession) stderrLoop(stderr io.Reader, redact func(string) string) 
 	_, _ = io.Copy(io.Discard, stderr)
 }
 
-func (s *stdioSession) waitLoop() {
-	s.readers.Wait() // stdout and stderr at EOF (or Close) before Wait, as exec requires
+// waitLoop reaps the process once its stdout and stderr are at EOF, as
+// exec.Cmd.Wait requires.
+func (s *stdioSession) waitLoop(stderrDone chan struct{}) {
+	<-s.readDone
+	<-stderrDone
 	s.exit = s.cmd.Wait()
 	close(s.done)
 }
@@ -187,12 +236,7 @@ func (s *stdioSession) waitLoop() {
 // node and `sh -c`'s server go too.
 func (s *stdioSession) Close() error {
 	s.once.Do(func() {
-		s.cancel() // writeLoop flushes what is queued, then closes stdin
-		select {
-		case <-s.writerDone:
-		case <-time.After(closeGrace):
-			_ = s.stdin.Close() // the child stopped reading: unblock the writer
-		}
+		s.stopWriter(closeGrace) // flushes what is queued, then closes stdin
 		if s.wait(closeGrace) {
 			return
 		}
@@ -207,7 +251,6 @@ func (s *stdioSession) Close() error {
 	})
 	// Whatever else the group left behind goes with it.
 	signalGroup(s.cmd, true)
-	<-s.writerDone
 	return nil
 }
 

@@ -183,6 +183,8 @@ func (r *router) run(ctx context.Context, in io.Reader) error {
 		r.drain(ctx)
 	case <-ctx.Done():
 		r.log.Info().Msg("stopping on signal")
+	case <-r.life.Done():
+		// The bridge gave up (no backend could be initialized).
 	case err = <-writerDone:
 		r.log.Error().Err(err).Msg("writing to host")
 	}

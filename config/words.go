@@ -14,8 +14,10 @@ import (
 //     and is otherwise kept;
 //   - outside quotes a backslash makes the next character literal, and a
 //     trailing backslash is kept, as sh does;
-//   - backslash-newline (quoted or not) is removed as a line continuation;
-//   - quotes join adjacent text into one word, and "" or '' is an empty word.
+//   - backslash-newline, outside single quotes, is removed as a line
+//     continuation;
+//   - quotes join adjacent text into one word, and a pair of
+//     empty quotes is an empty word.
 //
 // $, `, ~, *, ?, #, |, ;, &, < and > are ordinary characters: nothing is
 // expanded, globbed, commented out or redirected. An unterminated quote is

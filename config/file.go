@@ -1,0 +1,595 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// File is what LoadFile found in a config file.
+type File struct {
+	// Backends are the enabled entries, in the order the file declares them.
+	Backends []Backend
+	// Disabled names the entries skipped for "disabled": true, in order.
+	Disabled []string
+	// Ignored are human-readable notes on what was skipped (unknown keys,
+	// disabled entries, keys that do not apply to the entry's kind), for the
+	// caller to log at debug level.
+	Ignored []string
+}
+
+// LoadFile reads an MCP client config file, in either of two shapes:
+//
+//   - Claude Desktop, Claude Code and Cursor: {"mcpServers": {NAME: ENTRY, ...}}
+//   - VS Code mcp.json: {"servers": {NAME: ENTRY, ...}, "inputs": [...]}
+//
+// Comments (// and /* */), trailing commas and a UTF-8 byte order mark are
+// allowed, as VS Code writes JSONC. A file with both "mcpServers" and
+// "servers", or neither, is an error; other top-level keys, including
+// "inputs" (input variables are not supported), are ignored and reported.
+//
+// Entries keep the order the file declares them in. Each name must match
+// NamePattern. ENTRY keys:
+//
+//	command, args, env, cwd   stdio backends; a relative cwd is resolved
+//	                          against the config file's directory
+//	url, headers              remote backends; header names are canonicalized
+//	type or transport         stdio, http, streamable-http, streamableHttp
+//	                          or sse (any case); without it an entry with a url
+//	                          is KindURL and one with a command is KindStdio
+//	disabled                  true skips the entry
+//	allow, deny               arrays of path.Match globs on tool names
+//	timeout, maxTimeout       a Go duration string ("90s", "2m", "0" to
+//	                          disable) or a number of milliseconds
+//
+// Other keys, and keys that do not apply to the entry's kind (url under a
+// stdio type, command under http), are ignored and reported. A null value
+// counts as absent. ${VAR}, ${VAR:-default} and ${env:VAR} are expanded
+// (see Expand) in command, args, env values, cwd, url and header values.
+// An entry whose command is mcpbridge itself is refused (see NestedEnv).
+//
+// Errors name the file and entry and are fit to show a user as they are.
+func LoadFile(path string, lookup func(string) (string, bool)) (File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		// The path is already in the message; keep only the reason.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return File{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	f, err := parseFile(data, filepath.Dir(path), lookup)
+	if err != nil {
+		return File{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	for i, s := range f.Ignored {
+		f.Ignored[i] = fmt.Sprintf("config %s: %s", path, s)
+	}
+	return f, nil
+}
+
+// rawEntry is one server entry, not yet interpreted.
+type rawEntry struct {
+	name string
+	body json.RawMessage
+}
+
+// parseFile interprets a config file's bytes; dir is the directory relative
+// cwd values are resolved against.
+func parseFile(data []byte, dir string, lookup func(string) (string, bool)) (File, error) {
+	data = stripJSONC(data)
+	// Check the syntax of the whole file first: the decoder's streaming
+	// errors give offsets relative to the value being read, not the file.
+	if err := json.Unmarshal(data, new(json.RawMessage)); err != nil {
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) {
+			line, col := lineCol(data, syn.Offset)
+			return File{}, fmt.Errorf("line %d column %d: %w", line, col, err)
+		}
+		return File{}, err
+	}
+	entries, ignored, err := decodeServers(data)
+	if err != nil {
+		return File{}, err
+	}
+	f := File{Ignored: ignored}
+	for _, re := range entries {
+		b, notes, err := parseEntry(re, dir, lookup)
+		if err != nil {
+			return File{}, fmt.Errorf("server %q: %w", re.name, err)
+		}
+		for _, n := range notes {
+			f.Ignored = append(f.Ignored, fmt.Sprintf("server %q: %s", re.name, n))
+		}
+		if b == nil {
+			f.Disabled = append(f.Disabled, re.name)
+			continue
+		}
+		f.Backends = append(f.Backends, *b)
+	}
+	return f, nil
+}
+
+// parseEntry interprets one entry. A disabled entry gives a nil Backend and
+// is not checked any further, since it may be half-written on purpose.
+// The notes say what was ignored.
+func parseEntry(re rawEntry, dir string, lookup func(string) (string, bool)) (*Backend, []string, error) {
+	e, notes, err := decodeEntry(re.body)
+	if err != nil {
+		return nil, nil, err
+	}
+	if e.Disabled {
+		return nil, append(notes, "disabled"), nil
+	}
+	if err := checkName(re.name); err != nil {
+		return nil, nil, err
+	}
+	b, more, err := buildBackend(e, dir, lookup)
+	if err != nil {
+		return nil, nil, err
+	}
+	b.Name = re.name
+	return &b, append(notes, more...), nil
+}
+
+// decodeServers finds the server object in a syntactically valid config
+// file and returns its entries in declared order, which a Go map would lose,
+// with notes on the top-level keys it ignored.
+func decodeServers(data []byte) ([]rawEntry, []string, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := expectDelim(dec, '{', "the file"); err != nil {
+		return nil, nil, err
+	}
+	var entries []rawEntry
+	var ignored []string
+	found := ""
+	for dec.More() {
+		key, err := objectKey(dec)
+		if err != nil {
+			return nil, nil, err
+		}
+		if key != "mcpServers" && key != "servers" {
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return nil, nil, err
+			}
+			note := fmt.Sprintf("key %q ignored", key)
+			if key == "inputs" {
+				note += " (input variables are not supported; use ${env:VAR})"
+			}
+			ignored = append(ignored, note)
+			continue
+		}
+		if found != "" {
+			return nil, nil, fmt.Errorf("both %q and %q given; use one", found, key)
+		}
+		found = key
+		if entries, err = decodeEntries(dec, key); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := expectDelim(dec, '}', "the file"); err != nil {
+		return nil, nil, err
+	}
+	if found == "" {
+		return nil, nil, errors.New(`no "mcpServers" or "servers" object`)
+	}
+	return entries, ignored, nil
+}
+
+// decodeEntries reads the object of server entries dec is positioned at.
+func decodeEntries(dec *json.Decoder, key string) ([]rawEntry, error) {
+	if err := expectDelim(dec, '{', fmt.Sprintf("%q", key)); err != nil {
+		return nil, err
+	}
+	var entries []rawEntry
+	seen := map[string]bool{}
+	for dec.More() {
+		name, err := objectKey(dec)
+		if err != nil {
+			return nil, err
+		}
+		var body json.RawMessage
+		if err := dec.Decode(&body); err != nil {
+			return nil, err
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("server %q: declared twice", name)
+		}
+		seen[name] = true
+		entries = append(entries, rawEntry{name, body})
+	}
+	return entries, expectDelim(dec, '}', fmt.Sprintf("%q", key))
+}
+
+// expectDelim reads one token and checks it is delim; what names the value
+// for the error.
+func expectDelim(dec *json.Decoder, delim json.Delim, what string) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok != delim {
+		if delim == '{' {
+			return fmt.Errorf("%s must be a JSON object", what)
+		}
+		return fmt.Errorf("%s: unexpected %v", what, tok)
+	}
+	return nil
+}
+
+// objectKey reads an object key; within an object the decoder only returns
+// strings for keys, so the assertion cannot fail for valid JSON.
+func objectKey(dec *json.Decoder) (string, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", err
+	}
+	key, ok := tok.(string)
+	if !ok {
+		return "", fmt.Errorf("unexpected %v", tok)
+	}
+	return key, nil
+}
+
+// entryKeys are the entry keys LoadFile understands.
+var entryKeys = map[string]bool{
+	"command": true, "args": true, "env": true, "cwd": true,
+	"url": true, "headers": true, "type": true, "transport": true,
+	"disabled": true, "allow": true, "deny": true,
+	"timeout": true, "maxTimeout": true,
+}
+
+// entry is a server entry decoded into Go types, before interpretation.
+type entry struct {
+	Command    string
+	Args       []string
+	Env        map[string]string
+	Cwd        string
+	URL        string
+	Headers    map[string]string
+	Type       string
+	Transport  string
+	Disabled   bool
+	Allow      []string
+	Deny       []string
+	Timeout    *time.Duration
+	MaxTimeout *time.Duration
+
+	has map[string]bool // keys present with a non-null value
+}
+
+// decodeEntry decodes one entry body, reporting unknown keys as notes.
+func decodeEntry(body json.RawMessage) (entry, []string, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+		return entry{}, nil, errors.New("entry must be a JSON object")
+	}
+	e := entry{has: map[string]bool{}}
+	var notes []string
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		raw := fields[k]
+		if !entryKeys[k] {
+			notes = append(notes, fmt.Sprintf("key %q ignored", k))
+			continue
+		}
+		if string(raw) == "null" {
+			continue
+		}
+		e.has[k] = true
+		if err := e.decodeField(k, raw); err != nil {
+			return entry{}, nil, fmt.Errorf("%s: %w", k, err)
+		}
+	}
+	return e, notes, nil
+}
+
+// decodeField decodes the value of known key k into e.
+func (e *entry) decodeField(k string, raw json.RawMessage) error {
+	var err error
+	switch k {
+	case "command":
+		err = unmarshalAs(raw, &e.Command, "a string")
+	case "args":
+		err = unmarshalAs(raw, &e.Args, "an array of strings")
+	case "env":
+		err = unmarshalAs(raw, &e.Env, "an object of strings")
+	case "cwd":
+		err = unmarshalAs(raw, &e.Cwd, "a string")
+	case "url":
+		err = unmarshalAs(raw, &e.URL, "a string")
+	case "headers":
+		err = unmarshalAs(raw, &e.Headers, "an object of strings")
+	case "type":
+		err = unmarshalAs(raw, &e.Type, "a string")
+	case "transport":
+		err = unmarshalAs(raw, &e.Transport, "a string")
+	case "disabled":
+		err = unmarshalAs(raw, &e.Disabled, "true or false")
+	case "allow":
+		err = unmarshalAs(raw, &e.Allow, "an array of strings")
+	case "deny":
+		err = unmarshalAs(raw, &e.Deny, "an array of strings")
+	case "timeout":
+		e.Timeout, err = jsonDuration(raw)
+	case "maxTimeout":
+		e.MaxTimeout, err = jsonDuration(raw)
+	}
+	return err
+}
+
+// unmarshalAs decodes raw into v, replacing encoding/json's Go-typed error
+// with what the value should have been.
+func unmarshalAs(raw json.RawMessage, v any, want string) error {
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("must be %s", want)
+	}
+	return nil
+}
+
+// jsonDuration decodes a timeout: a Go duration string, or, since JSON has
+// no duration type and a bare number needs some unit, a number of
+// milliseconds.
+func jsonDuration(raw json.RawMessage) (*time.Duration, error) {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		d, err := parseDuration(s)
+		return &d, err
+	}
+	var ms float64
+	if json.Unmarshal(raw, &ms) != nil {
+		return nil, errors.New(`must be a duration string such as "2m" or a number of milliseconds`)
+	}
+	d, err := millis(ms)
+	return &d, err
+}
+
+// kindOf maps a type or transport value to a Kind.
+func kindOf(t string) (Kind, bool) {
+	switch strings.ToLower(t) {
+	case "stdio":
+		return KindStdio, true
+	case "http", "streamable-http", "streamablehttp":
+		return KindHTTP, true
+	case "sse":
+		return KindSSE, true
+	}
+	return "", false
+}
+
+// buildBackend turns an enabled entry into a Backend without a name,
+// returning notes on keys that do not apply to its kind.
+func buildBackend(e entry, dir string, lookup func(string) (string, bool)) (Backend, []string, error) {
+	kind, err := entryKind(e)
+	if err != nil {
+		return Backend{}, nil, err
+	}
+	for _, globs := range [][]string{e.Allow, e.Deny} {
+		for _, g := range globs {
+			if err := checkGlob(g); err != nil {
+				return Backend{}, nil, err
+			}
+		}
+	}
+	b := Backend{Kind: kind, Allow: e.Allow, Deny: e.Deny, Timeout: e.Timeout, MaxTimeout: e.MaxTimeout}
+	if kind == KindStdio {
+		err = expandStdio(&b, e, dir, lookup)
+	} else {
+		err = expandRemote(&b, e, lookup)
+	}
+	if err != nil {
+		return Backend{}, nil, err
+	}
+	return b, inapplicableKeys(e, kind), nil
+}
+
+// entryKind decides an entry's Kind from its type, or else from whether it
+// has a url or a command.
+func entryKind(e entry) (Kind, error) {
+	if e.has["type"] || e.has["transport"] {
+		kind, err := typedKind(e)
+		if err != nil {
+			return "", err
+		}
+		if kind == KindStdio && e.Command == "" {
+			return "", errors.New(`type "stdio" needs a "command"`)
+		}
+		if kind != KindStdio && e.URL == "" {
+			return "", fmt.Errorf("type %q needs a \"url\"", kind)
+		}
+		return kind, nil
+	}
+	switch {
+	case e.Command != "" && e.URL != "":
+		return "", errors.New(`both "command" and "url" given; set "type" to choose`)
+	case e.URL != "":
+		return KindURL, nil
+	case e.Command != "":
+		return KindStdio, nil
+	}
+	return "", errors.New(`needs a "command" or a "url"`)
+}
+
+// typedKind interprets "type" and "transport", which may both be given if
+// they agree.
+func typedKind(e entry) (Kind, error) {
+	var kinds []Kind
+	for _, kv := range [][2]string{{"type", e.Type}, {"transport", e.Transport}} {
+		if !e.has[kv[0]] {
+			continue
+		}
+		kind, ok := kindOf(kv[1])
+		if !ok {
+			return "", fmt.Errorf("unknown %s %q: want stdio, http, streamable-http or sse", kv[0], kv[1])
+		}
+		kinds = append(kinds, kind)
+	}
+	if len(kinds) == 2 && kinds[0] != kinds[1] {
+		return "", fmt.Errorf("type %q and transport %q disagree", e.Type, e.Transport)
+	}
+	return kinds[0], nil
+}
+
+// inapplicableKeys lists the keys present in e that kind does not use.
+func inapplicableKeys(e entry, kind Kind) []string {
+	unused := []string{"url", "headers"}
+	if kind != KindStdio {
+		unused = []string{"command", "args", "env", "cwd"}
+	}
+	var notes []string
+	for _, k := range unused {
+		if e.has[k] {
+			notes = append(notes, fmt.Sprintf("key %q ignored (not used by %s backends)", k, kind))
+		}
+	}
+	return notes
+}
+
+// expandStdio fills b's stdio fields from e, expanding variables.
+func expandStdio(b *Backend, e entry, dir string, lookup func(string) (string, bool)) error {
+	var err error
+	if b.Command, err = Expand(e.Command, lookup); err != nil {
+		return fmt.Errorf("command: %w", err)
+	}
+	if err := checkCommand(b.Command); err != nil {
+		return err
+	}
+	for i, a := range e.Args {
+		v, err := Expand(a, lookup)
+		if err != nil {
+			return fmt.Errorf("args[%d]: %w", i, err)
+		}
+		b.Args = append(b.Args, v)
+	}
+	if len(e.Env) > 0 {
+		b.Env = make(map[string]string, len(e.Env))
+	}
+	for _, k := range slices.Sorted(maps.Keys(e.Env)) {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return fmt.Errorf("env: bad variable name %q", k)
+		}
+		if b.Env[k], err = Expand(e.Env[k], lookup); err != nil {
+			return fmt.Errorf("env %s: %w", k, err)
+		}
+	}
+	if e.has["cwd"] {
+		cwd, err := Expand(e.Cwd, lookup)
+		if err != nil {
+			return fmt.Errorf("cwd: %w", err)
+		}
+		if cwd == "" {
+			return errors.New("cwd: empty")
+		}
+		if !filepath.IsAbs(cwd) {
+			cwd = filepath.Join(dir, cwd)
+		}
+		b.Dir = cwd
+	}
+	return nil
+}
+
+// expandRemote fills b's URL and headers from e, expanding variables.
+func expandRemote(b *Backend, e entry, lookup func(string) (string, bool)) error {
+	var err error
+	if b.URL, err = Expand(e.URL, lookup); err != nil {
+		return fmt.Errorf("url: %w", err)
+	}
+	if err := checkURL(b.URL); err != nil {
+		return fmt.Errorf("url: %w", err)
+	}
+	if len(e.Headers) > 0 {
+		b.Headers = make(map[string]string, len(e.Headers))
+	}
+	for _, k := range slices.Sorted(maps.Keys(e.Headers)) {
+		v, err := Expand(e.Headers[k], lookup)
+		if err != nil {
+			return fmt.Errorf("headers %s: %w", k, err)
+		}
+		if _, dup := b.Headers[http.CanonicalHeaderKey(k)]; dup {
+			return fmt.Errorf("headers: %s given twice", http.CanonicalHeaderKey(k))
+		}
+		if err := addHeader(b.Headers, k, v); err != nil {
+			return fmt.Errorf("headers: %w", err)
+		}
+	}
+	return nil
+}
+
+// stripJSONC blanks out what JSONC allows and JSON does not: // and /* */
+// comments, commas before a closing '}' or ']', and a leading byte order
+// mark. It replaces them with spaces (keeping newlines), so offsets in
+// decoding errors still point into the original file. An unterminated /*
+// is left alone for the decoder to report.
+func stripJSONC(data []byte) []byte {
+	out := bytes.Clone(data)
+	if bytes.HasPrefix(out, []byte("\xef\xbb\xbf")) {
+		copy(out, "   ")
+	}
+	inString := false
+	comma := -1 // a comma followed so far only by blanks and comments
+	for i := 0; i < len(out); i++ {
+		c := out[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch {
+		case c == '"':
+			inString = true
+			comma = -1
+		case c == '/' && i+1 < len(out) && out[i+1] == '/':
+			for ; i < len(out) && out[i] != '\n'; i++ {
+				out[i] = ' '
+			}
+		case c == '/' && i+1 < len(out) && out[i+1] == '*':
+			end := bytes.Index(out[i+2:], []byte("*/"))
+			if end < 0 {
+				return out
+			}
+			end += i + 4
+			for ; i < end; i++ {
+				if out[i] != '\n' {
+					out[i] = ' '
+				}
+			}
+			i--
+		case c == ',':
+			comma = i
+		case c == '}' || c == ']':
+			if comma >= 0 {
+				out[comma] = ' '
+			}
+			comma = -1
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+		default:
+			comma = -1
+		}
+	}
+	return out
+}
+
+// lineCol gives the 1-based line and column (in bytes) of the character a
+// json.SyntaxError's Offset points just past. An error at the end of the
+// input gives the position of the last character.
+func lineCol(data []byte, offset int64) (int, int) {
+	pos := int(min(max(offset-1, 0), int64(len(data))))
+	before := data[:pos]
+	line := bytes.Count(before, []byte("\n")) + 1
+	col := pos - bytes.LastIndexByte(before, '\n')
+	return line, col
+}

@@ -1,0 +1,405 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Flags are mcpbridge's backend-related command-line flags, as given.
+type Flags struct {
+	// Stdio holds --stdio 'NAME=COMMAND ARGS...' values; the command is split
+	// with SplitWords.
+	Stdio []string
+	// HTTP and SSE hold --http NAME=URL and --sse NAME=URL values.
+	HTTP, SSE []string
+	// Positional holds the positional arguments: one http:// or https:// URL,
+	// or the argv of one stdio backend.
+	Positional []string
+	// Env holds --env NAME:KEY=VALUE values.
+	Env []string
+	// Cwd holds --cwd NAME=DIR values.
+	Cwd []string
+	// Header holds --header 'NAME:Key: Value' values.
+	Header []string
+	// Allow and Deny hold --allow NAME:GLOB and --deny NAME:GLOB values.
+	Allow, Deny []string
+	// Timeout and MaxTimeout hold --timeout and --max-timeout values: "2m"
+	// sets the default for all backends, "NAME:2m" one backend's; "0"
+	// disables.
+	Timeout, MaxTimeout []string
+	// ConfigFile is the --config file, or "".
+	ConfigFile string
+	// Only holds --only values, each a name or a comma-separated list.
+	Only []string
+}
+
+// Result is the backend list Resolve assembled.
+type Result struct {
+	// Backends in order: --stdio, --http, --sse, the positional backend,
+	// then the config file's in declared order.
+	Backends []Backend
+	// DefaultTimeout and DefaultMaxTimeout are the unqualified --timeout and
+	// --max-timeout; nil means not given on the command line.
+	DefaultTimeout, DefaultMaxTimeout *time.Duration
+	// Ignored are notes for the caller to log at debug level.
+	Ignored []string
+}
+
+// errNoBackends is Resolve's error when nothing names a backend.
+var errNoBackends = errors.New("no backends: give --stdio, --http, --sse, a URL, a command, or --config")
+
+// source is a backend with where it was declared, for error messages.
+type source struct {
+	b    Backend
+	from string
+}
+
+// Resolve assembles the backend list from flags and the --config file.
+// lookup serves ${...} expansion in the config file; flag values are used as
+// given, since the shell has already expanded them.
+//
+// Backend names must be unique across flags and file. The qualified flags
+// (--env, --cwd, --header, --allow, --deny, and --timeout and --max-timeout
+// with NAME:) apply after the file is read, so they can adjust its backends
+// too: --env and --header add or replace single keys, --cwd replaces the
+// directory, --allow and --deny append, and when a flag is repeated for the
+// same setting the last wins. --only is applied last, so qualified flags
+// may name backends it filters out.
+//
+// Errors are meant to be shown to the user as they are.
+func Resolve(f Flags, lookup func(string) (string, bool)) (Result, error) {
+	var res Result
+	srcs, err := flagBackends(f)
+	if err != nil {
+		return Result{}, err
+	}
+	var disabled []string
+	if f.ConfigFile != "" {
+		file, err := LoadFile(f.ConfigFile, lookup)
+		if err != nil {
+			return Result{}, err
+		}
+		for _, b := range file.Backends {
+			srcs = append(srcs, source{b, "config " + f.ConfigFile})
+		}
+		disabled = file.Disabled
+		res.Ignored = file.Ignored
+	}
+	if len(srcs) == 0 {
+		return Result{}, errNoBackends
+	}
+	if err := checkUnique(srcs); err != nil {
+		return Result{}, err
+	}
+	bs := make([]Backend, len(srcs))
+	for i, s := range srcs {
+		bs[i] = s.b
+	}
+	q := qualifier{backends: bs, disabled: disabled, file: f.ConfigFile}
+	if res.DefaultTimeout, err = q.timeouts("--timeout", f.Timeout, func(b *Backend) **time.Duration { return &b.Timeout }); err != nil {
+		return Result{}, err
+	}
+	if res.DefaultMaxTimeout, err = q.timeouts("--max-timeout", f.MaxTimeout, func(b *Backend) **time.Duration { return &b.MaxTimeout }); err != nil {
+		return Result{}, err
+	}
+	for _, apply := range []func() error{
+		func() error { return q.each("--cwd", "=", "NAME=DIR", f.Cwd, setCwd) },
+		func() error { return q.each("--env", ":", "NAME:KEY=VALUE", f.Env, setEnv) },
+		func() error { return q.each("--header", ":", "'NAME:Key: Value'", f.Header, setHeader) },
+		func() error { return q.each("--allow", ":", "NAME:GLOB", f.Allow, addAllow) },
+		func() error { return q.each("--deny", ":", "NAME:GLOB", f.Deny, addDeny) },
+	} {
+		if err := apply(); err != nil {
+			return Result{}, err
+		}
+	}
+	if res.Backends, err = q.only(f.Only); err != nil {
+		return Result{}, err
+	}
+	return res, nil
+}
+
+// flagBackends builds the backends declared by flags, in Result order.
+func flagBackends(f Flags) ([]source, error) {
+	var srcs []source
+	for _, v := range f.Stdio {
+		b, err := stdioFlag(v)
+		if err != nil {
+			return nil, fmt.Errorf("--stdio %q: %w", v, err)
+		}
+		srcs = append(srcs, source{b, "--stdio"})
+	}
+	for _, fl := range []struct {
+		name   string
+		kind   Kind
+		values []string
+	}{{"--http", KindHTTP, f.HTTP}, {"--sse", KindSSE, f.SSE}} {
+		for _, v := range fl.values {
+			b, err := urlFlag(fl.kind, v)
+			if err != nil {
+				return nil, fmt.Errorf("%s %q: %w", fl.name, v, err)
+			}
+			srcs = append(srcs, source{b, fl.name})
+		}
+	}
+	if len(f.Positional) > 0 {
+		b, err := positional(f.Positional)
+		if err != nil {
+			return nil, err
+		}
+		srcs = append(srcs, source{b, "the command line arguments"})
+	}
+	return srcs, nil
+}
+
+// namedValue splits "NAME=REST" and checks NAME.
+func namedValue(v, want string) (string, string, error) {
+	name, rest, ok := strings.Cut(v, "=")
+	if !ok {
+		return "", "", fmt.Errorf("want %s", want)
+	}
+	if err := checkName(name); err != nil {
+		return "", "", err
+	}
+	return name, rest, nil
+}
+
+// stdioFlag parses a --stdio NAME=COMMAND ARGS... value.
+func stdioFlag(v string) (Backend, error) {
+	name, cmd, err := namedValue(v, "NAME=COMMAND ARGS...")
+	if err != nil {
+		return Backend{}, err
+	}
+	argv, err := SplitWords(cmd)
+	if err != nil {
+		return Backend{}, err
+	}
+	if len(argv) == 0 {
+		return Backend{}, errors.New("empty command")
+	}
+	if err := checkCommand(argv[0]); err != nil {
+		return Backend{}, err
+	}
+	return Backend{Name: name, Kind: KindStdio, Command: argv[0], Args: append([]string(nil), argv[1:]...)}, nil
+}
+
+// urlFlag parses a --http or --sse NAME=URL value.
+func urlFlag(kind Kind, v string) (Backend, error) {
+	name, u, err := namedValue(v, "NAME=URL")
+	if err != nil {
+		return Backend{}, err
+	}
+	if err := checkURL(u); err != nil {
+		return Backend{}, err
+	}
+	return Backend{Name: name, Kind: kind, URL: u}, nil
+}
+
+// positional builds the backend named by positional arguments: a lone
+// http(s) URL, or else the argv of a stdio command.
+func positional(args []string) (Backend, error) {
+	if isHTTPURL(args[0]) {
+		if len(args) > 1 {
+			return Backend{}, fmt.Errorf("URL %s: unexpected arguments after it: %q", args[0], args[1:])
+		}
+		if err := checkURL(args[0]); err != nil {
+			return Backend{}, err
+		}
+		return Backend{Name: NameFromURL(args[0]), Kind: KindURL, URL: args[0]}, nil
+	}
+	if err := checkCommand(args[0]); err != nil {
+		return Backend{}, fmt.Errorf("command %q: %w", args[0], err)
+	}
+	return Backend{
+		Name:    NameFromArgv(args),
+		Kind:    KindStdio,
+		Command: args[0],
+		Args:    append([]string(nil), args[1:]...),
+	}, nil
+}
+
+// checkUnique rejects two backends with the same name.
+func checkUnique(srcs []source) error {
+	first := map[string]string{}
+	for _, s := range srcs {
+		from, dup := first[s.b.Name]
+		if !dup {
+			first[s.b.Name] = s.from
+			continue
+		}
+		err := fmt.Errorf("backend name %q is used twice (%s and %s)", s.b.Name, from, s.from)
+		if from == "the command line arguments" {
+			err = fmt.Errorf("%w; use --stdio NAME=COMMAND, --http or --sse to choose another name", err)
+		}
+		return err
+	}
+	return nil
+}
+
+// qualifier applies NAME-qualified flags to the backends.
+type qualifier struct {
+	backends []Backend
+	disabled []string // disabled config entries, for a better error
+	file     string
+}
+
+// find returns the backend called name.
+func (q qualifier) find(name string) (*Backend, error) {
+	for i := range q.backends {
+		if q.backends[i].Name == name {
+			return &q.backends[i], nil
+		}
+	}
+	for _, d := range q.disabled {
+		if d == name {
+			return nil, fmt.Errorf("backend %q is disabled in config %s", name, q.file)
+		}
+	}
+	return nil, fmt.Errorf("no backend named %q", name)
+}
+
+// each applies set to the REST of every NAME<sep>REST value of flag; usage
+// shows the expected form.
+func (q qualifier) each(flag, sep, usage string, values []string, set func(*Backend, string) error) error {
+	for _, v := range values {
+		name, rest, ok := strings.Cut(v, sep)
+		if !ok {
+			return fmt.Errorf("%s %q: want %s", flag, v, usage)
+		}
+		b, err := q.find(name)
+		if err == nil {
+			err = set(b, rest)
+		}
+		if err != nil {
+			return fmt.Errorf("%s %q: %w", flag, v, err)
+		}
+	}
+	return nil
+}
+
+// timeouts applies --timeout or --max-timeout values: a bare duration is
+// returned as the default, NAME:DURATION is stored through field.
+func (q qualifier) timeouts(flag string, values []string, field func(*Backend) **time.Duration) (*time.Duration, error) {
+	var def *time.Duration
+	for _, v := range values {
+		name, dur, qualified := strings.Cut(v, ":")
+		if !qualified {
+			dur = v
+		}
+		d, err := parseDuration(dur)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: %w", flag, v, err)
+		}
+		if !qualified {
+			def = &d
+			continue
+		}
+		b, err := q.find(name)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: %w", flag, v, err)
+		}
+		*field(b) = &d
+	}
+	return def, nil
+}
+
+// only keeps the backends named in --only values, in declared order; no
+// values keep them all.
+func (q qualifier) only(values []string) ([]Backend, error) {
+	keep := map[string]bool{}
+	for _, v := range values {
+		for _, name := range strings.Split(v, ",") {
+			name = strings.TrimSpace(name)
+			if name == "" {
+				continue
+			}
+			if _, err := q.find(name); err != nil {
+				return nil, fmt.Errorf("--only: %w", err)
+			}
+			keep[name] = true
+		}
+	}
+	if len(keep) == 0 {
+		return q.backends, nil
+	}
+	var bs []Backend
+	for _, b := range q.backends {
+		if keep[b.Name] {
+			bs = append(bs, b)
+		}
+	}
+	return bs, nil
+}
+
+// requireStdio rejects a stdio-only setting on a remote backend.
+func requireStdio(b *Backend) error {
+	if b.Kind != KindStdio {
+		return fmt.Errorf("backend %q is not a stdio backend", b.Name)
+	}
+	return nil
+}
+
+// setCwd applies a --cwd DIR; a relative DIR stays relative to the bridge's
+// own working directory.
+func setCwd(b *Backend, dir string) error {
+	if err := requireStdio(b); err != nil {
+		return err
+	}
+	if dir == "" {
+		return errors.New("empty directory")
+	}
+	b.Dir = dir
+	return nil
+}
+
+// setEnv applies a --env KEY=VALUE.
+func setEnv(b *Backend, kv string) error {
+	if err := requireStdio(b); err != nil {
+		return err
+	}
+	key, value, ok := strings.Cut(kv, "=")
+	if !ok || key == "" || strings.ContainsRune(key, 0) {
+		return errors.New("want NAME:KEY=VALUE with a non-empty KEY")
+	}
+	if b.Env == nil {
+		b.Env = map[string]string{}
+	}
+	b.Env[key] = value
+	return nil
+}
+
+// setHeader applies a --header "Key: Value"; one space after the colon is
+// dropped, as in HTTP.
+func setHeader(b *Backend, kv string) error {
+	if b.Kind == KindStdio {
+		return fmt.Errorf("backend %q is a stdio backend, not a remote one", b.Name)
+	}
+	key, value, ok := strings.Cut(kv, ":")
+	if !ok {
+		return errors.New("want 'NAME:Key: Value'")
+	}
+	if b.Headers == nil {
+		b.Headers = map[string]string{}
+	}
+	return addHeader(b.Headers, key, strings.TrimPrefix(value, " "))
+}
+
+// addAllow applies an --allow GLOB.
+func addAllow(b *Backend, glob string) error {
+	if err := checkGlob(glob); err != nil {
+		return err
+	}
+	b.Allow = append(b.Allow, glob)
+	return nil
+}
+
+// addDeny applies a --deny GLOB.
+func addDeny(b *Backend, glob string) error {
+	if err := checkGlob(glob); err != nil {
+		return err
+	}
+	b.Deny = append(b.Deny, glob)
+	return nil
+}
