@@ -129,7 +129,7 @@ func TestLineReader(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got = append(got, string(line))
+		got = append(got, truncateForTest(line))
 	}
 	want := []string{`{"a":1}`, "TOO LONG", `{"b":2}`, `{"c":3}`}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
@@ -172,6 +172,70 @@ func FuzzScanAgreesWithStdlib(f *testing.F) {
 			if err != nil || string(g.ID()) != `"new"` || g.Kind != fr.Kind || g.Method != fr.Method {
 				t.Fatalf("after SetID: %v %q", err, fr.Encoded())
 			}
+		}
+	})
+}
+
+func truncateForTest(b []byte) string {
+	if len(b) > 100 {
+		return string(b[:100]) + "…"
+	}
+	return string(b)
+}
+
+// chunked reads at most n bytes at a time, like a pipe under load.
+type chunked struct {
+	b []byte
+	n int
+}
+
+func (c *chunked) Read(p []byte) (int, error) {
+	if len(c.b) == 0 {
+		return 0, io.EOF
+	}
+	k := min(len(p), c.n, len(c.b))
+	copy(p, c.b[:k])
+	c.b = c.b[k:]
+	return k, nil
+}
+
+// FuzzLineReader checks the line reader against strings.Split for any
+// input and any read size, with a cap that some lines exceed.
+func FuzzLineReader(f *testing.F) {
+	f.Add([]byte("a\nbb\n\n  c  \n"), uint16(1), uint16(3))
+	f.Add([]byte(strings.Repeat("x", 70000)+"\ny\n"), uint16(4096), uint16(65535))
+	f.Fuzz(func(t *testing.T, in []byte, chunk, max uint16) {
+		if chunk == 0 || max == 0 {
+			return
+		}
+		var want []string
+		for _, l := range strings.Split(string(in), "\n") {
+			// An oversized line is reported even if blank: the reader
+			// cannot keep it to look.
+			if len(l) > int(max) {
+				want = append(want, "TOO LONG")
+			} else if t := bytes.TrimSpace([]byte(l)); len(t) > 0 {
+				want = append(want, string(t))
+			}
+		}
+		lr := NewLineReader(&chunked{bytes.Clone(in), int(chunk)}, int(max))
+		var got []string
+		for {
+			line, err := lr.Next()
+			if err == io.EOF {
+				break
+			}
+			if errors.Is(err, ErrTooLong) {
+				got = append(got, "TOO LONG")
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, string(line))
+		}
+		if strings.Join(got, "\x00") != strings.Join(want, "\x00") {
+			t.Fatalf("chunk %d max %d: got %d lines, want %d", chunk, max, len(got), len(want))
 		}
 	})
 }

@@ -28,10 +28,19 @@ var ErrQueueFull = errors.New("queue full")
 // A LineReader reads newline-delimited messages (stdio framing). Unlike
 // bufio.Scanner it has no 64 KiB trap, and unlike go-sdk's ioConn a bad or
 // oversized line is an error for that line only.
+//
+// Small lines are copied once out of a shared buffer; a line longer than
+// the buffer is read straight into its own growing buffer, so a 16 MiB
+// message costs the read system calls and about one extra copy.
 type LineReader struct {
-	r   *bufio.Reader
-	max int
+	r          io.Reader
+	buf        []byte // shared buffer; unread bytes are buf[start:end]
+	start, end int
+	max        int
+	err        error // sticky error of r
 }
+
+const readBuf = 64 << 10
 
 // NewLineReader reads lines of at most max bytes from r. If max <= 0,
 // DefaultMaxLine.
@@ -39,64 +48,118 @@ func NewLineReader(r io.Reader, max int) *LineReader {
 	if max <= 0 {
 		max = DefaultMaxLine
 	}
-	return &LineReader{r: bufio.NewReaderSize(r, 64<<10), max: max}
+	return &LineReader{r: r, buf: make([]byte, readBuf), max: max}
 }
 
-// Next returns the next line that is not blank, without its line ending.
-// The slice is freshly allocated and owned by the caller. For a line over
-// the cap it returns the line's first bytes and an error wrapping
-// ErrTooLong. At the end of input it returns io.EOF (a last line without
-// a newline is returned first).
+// Next returns the next line that is not blank, without its line ending
+// and surrounding white space. The slice is freshly allocated and owned by
+// the caller. For a line over the cap it returns the line's first bytes
+// and an error wrapping ErrTooLong, and reading can go on. At the end of
+// input it returns io.EOF (a last line without a newline is returned first).
 func (lr *LineReader) Next() ([]byte, error) {
 	for {
 		line, err := lr.line()
-		if err != nil && !(err == io.EOF && len(line) > 0) {
-			if errors.Is(err, ErrTooLong) {
-				return line, err
-			}
-			return nil, err
+		if err != nil {
+			return line, err
 		}
 		if t := bytes.TrimSpace(line); len(t) > 0 {
 			return t, nil
-		}
-		if err != nil {
-			return nil, err
 		}
 	}
 }
 
 func (lr *LineReader) line() ([]byte, error) {
-	chunk, err := lr.r.ReadSlice('\n')
-	if err == nil || err == io.EOF {
-		// Common case: the whole line fits in the buffer; one copy.
-		return bytes.Clone(chunk), err
-	}
-	if err != bufio.ErrBufferFull {
-		return nil, err
-	}
-	buf := append([]byte(nil), chunk...)
+	scanned := lr.start
 	for {
-		chunk, err = lr.r.ReadSlice('\n')
-		if len(buf)+len(chunk) > lr.max {
-			head := buf
-			if len(head) > headLen {
-				head = head[:headLen]
+		if i := bytes.IndexByte(lr.buf[scanned:lr.end], '\n'); i >= 0 {
+			nl := scanned + i
+			line := lr.buf[lr.start:nl]
+			lr.start = nl + 1
+			if len(line) > lr.max {
+				return bytes.Clone(line[:min(headLen, len(line))]), fmt.Errorf("%w: line of %d bytes, over the cap of %d", ErrTooLong, len(line), lr.max)
 			}
-			n := len(buf) + len(chunk)
-			for err == bufio.ErrBufferFull {
-				chunk, err = lr.r.ReadSlice('\n')
-				n += len(chunk)
-			}
-			if err != nil && err != io.EOF {
-				return nil, err
-			}
-			return head, fmt.Errorf("%w: line of %d bytes or more, over the cap of %d", ErrTooLong, n, lr.max)
+			return bytes.Clone(line), nil
 		}
-		buf = append(buf, chunk...)
-		if err != bufio.ErrBufferFull {
-			return buf, err
+		scanned = lr.end
+		if lr.err != nil {
+			if lr.start < lr.end {
+				line := lr.buf[lr.start:lr.end]
+				lr.start = lr.end
+				if len(line) > lr.max {
+					return bytes.Clone(line[:min(headLen, len(line))]), fmt.Errorf("%w: line of %d bytes, over the cap of %d", ErrTooLong, len(line), lr.max)
+				}
+				return bytes.Clone(line), nil
+			}
+			return nil, lr.err
 		}
+		if lr.end == len(lr.buf) {
+			if lr.start == 0 {
+				return lr.long()
+			}
+			// Move the partial line to the front to make room.
+			n := copy(lr.buf, lr.buf[lr.start:lr.end])
+			scanned -= lr.start
+			lr.start, lr.end = 0, n
+		}
+		n, err := lr.r.Read(lr.buf[lr.end:])
+		lr.end += n
+		lr.err = err
 	}
+}
+
+// long reads a line that outgrew the shared buffer into its own buffer.
+func (lr *LineReader) long() ([]byte, error) {
+	big := make([]byte, lr.end, 4*len(lr.buf))
+	copy(big, lr.buf[lr.start:lr.end])
+	lr.start, lr.end = 0, 0
+	scanned := len(big)
+	for {
+		if i := bytes.IndexByte(big[scanned:], '\n'); i >= 0 {
+			nl := scanned + i
+			// Keep what came after the newline for the next lines.
+			lr.end = copy(lr.buf, big[nl+1:])
+			if lr.end < len(big)-nl-1 { // more than the shared buffer holds
+				lr.buf = bytes.Clone(big[nl+1:])
+				lr.end = len(lr.buf)
+			}
+			if nl > lr.max {
+				return bytes.Clone(big[:min(headLen, nl)]), fmt.Errorf("%w: line of %d bytes, over the cap of %d", ErrTooLong, nl, lr.max)
+			}
+			return big[:nl:nl], nil
+		}
+		scanned = len(big)
+		if lr.err != nil {
+			return big, nil
+		}
+		if len(big) > lr.max {
+			return lr.skip(big)
+		}
+		if len(big) == cap(big) {
+			nb := make([]byte, len(big), 2*cap(big))
+			copy(nb, big)
+			big = nb
+		}
+		n, err := lr.r.Read(big[len(big):cap(big)])
+		big = big[:len(big)+n]
+		lr.err = err
+	}
+}
+
+// skip discards the rest of an oversized line, keeping its head.
+func (lr *LineReader) skip(big []byte) ([]byte, error) {
+	head := bytes.Clone(big[:min(headLen, len(big))])
+	total := len(big)
+	for lr.err == nil {
+		n, err := lr.r.Read(lr.buf)
+		lr.err = err
+		if i := bytes.IndexByte(lr.buf[:n], '\n'); i >= 0 {
+			total += i
+			lr.start, lr.end = i+1, n
+			break
+		}
+		total += n
+	}
+	return head, fmt.Errorf("%w: line of %d bytes or more, over the cap of %d", ErrTooLong, total, lr.max)
 }
 
 // A Writer serialises frames onto one stream, one per line. It is owned by
