@@ -52,11 +52,11 @@ func TestRelayMatchesDirect(t *testing.T) {
 		t.Errorf("initialize result differs (-direct +bridged):\n%s", diff)
 	}
 	for _, l := range relayScenario {
-		direct.send(l)
-		bridged.send(l)
+		direct.Send(l)
+		bridged.Send(l)
 	}
 	for _, id := range scenarioIDs() {
-		d, b := direct.response(id), bridged.response(id)
+		d, b := direct.Response(id), bridged.Response(id)
 		if string(d.Raw()) != string(b.Raw()) {
 			t.Errorf("id %s differs:\n direct: %s\nbridged: %s", id, d.Raw(), b.Raw())
 		}
@@ -70,10 +70,10 @@ func TestHostIDsComeBackRaw(t *testing.T) {
 	handshake(b.wire)
 	ids := []string{"9007199254740993", "1.5", "-7", "1e3", "123456789012345678901234567890", `"é\u00e9\""`, `""`}
 	for _, id := range ids {
-		b.send(`{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}}`)
+		b.Send(`{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}}`)
 	}
 	for _, id := range ids {
-		if r := b.response(id); r.Result() == nil {
+		if r := b.Response(id); r.Result() == nil {
 			t.Errorf("id %s: %s", id, r.Raw())
 		}
 	}
@@ -82,19 +82,19 @@ func TestHostIDsComeBackRaw(t *testing.T) {
 func TestProgressTokenZeroAndStrings(t *testing.T) {
 	b := bridgedWire(t, Config{}, namedServer{"one", testServer("one")})
 	handshake(b.wire)
-	b.send(`{"jsonrpc":"2.0","id":100,"method":"tools/call","params":{"name":"progress","arguments":{"steps":3},"_meta":{"progressToken":0}}}`)
-	b.send(`{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"progress","arguments":{"steps":2},"_meta":{"progressToken":"tok-é"}}}`)
-	b.response("100")
-	b.response(`"x"`)
+	b.Send(`{"jsonrpc":"2.0","id":100,"method":"tools/call","params":{"name":"progress","arguments":{"steps":3},"_meta":{"progressToken":0}}}`)
+	b.Send(`{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"progress","arguments":{"steps":2},"_meta":{"progressToken":"tok-é"}}}`)
+	b.Response("100")
+	b.Response(`"x"`)
 	// go-sdk sends progress before the result on the same stream, and the
 	// bridge keeps one backend's order.
 	count := func(tok string) int {
-		return b.count(func(f *frame.Frame) bool {
+		return b.Count(func(f *frame.Frame) bool {
 			return f.Method == "notifications/progress" && string(f.Bytes(f.Param("progressToken"))) == tok
 		})
 	}
 	if n := count("0"); n != 3 {
-		t.Errorf("progress with token 0: got %d notifications, want 3\n%s", n, b.dump())
+		t.Errorf("progress with token 0: got %d notifications, want 3\n%s", n, b.Dump())
 	}
 	if n := count(`"tok-é"`); n != 2 {
 		t.Errorf("progress with string token: got %d, want 2", n)
@@ -104,21 +104,21 @@ func TestProgressTokenZeroAndStrings(t *testing.T) {
 func TestSamplingAndRootsReachTheHost(t *testing.T) {
 	b := bridgedWire(t, Config{}, namedServer{"one", testServer("one")})
 	handshake(b.wire)
-	b.send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"sample","arguments":{}}}`)
-	req := b.waitFor("sampling request", func(f *frame.Frame) bool { return f.Method == "sampling/createMessage" })
+	b.Send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"sample","arguments":{}}}`)
+	req := b.WaitFor("sampling request", func(f *frame.Frame) bool { return f.Method == "sampling/createMessage" })
 	if string(req.ID()) == "0" {
 		t.Errorf("the bridge used id 0 toward the host")
 	}
-	b.send(`{"jsonrpc":"2.0","id":` + string(req.ID()) + `,"result":{"role":"assistant","model":"m","content":{"type":"text","text":"sampled!"}}}`)
-	res := b.response("1")
+	b.Send(`{"jsonrpc":"2.0","id":` + string(req.ID()) + `,"result":{"role":"assistant","model":"m","content":{"type":"text","text":"sampled!"}}}`)
+	res := b.Response("1")
 	if !strings.Contains(string(res.Result()), "sampled!") {
 		t.Errorf("tool result lacks the host's sample: %s", res.Raw())
 	}
 
-	b.send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"roots","arguments":{}}}`)
-	req = b.waitFor("roots request", func(f *frame.Frame) bool { return f.Method == "roots/list" })
-	b.send(`{"jsonrpc":"2.0","id":` + string(req.ID()) + `,"result":{"roots":[{"uri":"file:///tmp/x","name":"x"}]}}`)
-	if res := b.response("2"); !strings.Contains(string(res.Result()), "file:///tmp/x") {
+	b.Send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"roots","arguments":{}}}`)
+	req = b.WaitFor("roots request", func(f *frame.Frame) bool { return f.Method == "roots/list" })
+	b.Send(`{"jsonrpc":"2.0","id":` + string(req.ID()) + `,"result":{"roots":[{"uri":"file:///tmp/x","name":"x"}]}}`)
+	if res := b.Response("2"); !strings.Contains(string(res.Result()), "file:///tmp/x") {
 		t.Errorf("roots not relayed: %s", res.Raw())
 	}
 }
@@ -126,16 +126,16 @@ func TestSamplingAndRootsReachTheHost(t *testing.T) {
 func TestBadInputKeepsTheBridgeAnswering(t *testing.T) {
 	b := bridgedWire(t, Config{}, namedServer{"one", testServer("one")})
 	handshake(b.wire)
-	b.send(`this is not json`)
-	b.send(`{"jsonrpc":"2.0","id":"v","method":42}`)
-	b.send(`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","arguments":{"text":"ok"}}}`)
-	if r := b.response("null"); !strings.Contains(string(r.Error()), "-32700") {
+	b.Send(`this is not json`)
+	b.Send(`{"jsonrpc":"2.0","id":"v","method":42}`)
+	b.Send(`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","arguments":{"text":"ok"}}}`)
+	if r := b.Response("null"); !strings.Contains(string(r.Error()), "-32700") {
 		t.Errorf("parse error: %s", r.Raw())
 	}
-	if r := b.response(`"v"`); !strings.Contains(string(r.Error()), "-32600") {
+	if r := b.Response(`"v"`); !strings.Contains(string(r.Error()), "-32600") {
 		t.Errorf("invalid request: %s", r.Raw())
 	}
-	if r := b.response("5"); !strings.Contains(string(r.Result()), `"ok"`) {
+	if r := b.Response("5"); !strings.Contains(string(r.Result()), `"ok"`) {
 		t.Errorf("request after garbage: %s", r.Raw())
 	}
 }
@@ -152,14 +152,14 @@ func TestDuplicateIDInFlight(t *testing.T) {
 	})
 	b := bridgedWire(t, Config{}, namedServer{"one", srv})
 	handshake(b.wire)
-	b.send(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"block","arguments":{}}}`)
-	b.send(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"text":"dup"}}}`)
-	dup := b.response("3")
+	b.Send(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"block","arguments":{}}}`)
+	b.Send(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"text":"dup"}}}`)
+	dup := b.Response("3")
 	if !strings.Contains(string(dup.Error()), "already in use") {
 		t.Fatalf("duplicate id: %s", dup.Raw())
 	}
 	close(release)
-	orig := b.waitFor("original answer", func(f *frame.Frame) bool {
+	orig := b.WaitFor("original answer", func(f *frame.Frame) bool {
 		return f.Kind == frame.Response && string(f.ID()) == "3" && f.Result() != nil
 	})
 	if !strings.Contains(string(orig.Result()), "released") {
@@ -182,17 +182,17 @@ func TestCancelReachesTheBackend(t *testing.T) {
 	})
 	b := bridgedWire(t, Config{}, namedServer{"one", srv})
 	handshake(b.wire)
-	b.send(`{"jsonrpc":"2.0","id":"c","method":"tools/call","params":{"name":"block","arguments":{}}}`)
+	b.Send(`{"jsonrpc":"2.0","id":"c","method":"tools/call","params":{"name":"block","arguments":{}}}`)
 	time.Sleep(50 * time.Millisecond) // let the call reach the tool; not a timing assertion
-	b.send(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"c","reason":"user"}}`)
+	b.Send(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"c","reason":"user"}}`)
 	select {
 	case <-cancelled:
 	case <-time.After(testTimeout):
 		t.Fatal("the backend's tool was never cancelled")
 	}
-	b.send(`{"jsonrpc":"2.0","id":"after","method":"ping"}`)
-	b.response(`"after"`)
-	if n := b.count(func(f *frame.Frame) bool { return string(f.ID()) == `"c"` }); n != 0 {
+	b.Send(`{"jsonrpc":"2.0","id":"after","method":"ping"}`)
+	b.Response(`"after"`)
+	if n := b.Count(func(f *frame.Frame) bool { return string(f.ID()) == `"c"` }); n != 0 {
 		t.Errorf("a cancelled request was answered %d times", n)
 	}
 }
@@ -207,8 +207,8 @@ func TestTimeoutCancelsAtTheBackend(t *testing.T) {
 	})
 	b := bridgedWire(t, Config{Timeout: 200 * time.Millisecond}, namedServer{"one", srv})
 	handshake(b.wire)
-	b.send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"hang","arguments":{}}}`)
-	r := b.response("1")
+	b.Send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"hang","arguments":{}}}`)
+	r := b.Response("1")
 	var e frame.ErrorObject
 	_ = json.Unmarshal(r.Error(), &e)
 	if e.Code != frame.CodeTimeout || !strings.Contains(e.Message, "timed out") {
@@ -225,12 +225,12 @@ func TestPipelinedScriptAndEOF(t *testing.T) {
 	// A script writes everything at once and closes stdin: every reply
 	// must still come, and Run must end cleanly.
 	b := bridgedWire(t, Config{}, namedServer{"one", testServer("one")})
-	b.send(initLine)
-	b.send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	b.Send(initLine)
+	b.Send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
 	for i := 1; i <= 20; i++ {
-		b.send(`{"jsonrpc":"2.0","id":` + itoa(i) + `,"method":"tools/call","params":{"name":"echo","arguments":{"text":"n` + itoa(i) + `"}}}`)
+		b.Send(`{"jsonrpc":"2.0","id":` + itoa(i) + `,"method":"tools/call","params":{"name":"echo","arguments":{"text":"n` + itoa(i) + `"}}}`)
 	}
-	b.w.Close()
+	b.W.Close()
 	select {
 	case err := <-b.done:
 		b.done <- err // for the cleanup's own wait
@@ -241,7 +241,7 @@ func TestPipelinedScriptAndEOF(t *testing.T) {
 		t.Fatal("Run did not end after stdin EOF")
 	}
 	for i := 1; i <= 20; i++ {
-		if r := b.response(itoa(i)); !strings.Contains(string(r.Result()), `"n`+itoa(i)+`"`) {
+		if r := b.Response(itoa(i)); !strings.Contains(string(r.Result()), `"n`+itoa(i)+`"`) {
 			t.Errorf("reply %d: %s", i, r.Raw())
 		}
 	}

@@ -1,20 +1,20 @@
 package bridge
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mcpbridge/mcpbridge/backends"
 	"github.com/mcpbridge/mcpbridge/config"
 	"github.com/mcpbridge/mcpbridge/frame"
+	"github.com/mcpbridge/mcpbridge/internal/testserver"
+	"github.com/mcpbridge/mcpbridge/internal/wiretest"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/rs/zerolog"
 )
@@ -23,110 +23,11 @@ import (
 // Run, and a line-level host that sees the wire as raw JSON (go-sdk's typed
 // client drops unknown fields and would hide exactly the losses we test for).
 
-const testTimeout = 15 * time.Second
+const testTimeout = wiretest.Timeout
 
-// wire is a raw line-level MCP host: it writes lines and collects every
-// line it reads.
-type wire struct {
-	t     *testing.T
-	w     io.WriteCloser
-	mu    sync.Mutex
-	lines [][]byte
-	cond  chan struct{} // closed and replaced whenever a line arrives
-	eof   chan struct{}
-}
+type wire = wiretest.Wire
 
-func newWire(t *testing.T, w io.WriteCloser, r io.Reader) *wire {
-	h := &wire{t: t, w: w, cond: make(chan struct{}), eof: make(chan struct{})}
-	go func() {
-		defer close(h.eof)
-		lr := frame.NewLineReader(r, 0)
-		for {
-			line, err := lr.Next()
-			if err != nil {
-				return
-			}
-			if !json.Valid(line) {
-				t.Errorf("host read a line that is not JSON: %q", line)
-			}
-			h.mu.Lock()
-			h.lines = append(h.lines, line)
-			close(h.cond)
-			h.cond = make(chan struct{})
-			h.mu.Unlock()
-		}
-	}()
-	return h
-}
-
-func (h *wire) send(line string) {
-	h.t.Helper()
-	if _, err := io.WriteString(h.w, line+"\n"); err != nil {
-		h.t.Fatalf("writing to bridge: %v", err)
-	}
-}
-
-// waitFor returns the first line (in arrival order, from index from on)
-// that satisfies pred, and its index.
-func (h *wire) waitFor(what string, pred func(*frame.Frame) bool) *frame.Frame {
-	h.t.Helper()
-	deadline := time.After(testTimeout)
-	seen := 0
-	for {
-		h.mu.Lock()
-		lines, cond := h.lines, h.cond
-		h.mu.Unlock()
-		for ; seen < len(lines); seen++ {
-			f, err := frame.Parse(bytes.Clone(lines[seen]))
-			if err == nil && pred(f) {
-				return f
-			}
-		}
-		select {
-		case <-cond:
-		case <-deadline:
-			h.t.Fatalf("timed out waiting for %s; got:\n%s", what, h.dump())
-			return nil
-		}
-	}
-}
-
-// response waits for the response whose raw id is id.
-func (h *wire) response(id string) *frame.Frame {
-	h.t.Helper()
-	return h.waitFor("response "+id, func(f *frame.Frame) bool {
-		return f.Kind == frame.Response && string(f.ID()) == id
-	})
-}
-
-func (h *wire) count(pred func(*frame.Frame) bool) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	n := 0
-	for _, l := range h.lines {
-		if f, err := frame.Parse(bytes.Clone(l)); err == nil && pred(f) {
-			n++
-		}
-	}
-	return n
-}
-
-func (h *wire) dump() string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var b strings.Builder
-	for _, l := range h.lines {
-		fmt.Fprintf(&b, "  %s\n", truncateForLog(l))
-	}
-	return b.String()
-}
-
-func truncateForLog(b []byte) string {
-	if len(b) > 300 {
-		return string(b[:300]) + "…"
-	}
-	return string(b)
-}
+func newWire(t *testing.T, w io.WriteCloser, r io.Reader) *wire { return wiretest.New(t, w, r) }
 
 // testLogger writes the bridge's log into the test log.
 func testLogger(t *testing.T) zerolog.Logger {
@@ -138,6 +39,8 @@ func testLogger(t *testing.T) zerolog.Logger {
 
 // serve connects srv to a fresh pair of pipes and returns the client end
 // as a backend session (what a stdio backend looks like to the router).
+func testServer(name string) *mcp.Server { return testserver.New(name) }
+
 func serve(t *testing.T, name string, srv *mcp.Server) backends.Session {
 	s, _ := serveCounted(t, name, srv)
 	return s
@@ -221,69 +124,8 @@ const initLine = `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"proto
 
 // handshake initializes h and returns the initialize result frame.
 func handshake(h *wire) *frame.Frame {
-	h.send(initLine)
-	f := h.response("0")
-	h.send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	h.Send(initLine)
+	f := h.Response("0")
+	h.Send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
 	return f
-}
-
-// testServer is a go-sdk server with the tools the scenarios use.
-func testServer(name string) *mcp.Server {
-	srv := mcp.NewServer(&mcp.Implementation{Name: name, Version: "1"}, &mcp.ServerOptions{
-		Instructions: "instructions of " + name,
-		HasPrompts:   true,
-		HasResources: true,
-	})
-	type textIn struct {
-		Text string `json:"text"`
-	}
-	mcp.AddTool(srv, &mcp.Tool{Name: "echo", Description: "echo"}, func(ctx context.Context, req *mcp.CallToolRequest, in textIn) (*mcp.CallToolResult, any, error) {
-		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: in.Text}}}, nil, nil
-	})
-	mcp.AddTool(srv, &mcp.Tool{Name: "whoami", Description: "names the server"}, func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
-		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: name}}}, nil, nil
-	})
-	type progIn struct {
-		Steps int `json:"steps"`
-	}
-	mcp.AddTool(srv, &mcp.Tool{Name: "progress", Description: "reports progress"}, func(ctx context.Context, req *mcp.CallToolRequest, in progIn) (*mcp.CallToolResult, any, error) {
-		tok := req.Params.GetProgressToken()
-		for i := 1; i <= in.Steps; i++ {
-			if tok != nil {
-				if err := req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: tok, Progress: float64(i), Total: float64(in.Steps), Message: name}); err != nil {
-					return nil, nil, err
-				}
-			}
-		}
-		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "done " + name}}}, nil, nil
-	})
-	mcp.AddTool(srv, &mcp.Tool{Name: "sample", Description: "asks the host to sample"}, func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
-		res, err := req.Session.CreateMessage(ctx, &mcp.CreateMessageParams{MaxTokens: 10, Messages: []*mcp.SamplingMessage{{Role: "user", Content: &mcp.TextContent{Text: "from " + name}}}})
-		if err != nil {
-			return nil, nil, err
-		}
-		return &mcp.CallToolResult{Content: []mcp.Content{res.Content}}, nil, nil
-	})
-	mcp.AddTool(srv, &mcp.Tool{Name: "roots", Description: "lists the host's roots"}, func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
-		res, err := req.Session.ListRoots(ctx, nil)
-		if err != nil {
-			return nil, nil, err
-		}
-		b, _ := json.Marshal(res.Roots)
-		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: string(b)}}}, nil, nil
-	})
-	mcp.AddTool(srv, &mcp.Tool{Name: "log", Description: "logs at info"}, func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
-		_ = req.Session.Log(ctx, &mcp.LoggingMessageParams{Level: "info", Logger: "core", Data: "hello from " + name})
-		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "logged"}}}, nil, nil
-	})
-	srv.AddPrompt(&mcp.Prompt{Name: "greet"}, func(ctx context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
-		return &mcp.GetPromptResult{Messages: []*mcp.PromptMessage{{Role: "user", Content: &mcp.TextContent{Text: "hello from " + name}}}}, nil
-	})
-	srv.AddResource(&mcp.Resource{URI: "test://" + name + "/r", Name: "r"}, func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
-		return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, Text: "content of " + name}}}, nil
-	})
-	srv.AddResource(&mcp.Resource{URI: "test://shared", Name: "shared"}, func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
-		return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, Text: "shared from " + name}}}, nil
-	})
-	return srv
 }

@@ -46,42 +46,42 @@ func TestTwoBackendsAsOneServer(t *testing.T) {
 		t.Errorf("initialize: want the bridge's serverInfo and labelled instructions: %s", init.Raw())
 	}
 
-	b.send(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
-	names := toolNames(t, b.response("1"))
+	b.Send(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
+	names := toolNames(t, b.Response("1"))
 	for _, want := range []string{"a_echo", "b_echo", "a_whoami", "b_whoami"} {
 		if !contains(names, want) {
 			t.Errorf("tools/list lacks %s: %v", want, names)
 		}
 	}
-	b.send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"a_whoami","arguments":{}}}`)
-	b.send(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"b_whoami","arguments":{}}}`)
-	if r := b.response("2"); !strings.Contains(string(r.Result()), `"text":"a"`) {
+	b.Send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"a_whoami","arguments":{}}}`)
+	b.Send(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"b_whoami","arguments":{}}}`)
+	if r := b.Response("2"); !strings.Contains(string(r.Result()), `"text":"a"`) {
 		t.Errorf("a_whoami routed wrong: %s", r.Raw())
 	}
-	if r := b.response("3"); !strings.Contains(string(r.Result()), `"text":"b"`) {
+	if r := b.Response("3"); !strings.Contains(string(r.Result()), `"text":"b"`) {
 		t.Errorf("b_whoami routed wrong: %s", r.Raw())
 	}
-	b.send(`{"jsonrpc":"2.0","id":4,"method":"prompts/get","params":{"name":"b_greet"}}`)
-	if r := b.response("4"); !strings.Contains(string(r.Result()), "hello from b") {
+	b.Send(`{"jsonrpc":"2.0","id":4,"method":"prompts/get","params":{"name":"b_greet"}}`)
+	if r := b.Response("4"); !strings.Contains(string(r.Result()), "hello from b") {
 		t.Errorf("b_greet: %s", r.Raw())
 	}
-	b.send(`{"jsonrpc":"2.0","id":5,"method":"resources/read","params":{"uri":"test://b/r"}}`)
-	if r := b.response("5"); !strings.Contains(string(r.Result()), "content of b") {
+	b.Send(`{"jsonrpc":"2.0","id":5,"method":"resources/read","params":{"uri":"test://b/r"}}`)
+	if r := b.Response("5"); !strings.Contains(string(r.Result()), "content of b") {
 		t.Errorf("resource of b: %s", r.Raw())
 	}
-	b.send(`{"jsonrpc":"2.0","id":6,"method":"resources/read","params":{"uri":"test://shared"}}`)
-	if r := b.response("6"); !strings.Contains(string(r.Result()), "shared from a") {
+	b.Send(`{"jsonrpc":"2.0","id":6,"method":"resources/read","params":{"uri":"test://shared"}}`)
+	if r := b.Response("6"); !strings.Contains(string(r.Result()), "shared from a") {
 		t.Errorf("a URI both serve goes to the first declared: %s", r.Raw())
 	}
-	b.send(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{}}}`)
-	if r := b.response("7"); !strings.Contains(string(r.Error()), "-32602") {
+	b.Send(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{}}}`)
+	if r := b.Response("7"); !strings.Contains(string(r.Error()), "-32602") {
 		t.Errorf("unprefixed name with two backends: %s", r.Raw())
 	}
-	b.send(`{"jsonrpc":"2.0","id":8,"method":"logging/setLevel","params":{"level":"info"}}`)
-	b.response("8")
-	b.send(`{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"b_log","arguments":{}}}`)
-	b.response("9")
-	b.waitFor("log tagged with its backend", func(f *frame.Frame) bool {
+	b.Send(`{"jsonrpc":"2.0","id":8,"method":"logging/setLevel","params":{"level":"info"}}`)
+	b.Response("8")
+	b.Send(`{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"b_log","arguments":{}}}`)
+	b.Response("9")
+	b.WaitFor("log tagged with its backend", func(f *frame.Frame) bool {
 		return f.Method == "notifications/message" && strings.Contains(string(f.Params()), `"logger":"b/core"`)
 	})
 }
@@ -91,11 +91,11 @@ func TestTwoBackendsAsOneServer(t *testing.T) {
 func TestConcurrentServerRequestsDoNotCross(t *testing.T) {
 	b := bridgedWire(t, Config{}, namedServer{"a", testServer("a")}, namedServer{"b", testServer("b")})
 	handshake(b.wire)
-	b.send(`{"jsonrpc":"2.0","id":"sa","method":"tools/call","params":{"name":"a_sample","arguments":{}}}`)
-	b.send(`{"jsonrpc":"2.0","id":"sb","method":"tools/call","params":{"name":"b_sample","arguments":{}}}`)
+	b.Send(`{"jsonrpc":"2.0","id":"sa","method":"tools/call","params":{"name":"a_sample","arguments":{}}}`)
+	b.Send(`{"jsonrpc":"2.0","id":"sb","method":"tools/call","params":{"name":"b_sample","arguments":{}}}`)
 	seen := map[string]bool{}
 	for range 2 {
-		req := b.waitFor("sampling request", func(f *frame.Frame) bool {
+		req := b.WaitFor("sampling request", func(f *frame.Frame) bool {
 			return f.Method == "sampling/createMessage" && !seen[string(f.ID())]
 		})
 		seen[string(req.ID())] = true
@@ -103,24 +103,24 @@ func TestConcurrentServerRequestsDoNotCross(t *testing.T) {
 		if strings.Contains(string(req.Params()), "from b") {
 			from = "b"
 		}
-		b.send(`{"jsonrpc":"2.0","id":` + string(req.ID()) + `,"result":{"role":"assistant","model":"m","content":{"type":"text","text":"answer for ` + from + `"}}}`)
+		b.Send(`{"jsonrpc":"2.0","id":` + string(req.ID()) + `,"result":{"role":"assistant","model":"m","content":{"type":"text","text":"answer for ` + from + `"}}}`)
 	}
-	if r := b.response(`"sa"`); !strings.Contains(string(r.Result()), "answer for a") {
+	if r := b.Response(`"sa"`); !strings.Contains(string(r.Result()), "answer for a") {
 		t.Errorf("a got the wrong sample: %s", r.Raw())
 	}
-	if r := b.response(`"sb"`); !strings.Contains(string(r.Result()), "answer for b") {
+	if r := b.Response(`"sb"`); !strings.Contains(string(r.Result()), "answer for b") {
 		t.Errorf("b got the wrong sample: %s", r.Raw())
 	}
 
-	b.send(`{"jsonrpc":"2.0","id":"pa","method":"tools/call","params":{"name":"a_progress","arguments":{"steps":5},"_meta":{"progressToken":"ta"}}}`)
-	b.send(`{"jsonrpc":"2.0","id":"pb","method":"tools/call","params":{"name":"b_progress","arguments":{"steps":5},"_meta":{"progressToken":"tb"}}}`)
-	b.response(`"pa"`)
-	b.response(`"pb"`)
+	b.Send(`{"jsonrpc":"2.0","id":"pa","method":"tools/call","params":{"name":"a_progress","arguments":{"steps":5},"_meta":{"progressToken":"ta"}}}`)
+	b.Send(`{"jsonrpc":"2.0","id":"pb","method":"tools/call","params":{"name":"b_progress","arguments":{"steps":5},"_meta":{"progressToken":"tb"}}}`)
+	b.Response(`"pa"`)
+	b.Response(`"pb"`)
 	for _, c := range []struct{ tok, from string }{{`"ta"`, `"message":"a"`}, {`"tb"`, `"message":"b"`}} {
-		right := b.count(func(f *frame.Frame) bool {
+		right := b.Count(func(f *frame.Frame) bool {
 			return f.Method == "notifications/progress" && string(f.Bytes(f.Param("progressToken"))) == c.tok && strings.Contains(string(f.Params()), c.from)
 		})
-		all := b.count(func(f *frame.Frame) bool {
+		all := b.Count(func(f *frame.Frame) bool {
 			return f.Method == "notifications/progress" && string(f.Bytes(f.Param("progressToken"))) == c.tok
 		})
 		if right != 5 || all != 5 {
@@ -135,13 +135,13 @@ func TestFiltersHideAndRefuse(t *testing.T) {
 		bs[1].Allow = []string{"whoami"}
 	}, namedServer{"a", testServer("a")}, namedServer{"b", testServer("b")})
 	handshake(run.wire)
-	run.send(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
-	names := toolNames(t, run.response("1"))
+	run.Send(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
+	names := toolNames(t, run.Response("1"))
 	if contains(names, "a_echo") || contains(names, "b_echo") || !contains(names, "a_whoami") || !contains(names, "b_whoami") || contains(names, "b_log") {
 		t.Errorf("filtered list: %v", names)
 	}
-	run.send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"a_echo","arguments":{"text":"x"}}}`)
-	if r := run.response("2"); !strings.Contains(string(r.Error()), "-32602") || !strings.Contains(string(r.Error()), "filters") {
+	run.Send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"a_echo","arguments":{"text":"x"}}}`)
+	if r := run.Response("2"); !strings.Contains(string(r.Error()), "-32602") || !strings.Contains(string(r.Error()), "filters") {
 		t.Errorf("calling a filtered tool: %s", r.Raw())
 	}
 }
@@ -180,8 +180,8 @@ func TestOneBackendDownOthersServe(t *testing.T) {
 	if init.IsError() {
 		t.Fatalf("initialize failed with one backend up: %s", init.Raw())
 	}
-	b.send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a_echo","arguments":{"text":"still here"}}}`)
-	if r := b.response("1"); !strings.Contains(string(r.Result()), "still here") {
+	b.Send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a_echo","arguments":{"text":"still here"}}}`)
+	if r := b.Response("1"); !strings.Contains(string(r.Result()), "still here") {
 		t.Errorf("a after broken failed: %s", r.Raw())
 	}
 }
@@ -194,8 +194,8 @@ func TestOnlyBackendFailsInitialize(t *testing.T) {
 		},
 	}
 	b := bridgedWire(t, cfg)
-	b.send(initLine)
-	r := b.response("0")
+	b.Send(initLine)
+	r := b.Response("0")
 	var e frame.ErrorObject
 	_ = json.Unmarshal(r.Error(), &e)
 	if e.Code != frame.CodeInternalError || !strings.Contains(e.Message, "solo") || !strings.Contains(e.Message, "not found") {
