@@ -2,11 +2,9 @@ package bridge
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
