@@ -14,11 +14,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/mcpbridge/mcpbridge/backends"
 	"github.com/mcpbridge/mcpbridge/bridge"
 	"github.com/mcpbridge/mcpbridge/config"
 	"github.com/rs/zerolog"
@@ -33,6 +35,10 @@ var version = "0.1.0-dev"
 const maxDepth = 3
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == backends.SuperviseArg {
+		// Re-executed as a stdio backend's process-group leader.
+		os.Exit(backends.Supervise(os.Args[2:]))
+	}
 	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
 }
 
@@ -159,6 +165,9 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer) error {
 		Prefix:      c.Bool("prefix"),
 		MaxLine:     c.Int("max-message"),
 		Version:     version,
+	}
+	if self, err := os.Executable(); err == nil && runtime.GOOS != "windows" {
+		cfg.Supervisor = self
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -392,6 +394,38 @@ func alive(pid int) bool {
 	}
 	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
 	return len(fields) > 0 && fields[0] != "Z"
+}
+
+// TestKilledBridgeTakesTheTreeAlong: SIGKILL of the bridge itself leaves
+// no backend process behind, grandchildren included: the supervisor that
+// leads the backend's group sees its parent die and kills the group.
+func TestKilledBridgeTakesTheTreeAlong(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "grandchild.pid")
+	p := startBridge(t, append(serverEnvFor("orphan"), "E2E_GRANDCHILD="+pidFile), "--stdio", stdioBackend("orphan"))
+	handshake(t, p)
+	var pid int
+	for i := 0; i < 100 && pid == 0; i++ {
+		b, _ := os.ReadFile(pidFile)
+		pid, _ = strconv.Atoi(string(b))
+		time.Sleep(20 * time.Millisecond)
+	}
+	if pid == 0 {
+		t.Fatal("the backend did not start its grandchild")
+	}
+	if os.Getenv("E2E_DEBUG") != "" {
+		out, _ := exec.Command("ps", "-eo", "pid,ppid,pgid,stat,cmd").Output()
+		t.Logf("before kill:\n%s", out)
+	}
+	p.cmd.Process.Kill()
+	for i := 0; i < 100; i++ {
+		if !alive(pid) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	out, _ := exec.Command("ps", "-eo", "pid,ppid,pgid,stat,cmd").Output()
+	syscall.Kill(pid, syscall.SIGKILL)
+	t.Fatalf("grandchild %d outlived the killed bridge:\n%s", pid, out)
 }
 
 func TestSignalStopsWithinFiveSeconds(t *testing.T) {

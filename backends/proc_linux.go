@@ -3,16 +3,15 @@
 package backends
 
 import (
-	"os"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// setParentDeathSignal asks the kernel to SIGKILL the child if the bridge
-// dies without closing it (SIGKILL of the bridge). It reaches the direct
-// child only; see issue #5 for grandchildren.
-func setParentDeathSignal(a *syscall.SysProcAttr) { a.Pdeathsig = syscall.SIGKILL }
+// setParentDeathSignal asks the kernel to send sig to the child if the
+// bridge dies without closing it (SIGKILL of the bridge). It reaches the
+// direct child only, which is why a supervisor leads the group.
+func setParentDeathSignal(a *syscall.SysProcAttr, sig syscall.Signal) { a.Pdeathsig = sig }
 
 // growPipe raises a pipe's capacity to 1 MiB, so a large message crosses in
 // fewer context switches (issue #6). SyscallConn, not Fd: Fd would make
@@ -32,5 +31,3 @@ func growPipe(v any) {
 		_, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, 1<<20)
 	})
 }
-
-var _ = os.Getpid

@@ -4,6 +4,6 @@ package backends
 
 import "syscall"
 
-func setParentDeathSignal(*syscall.SysProcAttr) {}
+func setParentDeathSignal(*syscall.SysProcAttr, syscall.Signal) {}
 
 func growPipe(any) {}

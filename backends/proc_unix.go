@@ -13,12 +13,18 @@ import (
 
 // setProcessGroup makes the child the leader of a new process group, so
 // that signalGroup reaches its children too (npx → node, sh -c → server).
-func setProcessGroup(cmd *exec.Cmd) {
+// With a supervisor, the supervisor is the leader and learns of the
+// bridge's death by SIGUSR1; without, the child is killed outright.
+func setProcessGroup(cmd *exec.Cmd, supervised bool) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Setpgid = true
-	setParentDeathSignal(cmd.SysProcAttr)
+	sig := syscall.SIGKILL
+	if supervised {
+		sig = syscall.SIGUSR1
+	}
+	setParentDeathSignal(cmd.SysProcAttr, sig)
 }
 
 // signalGroup sends SIGTERM (or SIGKILL) to the child's process group.

@@ -11,7 +11,7 @@ import (
 
 // setProcessGroup is a no-op on Windows for now; see README "Known limitations"
 // (a Job Object that kills on close is planned, issue #5).
-func setProcessGroup(cmd *exec.Cmd) {}
+func setProcessGroup(cmd *exec.Cmd, supervised bool) {}
 
 func signalGroup(cmd *exec.Cmd, kill bool) {
 	if cmd.Process != nil && kill {

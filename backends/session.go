@@ -60,6 +60,13 @@ type Session interface {
 // subscriptions) and refreshes the backend's lists.
 const MethodReinitialized = "mcpbridge/reinitialized"
 
+// SuperviseArg is the first argument that turns the mcpbridge binary into
+// a backend's supervisor (see Supervise).
+const SuperviseArg = "__mcpbridge_supervise"
+
+// parentEnv tells the supervisor which process must stay its parent.
+const parentEnv = "MCPBRIDGE_SUPERVISOR_PARENT"
+
 // ErrClosed is returned by Send and Recv once a session has ended.
 var ErrClosed = errors.New("session closed")
 
@@ -72,6 +79,10 @@ type Options struct {
 	// MaxMessage caps one message from the backend. If zero,
 	// frame.DefaultMaxLine.
 	MaxMessage int
+	// Supervisor is the path of an mcpbridge binary to run each stdio
+	// backend under (see Supervise). If empty, backends run directly and
+	// only the direct child dies with a killed bridge.
+	Supervisor string
 }
 
 // Open starts or dials the backend described by cfg. The session lives

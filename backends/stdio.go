@@ -165,9 +165,13 @@ func openStdio(ctx context.Context, cfg config.Backend, opts Options) (Session, 
 	}
 	cmd := exec.Command(path, cfg.Args...)
 	cmd.Args[0] = cfg.Command
+	if opts.Supervisor != "" {
+		cmd.Path, cmd.Args = supervised(opts.Supervisor, path, cfg.Args)
+		env = append(env, parentEnv+"="+strconv.Itoa(os.Getpid()))
+	}
 	cmd.Env = env
 	cmd.Dir = cfg.Dir
-	setProcessGroup(cmd)
+	setProcessGroup(cmd, opts.Supervisor != "")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, fmt.Errorf("backend %q: stdin pipe: %w", cfg.Name, err)

@@ -47,6 +47,9 @@ type Config struct {
 	Open func(ctx context.Context, cfg config.Backend, opts backends.Options) (backends.Session, error)
 	// ShutdownGrace bounds closing the backends at exit. If zero, 5s.
 	ShutdownGrace time.Duration
+	// Supervisor is passed on to backends.Options: the mcpbridge binary
+	// that leads each stdio backend's process group. If empty, none.
+	Supervisor string
 }
 
 func (c *Config) setDefaults() {

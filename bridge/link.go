@@ -144,7 +144,7 @@ func (l *link) open() {
 func (l *link) session(attempt int) error {
 	r := l.r
 	ctx, cancel := context.WithTimeout(r.life, r.cfg.InitTimeout)
-	s, err := r.cfg.Open(ctx, l.cfg, backends.Options{Logger: r.log, Redact: r.cfg.Redact, MaxMessage: r.cfg.MaxLine})
+	s, err := r.cfg.Open(ctx, l.cfg, backends.Options{Logger: r.log, Redact: r.cfg.Redact, MaxMessage: r.cfg.MaxLine, Supervisor: r.cfg.Supervisor})
 	cancel()
 	if attempt == 0 {
 		defer closeOnce(l.opened)

@@ -1,0 +1,927 @@
+#!/usr/bin/env node
+// client.mjs: interop driver for mcpbridge. It plays the MCP host with the
+// official TypeScript SDK client, runs ONE scenario and exits 0 (PASS) or 1
+// (FAIL, reason on stderr).
+//
+//   node client.mjs SCENARIO 'JSON-CONFIG'
+//
+// Config keys:
+//   mode        "bridge" (default) or "direct" (no bridge: talk to server-everything itself)
+//   bridge      path of the mcpbridge binary (mode bridge)
+//   bridgeFlags extra flags put before the backend spec, e.g. ["--log-level","debug"]
+//   transport   "stdio" | "streamableHttp" | "sse": how the backend is reached
+//   serverJs    path of server-everything's dist/index.js
+//   node        node binary for stdio backends (default: this node)
+//   url         backend URL for streamableHttp (.../mcp) and sse (.../sse)
+//   multiUrl    streamable-HTTP URL of a server-everything started with MARKER=beta (scenario multi)
+//   stderrFile  append the bridge's (or stdio server's) stderr there; default: inherit
+//   spyDir      directory for backend spy logs (default: os.tmpdir())
+//   timeoutMs   watchdog for the whole run (default 55000)
+//
+// Output: "INFO ..." / "WARN ..." lines and a final "PASS <scenario> ..." on
+// stdout; "FAIL <scenario>: reason" on stderr.
+//
+// Every message the client receives is recorded on the wire (a raw tap on the
+// child's stdout for stdio, the transport's onmessage otherwise); each stdout
+// line must be a strict JSON-RPC 2.0 message, or the scenario fails.
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import {
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
+  ListRootsRequestSchema,
+} from '@modelcontextprotocol/sdk/types.js';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const [scenario, cfgText] = process.argv.slice(2);
+if (!scenario || !cfgText) {
+  process.stderr.write('usage: node client.mjs SCENARIO JSON-CONFIG\n');
+  process.exit(2);
+}
+const cfg = { mode: 'bridge', node: process.execPath, bridgeFlags: [], timeoutMs: 55000, ...JSON.parse(cfgText) };
+const direct = cfg.mode === 'direct';
+const rand = () => randomBytes(4).toString('hex');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const info = (s) => process.stdout.write(`INFO ${s}\n`);
+const warn = (s) => process.stdout.write(`WARN ${s}\n`);
+
+class Fail extends Error {}
+function check(cond, msg) {
+  if (!cond) throw new Fail(msg);
+}
+const short = (v, n = 300) => {
+  const s = typeof v === 'string' ? v : JSON.stringify(v);
+  return s === undefined ? String(v) : s.length > n ? `${s.slice(0, n)}…(${s.length} chars)` : s;
+};
+
+// ---------------------------------------------------------------- wire tap
+
+class Wire {
+  constructor(label) {
+    this.label = label;
+    this.log = []; // {t, dir: 'in'|'out', msg}
+    this.waiters = new Set();
+    this.violations = [];
+  }
+  record(dir, msg) {
+    const e = { t: Date.now(), dir, msg };
+    this.log.push(e);
+    for (const w of this.waiters) {
+      if (w.pred(e)) {
+        this.waiters.delete(w);
+        clearTimeout(w.timer);
+        w.resolve(e);
+      }
+    }
+  }
+  mark() {
+    return this.log.length;
+  }
+  find(pred, since = 0) {
+    for (let i = since; i < this.log.length; i++) if (pred(this.log[i])) return this.log[i];
+    return undefined;
+  }
+  filter(pred, since = 0) {
+    return this.log.slice(since).filter(pred);
+  }
+  // waitFor resolves with the first entry at index >= since matching pred.
+  waitFor(pred, ms, what, since = 0) {
+    const hit = this.find(pred, since);
+    if (hit) return Promise.resolve(hit);
+    return new Promise((resolve, reject) => {
+      const w = { pred, resolve };
+      w.timer = setTimeout(() => {
+        this.waiters.delete(w);
+        reject(new Fail(`timed out after ${ms} ms waiting for ${what} (${this.label})`));
+      }, ms);
+      this.waiters.add(w);
+    });
+  }
+}
+
+const isNote = (method) => (e) => e.dir === 'in' && e.msg.method === method && e.msg.id === undefined;
+
+// validateJSONRPC returns an error string, or '' for a valid JSON-RPC 2.0 message.
+function validateJSONRPC(m) {
+  if (m === null || typeof m !== 'object' || Array.isArray(m)) return 'not a JSON object (batches are not allowed)';
+  if (m.jsonrpc !== '2.0') return `jsonrpc is ${JSON.stringify(m.jsonrpc)}, want "2.0"`;
+  const hasId = 'id' in m;
+  if (hasId && !(typeof m.id === 'string' || (typeof m.id === 'number' && Number.isInteger(m.id)))) {
+    return `bad id ${JSON.stringify(m.id)}`;
+  }
+  if ('method' in m) {
+    if (typeof m.method !== 'string') return 'method is not a string';
+    if ('result' in m || 'error' in m) return 'request/notification with result or error';
+    if ('params' in m && (m.params === null || typeof m.params !== 'object')) return 'params is not an object/array';
+    return '';
+  }
+  if (!hasId) return 'response without id';
+  if (('result' in m) === ('error' in m)) return 'response needs exactly one of result/error';
+  if ('error' in m) {
+    const e = m.error;
+    if (!e || typeof e !== 'object' || !Number.isInteger(e.code) || typeof e.message !== 'string') {
+      return `malformed error object ${short(e, 200)}`;
+    }
+  }
+  return '';
+}
+
+// RawLineTap splits a child's stdout into lines itself (independently of the
+// SDK's reader), validates every line and records the messages on the wire.
+class RawLineTap {
+  constructor(wire) {
+    this.wire = wire;
+    this.pend = [];
+    this.lineNo = 0;
+    this.dec = new TextDecoder('utf-8', { fatal: true });
+  }
+  data(chunk) {
+    let start = 0;
+    let i;
+    while ((i = chunk.indexOf(0x0a, start)) !== -1) {
+      this.pend.push(chunk.subarray(start, i));
+      const buf = Buffer.concat(this.pend);
+      this.pend = [];
+      start = i + 1;
+      this.line(buf);
+    }
+    if (start < chunk.length) this.pend.push(chunk.subarray(start));
+  }
+  line(buf) {
+    this.lineNo++;
+    let text;
+    try {
+      text = this.dec.decode(buf);
+    } catch {
+      this.wire.violations.push(`stdout line ${this.lineNo} is not valid UTF-8`);
+      return;
+    }
+    if (text.endsWith('\r')) text = text.slice(0, -1);
+    let msg;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      this.wire.violations.push(`stdout line ${this.lineNo} is not JSON: ${short(text, 200)}`);
+      return;
+    }
+    const bad = validateJSONRPC(msg);
+    if (bad) {
+      this.wire.violations.push(`stdout line ${this.lineNo}: ${bad}: ${short(text, 200)}`);
+      return;
+    }
+    this.wire.record('in', msg);
+  }
+  end() {
+    const rest = Buffer.concat(this.pend);
+    if (rest.length > 0) this.wire.violations.push(`stdout ended with ${rest.length} bytes without a newline: ${short(rest.toString('utf8'), 200)}`);
+    this.pend = [];
+  }
+}
+
+// TapTransport wraps an SDK transport and records every message both ways.
+class TapTransport {
+  constructor(inner, wire) {
+    this.inner = inner;
+    this.wire = wire;
+    this.raw = inner instanceof StdioClientTransport;
+    this.exit = null; // {code, signal, t} once a stdio child exited
+  }
+  async start() {
+    this.inner.onmessage = (m, extra) => {
+      if (!this.raw) this.wire.record('in', m);
+      this.onmessage?.(m, extra);
+    };
+    this.inner.onerror = (e) => this.onerror?.(e);
+    this.inner.onclose = () => this.onclose?.();
+    const p = this.inner.start();
+    if (this.raw) {
+      const proc = this.inner._process; // set synchronously by start()
+      check(proc, 'StdioClientTransport did not spawn a process');
+      this.proc = proc;
+      const tap = new RawLineTap(this.wire);
+      proc.stdout.on('data', (c) => tap.data(c));
+      proc.stdout.on('end', () => tap.end());
+      proc.on('exit', (code, signal) => (this.exit = { code, signal, t: Date.now() }));
+    }
+    await p;
+  }
+  async send(m, opts) {
+    this.wire.record('out', m);
+    return this.inner.send(m, opts);
+  }
+  async close() {
+    return this.inner.close();
+  }
+  get sessionId() {
+    return this.inner.sessionId;
+  }
+  setProtocolVersion(v) {
+    this.inner.setProtocolVersion?.(v);
+  }
+}
+
+// ------------------------------------------------- backend-side recorders
+
+// Backend-side record of the messages that reached / left the backend:
+// {t, dir: 'to-backend'|'from-backend', msg}.
+class BackendLog {
+  constructor() {
+    this.entries = [];
+    this.files = [];
+  }
+  add(dir, msg) {
+    for (const m of Array.isArray(msg) ? msg : [msg]) this.entries.push({ t: Date.now(), dir, msg: m });
+  }
+  // refresh re-reads spy log files (stdio backends).
+  refresh() {
+    if (this.files.length === 0) return;
+    this.entries = [];
+    for (const f of this.files) {
+      let text = '';
+      try {
+        text = fs.readFileSync(f, 'utf8');
+      } catch {
+        continue;
+      }
+      for (const l of text.split('\n')) {
+        if (!l) continue;
+        const r = JSON.parse(l);
+        if (r.dir === 'exit' || r.truncated) continue;
+        let m;
+        try {
+          m = JSON.parse(r.line);
+        } catch {
+          continue; // not JSON: not ours to judge here
+        }
+        for (const x of Array.isArray(m) ? m : [m]) this.entries.push({ t: r.t, dir: r.dir, msg: x });
+      }
+    }
+  }
+  async waitFor(pred, ms, what) {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      this.refresh();
+      const hit = this.entries.find(pred);
+      if (hit) return hit;
+      if (Date.now() > deadline) throw new Fail(`timed out after ${ms} ms waiting at the backend for ${what}`);
+      await sleep(50);
+    }
+  }
+}
+
+function spyWrap(log, argv) {
+  const f = path.join(cfg.spyDir || os.tmpdir(), `mcpbridge-spy-${process.pid}-${rand()}.jsonl`);
+  fs.writeFileSync(f, '');
+  log.files.push(f);
+  cleanups.push(() => fs.rmSync(f, { force: true }));
+  return [cfg.node, path.join(HERE, 'spy.mjs'), f, '--', ...argv];
+}
+
+// startRecordingProxy puts a transparent HTTP proxy on 127.0.0.1 in front of
+// target's origin and records JSON-RPC bodies both ways (JSON and SSE).
+async function startRecordingProxy(target, log) {
+  const t = new URL(target);
+  const sseParser = (dir) => {
+    let pend = '';
+    let data = [];
+    return (chunk) => {
+      pend += chunk;
+      let i;
+      while ((i = pend.indexOf('\n')) !== -1) {
+        let line = pend.slice(0, i);
+        pend = pend.slice(i + 1);
+        if (line.endsWith('\r')) line = line.slice(0, -1);
+        if (line === '') {
+          if (data.length) {
+            try {
+              log.add(dir, JSON.parse(data.join('\n')));
+            } catch {
+              /* endpoint event etc. */
+            }
+          }
+          data = [];
+        } else if (line.startsWith('data:')) {
+          data.push(line.slice(5).replace(/^ /, ''));
+        }
+      }
+    };
+  };
+  const server = http.createServer((req, res) => {
+    const body = [];
+    const preq = http.request(
+      { host: t.hostname, port: t.port, method: req.method, path: req.url, headers: { ...req.headers, host: t.host } },
+      (pres) => {
+        res.writeHead(pres.statusCode, pres.headers);
+        res.flushHeaders();
+        const ct = String(pres.headers['content-type'] || '');
+        const sse = ct.includes('text/event-stream') ? sseParser('from-backend') : null;
+        const json = ct.includes('application/json') ? [] : null;
+        pres.setEncoding('utf8');
+        pres.on('data', (c) => {
+          sse?.(c);
+          json?.push(c);
+          res.write(c);
+        });
+        pres.on('end', () => {
+          if (json && json.length) {
+            try {
+              log.add('from-backend', JSON.parse(json.join('')));
+            } catch {
+              /* not JSON-RPC */
+            }
+          }
+          res.end();
+        });
+        pres.on('error', () => res.destroy());
+      },
+    );
+    preq.on('error', (e) => {
+      if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
+      res.end(`proxy: ${e.message}`);
+    });
+    res.on('close', () => preq.destroy());
+    req.on('data', (c) => {
+      body.push(c);
+      preq.write(c);
+    });
+    req.on('end', () => {
+      if (req.method === 'POST' && body.length) {
+        try {
+          log.add('to-backend', JSON.parse(Buffer.concat(body).toString('utf8')));
+        } catch {
+          /* not JSON */
+        }
+      }
+      preq.end();
+    });
+  });
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  cleanups.push(() => {
+    server.closeAllConnections?.();
+    server.close();
+  });
+  const u = new URL(target);
+  u.host = `127.0.0.1:${server.address().port}`;
+  return u.toString();
+}
+
+// ----------------------------------------------------------- connection
+
+const cleanups = [];
+const calls = { sampling: [], elicit: [], roots: 0 };
+let samplingBarrier = null; // {n, waiting: [resolve...]} to hold concurrent sampling requests
+
+const shq = (s) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+function backendArgv() {
+  return [cfg.node, cfg.serverJs, 'stdio'];
+}
+
+// bridgeArgs builds the mcpbridge command line for one backend reached over
+// cfg.transport. stdioArgv overrides the stdio backend command.
+function bridgeArgs(url, stdioArgv) {
+  const f = [...cfg.bridgeFlags];
+  switch (cfg.transport) {
+    case 'stdio':
+      return [...f, '--', ...(stdioArgv || backendArgv())];
+    case 'streamableHttp':
+      return [...f, url]; // the bare-URL form: streamable HTTP first
+    case 'sse':
+      return [...f, '--sse', `e=${url}`];
+    default:
+      throw new Fail(`unknown transport ${cfg.transport}`);
+  }
+}
+
+function makeClient() {
+  const client = new Client(
+    { name: 'mcpbridge-interop', version: '0.0.1' },
+    { capabilities: { sampling: {}, elicitation: { form: {}, url: {} }, roots: { listChanged: true } } },
+  );
+  client.setRequestHandler(CreateMessageRequestSchema, async (req) => {
+    calls.sampling.push(req.params);
+    const text = req.params.messages.map((m) => m.content?.text ?? '').join(' ');
+    if (samplingBarrier) {
+      const b = samplingBarrier;
+      await new Promise((resolve) => {
+        b.waiting.push(resolve);
+        if (b.waiting.length >= b.n) b.waiting.forEach((r) => r());
+        setTimeout(() => {
+          b.timedOut = true;
+          resolve();
+        }, 5000).unref(); // bounded
+      });
+    }
+    return {
+      model: 'interop-model',
+      role: 'assistant',
+      content: { type: 'text', text: `INTEROP-SAMPLED[${text}]` },
+      stopReason: 'endTurn',
+    };
+  });
+  client.setRequestHandler(ElicitRequestSchema, async (req) => {
+    calls.elicit.push(req.params);
+    if (req.params.mode === 'url') return { action: 'accept' };
+    return { action: 'accept', content: { name: 'Interop Tester', check: true, email: 'interop@example.com', integer: 7 } };
+  });
+  client.setRequestHandler(ListRootsRequestSchema, async () => {
+    calls.roots++;
+    return { roots: [{ uri: 'file:///tmp/interop', name: 'interop' }] };
+  });
+  client.onerror = (e) => clientErrors.push(String(e?.message ?? e));
+  return client;
+}
+const clientErrors = [];
+
+// connect starts the client against the bridge (or the server directly).
+// opts.stdioArgv overrides the stdio backend command; opts.url the backend URL;
+// opts.bridgeArgv replaces the whole bridge argument list.
+async function connect(opts = {}) {
+  const wire = new Wire(direct ? `direct ${cfg.transport}` : `bridge→${cfg.transport}`);
+  const url = opts.url || cfg.url;
+  let inner;
+  const stdioParams = (command, args) => ({
+    command,
+    args,
+    env: { ...process.env },
+    stderr: cfg.stderrFile ? 'pipe' : 'inherit',
+  });
+  if (!direct) {
+    check(cfg.bridge, 'config.bridge is required in bridge mode');
+    const args = opts.bridgeArgv || bridgeArgs(url, opts.stdioArgv);
+    info(`bridge: ${[cfg.bridge, ...args].map(shq).join(' ')}`);
+    inner = new StdioClientTransport(stdioParams(cfg.bridge, args));
+  } else if (cfg.transport === 'stdio') {
+    const argv = opts.stdioArgv || backendArgv();
+    inner = new StdioClientTransport(stdioParams(argv[0], argv.slice(1)));
+  } else if (cfg.transport === 'streamableHttp') {
+    inner = new StreamableHTTPClientTransport(new URL(url));
+  } else if (cfg.transport === 'sse') {
+    inner = new SSEClientTransport(new URL(url));
+  } else {
+    throw new Fail(`unknown transport ${cfg.transport}`);
+  }
+  if (cfg.stderrFile && inner instanceof StdioClientTransport) {
+    inner.stderr.pipe(fs.createWriteStream(cfg.stderrFile, { flags: 'a' }));
+  }
+  const transport = new TapTransport(inner, wire);
+  const client = makeClient();
+  const t0 = Date.now();
+  await withTimeout(client.connect(transport, { timeout: 15000 }), 20000, 'initialize');
+  const initResp = wire.find((e) => e.dir === 'in' && e.msg.result?.protocolVersion !== undefined);
+  info(`initialized in ${Date.now() - t0} ms; server ${short(client.getServerVersion())}; protocol ${initResp?.msg.result.protocolVersion}`);
+  const conn = { client, transport, wire };
+  conns.push(conn);
+  return conn;
+}
+const conns = [];
+
+function withTimeout(p, ms, what) {
+  let timer;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Fail(`timed out after ${ms} ms: ${what}`)), ms);
+    }),
+  ]);
+}
+
+async function closeAll() {
+  for (const { client, transport, wire } of conns.splice(0)) {
+    try {
+      if (transport.inner instanceof StreamableHTTPClientTransport) {
+        await withTimeout(transport.inner.terminateSession(), 3000, 'terminate session').catch(() => {});
+      }
+      const t0 = Date.now();
+      await withTimeout(client.close(), 8000, 'close');
+      if (transport.proc) {
+        const ex = transport.exit;
+        if (!ex) warn(`${wire.label}: child still running after close`);
+        else if (ex.t - t0 > 1900 || ex.signal) {
+          warn(`${wire.label}: child did not exit by itself within 2 s of stdin EOF (exit code=${ex.code} signal=${ex.signal} after ${ex.t - t0} ms)`);
+        }
+      }
+    } catch (e) {
+      warn(`close: ${e.message}`);
+    }
+  }
+  for (const c of cleanups.splice(0)) {
+    try {
+      c();
+    } catch {
+      /* ignore */
+    }
+  }
+}
+
+// ------------------------------------------------------------- helpers
+
+async function listAllTools(client) {
+  const out = [];
+  let cursor;
+  for (let i = 0; i < 20; i++) {
+    const r = await client.listTools(cursor ? { cursor } : {}, { timeout: 10000 });
+    out.push(...r.tools);
+    if (!r.nextCursor) break;
+    cursor = r.nextCursor;
+  }
+  return out;
+}
+
+async function listAllResources(client) {
+  const out = [];
+  let cursor;
+  for (let i = 0; i < 20; i++) {
+    const r = await client.listResources(cursor ? { cursor } : {}, { timeout: 10000 });
+    out.push(...r.resources);
+    if (!r.nextCursor) break;
+    cursor = r.nextCursor;
+  }
+  return out;
+}
+
+// ensureTools lists tools until all names are there. The capability-gated
+// tools appear only after server-everything's tools/list_changed, so when
+// some are missing it waits for the next notifications/tools/list_changed
+// and lists again (bounded by ms).
+async function ensureTools({ client, wire }, names, ms = 8000) {
+  const deadline = Date.now() + ms;
+  let changes = 0;
+  for (;;) {
+    const since = wire.mark();
+    const tools = await listAllTools(client);
+    const have = new Set(tools.map((t) => t.name));
+    const missing = names.filter((n) => !have.has(n));
+    if (missing.length === 0) {
+      const seen = wire.filter(isNote('notifications/tools/list_changed')).length;
+      info(`tools/list has ${tools.length} tools incl. ${names.join(', ')}; tools/list_changed seen ${seen}x`);
+      return tools;
+    }
+    const left = deadline - Date.now();
+    if (left <= 0) {
+      throw new Fail(
+        `tools missing from tools/list: ${missing.join(', ')} (have ${[...have].join(', ')}); ` +
+          `notifications/tools/list_changed received ${wire.filter(isNote('notifications/tools/list_changed')).length}x. ` +
+          `The capability-gated tools appear only if the client's capabilities reach the backend and its list_changed reaches the client.`,
+      );
+    }
+    await wire.waitFor(isNote('notifications/tools/list_changed'), left, 'notifications/tools/list_changed', since).then(
+      () => changes++,
+      () => {},
+    );
+    await sleep(50);
+  }
+}
+
+function textOf(result) {
+  return (result.content || [])
+    .filter((c) => c.type === 'text')
+    .map((c) => c.text)
+    .join('\n');
+}
+
+async function call(client, name, args = {}, opts = {}) {
+  const r = await client.callTool({ name, arguments: args }, undefined, { timeout: 30000, ...opts });
+  check(!r.isError, `${name} returned isError: ${short(r.content)}`);
+  return r;
+}
+
+// outgoing request entry of the latest tools/call for a tool name
+function outCall(wire, name, since = 0) {
+  const hits = wire.filter((e) => e.dir === 'out' && e.msg.method === 'tools/call' && e.msg.params?.name === name, since);
+  return hits[hits.length - 1];
+}
+
+function progressFor(wire, token, since = 0) {
+  return wire.filter((e) => isNote('notifications/progress')(e) && e.msg.params?.progressToken === token, since);
+}
+
+// ------------------------------------------------------------ scenarios
+
+const CAP_TOOLS = ['trigger-sampling-request', 'trigger-elicitation-request', 'get-roots-list'];
+
+const scenarios = {
+  async basic() {
+    const c = await connect();
+    await ensureTools(c, ['echo', 'get-sum', ...CAP_TOOLS]);
+    const msg = `hello interop ✓ "quoted" \\ tab\t newline\n ${rand()}`;
+    const r = await call(c.client, 'echo', { message: msg });
+    check(textOf(r) === `Echo: ${msg}`, `echo answered ${short(textOf(r))}, want ${short(`Echo: ${msg}`)}`);
+    const s = await call(c.client, 'get-sum', { a: 19, b: 23 });
+    check(textOf(s).includes('is 42'), `get-sum answered ${short(textOf(s))}`);
+    return 'echo and get-sum ok';
+  },
+
+  async sampling() {
+    const c = await connect();
+    await ensureTools(c, ['trigger-sampling-request']);
+    const prompt = `interop-prompt-${rand()}`;
+    const r = await call(c.client, 'trigger-sampling-request', { prompt, maxTokens: 50 });
+    check(calls.sampling.length === 1, `sampling handler called ${calls.sampling.length}x, want 1`);
+    check(JSON.stringify(calls.sampling[0]).includes(prompt), `sampling request lacks the prompt: ${short(calls.sampling[0])}`);
+    const t = textOf(r);
+    check(t.includes('INTEROP-SAMPLED[') && t.includes(prompt), `tool result lacks the sampled answer: ${short(t)}`);
+    return 'sampling answer reached the tool result';
+  },
+
+  async elicitation() {
+    const c = await connect();
+    await ensureTools(c, ['trigger-elicitation-request']);
+    const r = await call(c.client, 'trigger-elicitation-request', {});
+    check(calls.elicit.length === 1, `elicitation handler called ${calls.elicit.length}x, want 1`);
+    const t = textOf(r);
+    check(t.includes('- Name: Interop Tester') && t.includes('"action": "accept"'), `tool result does not reflect the accepted content: ${short(t, 600)}`);
+    return 'elicitation accepted content reached the tool';
+  },
+
+  async roots() {
+    const c = await connect();
+    await ensureTools(c, ['get-roots-list']);
+    const r = await call(c.client, 'get-roots-list', {});
+    const t = textOf(r);
+    check(t.includes('file:///tmp/interop'), `get-roots-list does not show file:///tmp/interop: ${short(t, 400)}`);
+    check(calls.roots >= 1, 'roots/list handler was never called');
+    return `roots/list answered ${calls.roots}x`;
+  },
+
+  async progress() {
+    const c = await connect();
+    const since = c.wire.mark();
+    let cb = 0;
+    const r = await call(c.client, 'trigger-long-running-operation', { duration: 1.5, steps: 5 }, { onprogress: () => cb++ });
+    check(textOf(r).includes('Long running operation completed'), `unexpected result ${short(textOf(r))}`);
+    const req = outCall(c.wire, 'trigger-long-running-operation', since);
+    const token = req.msg.params?._meta?.progressToken;
+    check(token !== undefined, 'client request had no progressToken');
+    await sleep(100);
+    const ps = progressFor(c.wire, token, since);
+    check(ps.length >= 4, `${ps.length} notifications/progress with token ${JSON.stringify(token)} on the wire, want >= 4`);
+    const vals = ps.map((e) => e.msg.params.progress);
+    check(vals.every((v, i) => i === 0 || v > vals[i - 1]), `progress not increasing: ${vals}`);
+    check(ps.every((e) => e.msg.params.total === 5), `progress total not 5: ${short(ps.map((e) => e.msg.params))}`);
+    const stray = c.wire.filter((e) => isNote('notifications/progress')(e) && e.msg.params?.progressToken !== token, since);
+    check(stray.length === 0, `progress with unknown token: ${short(stray.map((e) => e.msg))}`);
+    const resp = c.wire.find((e) => e.dir === 'in' && e.msg.id === req.msg.id && 'result' in e.msg, since);
+    info(`progress arrival ms after the call: ${ps.map((e) => e.t - req.t).join(',')}; result at ${resp.t - req.t}`);
+    check(resp.t - ps[0].t >= 600, `progress is not live: first progress only ${resp.t - ps[0].t} ms before the result (steps are 300 ms apart)`);
+    const late = ps.filter((e) => e.t > resp.t + 0);
+    check(late.length === 0, 'progress arrived after the final result');
+    // Host-chosen tokens pass through with their type: 0 (an ordinary value,
+    // never "absent") and a UUID-like string, concurrently.
+    const since2 = c.wire.mark();
+    const toks = [0, `tok-${rand()}-${rand()}`];
+    await Promise.all(
+      toks.map((tok) =>
+        c.client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 0.9, steps: 3 }, _meta: { progressToken: tok } }, undefined, {
+          timeout: 30000,
+        }),
+      ),
+    );
+    const got = toks.map((tok) => progressFor(c.wire, tok, since2).length);
+    check(got.every((n) => n >= 2), `progress for host tokens ${JSON.stringify(toks)}: got ${got} notifications with the exact token (want >= 2 each); seen: ${short(c.wire.filter(isNote('notifications/progress'), since2).map((e) => e.msg.params.progressToken))}`);
+    return `${ps.length} progress notifications on the wire (${cb} via onprogress), values ${vals.join(',')}; host tokens 0 and string: ${got.join('+')}`;
+  },
+
+  async logging() {
+    const c = await connect();
+    await c.client.setLoggingLevel('debug', { timeout: 10000 });
+    const since = c.wire.mark();
+    await call(c.client, 'toggle-simulated-logging', {});
+    const isSim = (e) => isNote('notifications/message')(e) && /level[- ]message/i.test(String(e.msg.params?.data));
+    const e = await c.wire.waitFor(isSim, 8000, 'a simulated notifications/message', since);
+    await call(c.client, 'toggle-simulated-logging', {}); // stop it again
+    return `notifications/message level=${e.msg.params.level} data=${short(e.msg.params.data, 80)}`;
+  },
+
+  async subscriptions() {
+    const c = await connect();
+    const res = await listAllResources(c.client);
+    check(res.length > 0, 'resources/list is empty');
+    const uri = (res.find((r) => r.uri.startsWith('demo://resource/static/')) || res[0]).uri;
+    await c.client.subscribeResource({ uri }, { timeout: 10000 });
+    const since = c.wire.mark();
+    await call(c.client, 'toggle-subscriber-updates', {});
+    const isUpd = (e) => isNote('notifications/resources/updated')(e) && e.msg.params?.uri === uri;
+    await c.wire.waitFor(isUpd, 8000, `notifications/resources/updated for ${uri}`, since);
+    await call(c.client, 'toggle-subscriber-updates', {});
+    await c.client.unsubscribeResource({ uri }, { timeout: 10000 });
+    return `resources/updated for ${uri}`;
+  },
+
+  async list_changed() {
+    const c = await connect();
+    const name = `interop-${rand()}.txt`;
+    const data = `data:text/plain;base64,${Buffer.from(`hello from mcpbridge interop ${name}\n`).toString('base64')}`;
+    const since = c.wire.mark();
+    const r = await call(c.client, 'gzip-file-as-resource', { name, data, outputType: 'resourceLink' });
+    const uri = `demo://resource/session/${name}`;
+    check(JSON.stringify(r.content).includes(uri), `gzip-file-as-resource result lacks ${uri}: ${short(r.content)}`);
+    const tCall = Date.now();
+    const lc = await c.wire.waitFor(isNote('notifications/resources/list_changed'), 5000, 'notifications/resources/list_changed', since);
+    info(`resources/list_changed arrived ${lc.t - tCall} ms after the tool result`);
+    const res = await listAllResources(c.client);
+    check(res.some((x) => x.uri === uri), `resources/list lacks ${uri}`);
+    const rr = await c.client.readResource({ uri }, { timeout: 10000 });
+    check(rr.contents?.[0]?.blob, `resources/read ${uri} has no blob: ${short(rr)}`);
+    return `list_changed + new resource ${uri} listed and read`;
+  },
+
+  async cancellation() {
+    // Backend-side proof: a recorder between the bridge and server-everything
+    // (spy.mjs wrapping the stdio server, or a recording HTTP proxy) must see
+    // notifications/cancelled for the backend's own id of the tools/call, and
+    // the backend must never answer that call (the SDK server suppresses the
+    // response of an aborted handler). Progress after the cancel is only
+    // reported: server-everything's long-running tool ignores the abort
+    // signal and keeps emitting progress.
+    const blog = new BackendLog();
+    let opts = {};
+    if (cfg.transport === 'stdio') opts.stdioArgv = spyWrap(blog, backendArgv());
+    else opts.url = await startRecordingProxy(cfg.url, blog);
+    const c = await connect(opts);
+    const since = c.wire.mark();
+    const ac = new AbortController();
+    const duration = 4;
+    const tStart = Date.now();
+    const p = c.client.callTool({ name: 'trigger-long-running-operation', arguments: { duration, steps: 4 } }, undefined, {
+      signal: ac.signal,
+      timeout: 30000,
+      onprogress: () => {},
+    });
+    const settled = p.then(
+      (v) => ({ ok: true, v, t: Date.now() }),
+      (e) => ({ ok: false, e, t: Date.now() }),
+    );
+    await sleep(1300);
+    const tAbort = Date.now();
+    ac.abort('interop cancel');
+    const s = await withTimeout(settled, 5000, 'callTool to settle after abort');
+    check(!s.ok, `call resolved despite abort: ${short(s.v)}`);
+    check(s.t - tAbort < 1000, `abort error took ${s.t - tAbort} ms`);
+    const req = outCall(c.wire, 'trigger-long-running-operation', since);
+    const cancel = c.wire.find((e) => e.dir === 'out' && e.msg.method === 'notifications/cancelled', since);
+    check(cancel && cancel.msg.params.requestId === req.msg.id, `client sent no notifications/cancelled for id ${req.msg.id}`);
+    // at the backend
+    const bcall = await blog.waitFor(
+      (e) => e.dir === 'to-backend' && e.msg.method === 'tools/call' && e.msg.params?.name === 'trigger-long-running-operation',
+      3000,
+      'the tools/call',
+    );
+    const bid = bcall.msg.id;
+    check(bid !== 0, 'the bridge gave the backend request id 0; TS SDK servers ignore notifications/cancelled for id 0');
+    const bcancel = await blog.waitFor(
+      (e) => e.dir === 'to-backend' && e.msg.method === 'notifications/cancelled' && e.msg.params?.requestId === bid,
+      3000,
+      `notifications/cancelled with requestId ${JSON.stringify(bid)} (the backend's id of the call)`,
+    );
+    info(`backend got tools/call id=${JSON.stringify(bid)} and notifications/cancelled ${bcancel.t - tAbort} ms after the abort`);
+    // wait past the natural end of the operation: no answer may come
+    const pAfter = () => c.wire.filter((e) => isNote('notifications/progress')(e) && e.t > tAbort + 50, since).length;
+    await sleep(Math.max(0, tAbort + 2000 - Date.now()));
+    const progress2s = pAfter();
+    await sleep(Math.max(0, tStart + duration * 1000 + 800 - Date.now()));
+    blog.refresh();
+    const bresp = blog.entries.find((e) => e.dir === 'from-backend' && e.msg.id === bid && ('result' in e.msg || 'error' in e.msg));
+    check(!bresp, `backend still answered the cancelled call: ${short(bresp?.msg)}`);
+    const fresp = c.wire.find((e) => e.dir === 'in' && e.msg.id === req.msg.id && ('result' in e.msg || 'error' in e.msg), since);
+    check(!fresp, `a response for the cancelled id ${req.msg.id} reached the client: ${short(fresp?.msg)}`);
+    const bprog = blog.entries.filter((e) => e.dir === 'from-backend' && e.msg.method === 'notifications/progress' && e.t > tAbort + 50).length;
+    return `abort error after ${s.t - tAbort} ms; backend saw the cancel and never answered; progress after cancel: backend sent ${bprog}, client got ${progress2s} in 2 s / ${pAfter()} total`;
+  },
+
+  async big() {
+    const c = await connect();
+    const unit = 'mcpbridge interop é€😀 "q" \\ / \t 0123456789 ';
+    let msg = unit.repeat(Math.ceil((3 * 1024 * 1024) / Buffer.byteLength(unit)));
+    while (Buffer.byteLength(msg) > 3 * 1024 * 1024) msg = msg.slice(0, -1);
+    msg = msg.replace(/[\uD800-\uDBFF]$/, 'x');
+    const t0 = Date.now();
+    const r = await call(c.client, 'echo', { message: msg }, { timeout: 40000 });
+    const t = textOf(r);
+    check(t === `Echo: ${msg}`, `3 MiB echo mismatch: got ${t.length} chars, want ${msg.length + 6}`);
+    return `echo of ${Buffer.byteLength(msg)} bytes round-tripped in ${Date.now() - t0} ms`;
+  },
+
+  async concurrent() {
+    const c = await connect();
+    const N = 50;
+    const payloads = Array.from({ length: N }, (_, i) => `c${i}-${rand()}-${'z'.repeat(i * 37)}`);
+    const rs = await Promise.all(payloads.map((m) => call(c.client, 'echo', { message: m })));
+    rs.forEach((r, i) => check(textOf(r) === `Echo: ${payloads[i]}`, `call ${i}: got ${short(textOf(r))}`));
+    const ids = new Set(c.wire.filter((e) => e.dir === 'in' && 'result' in e.msg).map((e) => e.msg.id));
+    return `${N} concurrent echoes matched (${ids.size} distinct response ids)`;
+  },
+
+  async multi() {
+    check(!direct, 'multi needs the bridge');
+    check(cfg.multiUrl, 'config.multiUrl is required for multi');
+    const spec = `a=${backendArgv().map(shq).join(' ')}`;
+    const args = [...cfg.bridgeFlags, '--stdio', spec, '--env', 'a:MARKER=alpha', '--http', `b=${cfg.multiUrl}`];
+    const c = await connect({ bridgeArgv: args });
+    const need = ['echo', 'get-env', 'trigger-sampling-request', 'trigger-long-running-operation'];
+    await ensureTools(c, [...need.map((n) => `a_${n}`), ...need.map((n) => `b_${n}`)], 10000);
+    for (const b of ['a', 'b']) {
+      const m = `via-${b}-${rand()}`;
+      const r = await call(c.client, `${b}_echo`, { message: m });
+      check(textOf(r) === `Echo: ${m}`, `${b}_echo answered ${short(textOf(r))}`);
+    }
+    const env = {};
+    for (const b of ['a', 'b']) {
+      const r = await call(c.client, `${b}_get-env`, {});
+      env[b] = JSON.parse(textOf(r)).MARKER;
+    }
+    check(env.a === 'alpha' && env.b === 'beta', `routing: a_get-env MARKER=${env.a} (want alpha), b_get-env MARKER=${env.b} (want beta)`);
+    // concurrent sampling: both held until both arrived
+    samplingBarrier = { n: 2, waiting: [] };
+    const pa = `from-a-${rand()}`;
+    const pb = `from-b-${rand()}`;
+    const sinceS = c.wire.mark();
+    const [ra, rb] = await Promise.all([
+      call(c.client, 'a_trigger-sampling-request', { prompt: pa }),
+      call(c.client, 'b_trigger-sampling-request', { prompt: pb }),
+    ]);
+    const barrier = samplingBarrier;
+    samplingBarrier = null;
+    check(!barrier.timedOut, `the two sampling requests were never in flight at once (${barrier.waiting.length} arrived within 5 s)`);
+    check(textOf(ra).includes(`INTEROP-SAMPLED[`) && textOf(ra).includes(pa) && !textOf(ra).includes(pb), `a sampling result wrong: ${short(textOf(ra))}`);
+    check(textOf(rb).includes(`INTEROP-SAMPLED[`) && textOf(rb).includes(pb) && !textOf(rb).includes(pa), `b sampling result wrong: ${short(textOf(rb))}`);
+    const sreqs = c.wire.filter((e) => e.dir === 'in' && e.msg.method === 'sampling/createMessage', sinceS);
+    check(sreqs.length === 2 && sreqs[0].msg.id !== sreqs[1].msg.id, `want 2 sampling requests with distinct ids, got ${short(sreqs.map((e) => e.msg.id))}`);
+    // concurrent progress on both, different step counts so a crossing shows in `total`
+    const sinceP = c.wire.mark();
+    const [xa, xb] = await Promise.all([
+      call(c.client, 'a_trigger-long-running-operation', { duration: 1.5, steps: 5 }, { onprogress: () => {} }),
+      call(c.client, 'b_trigger-long-running-operation', { duration: 1.6, steps: 4 }, { onprogress: () => {} }),
+    ]);
+    check(textOf(xa).includes('Steps: 5') && textOf(xb).includes('Steps: 4'), `long-running results crossed: a=${short(textOf(xa))} b=${short(textOf(xb))}`);
+    const ta = outCall(c.wire, 'a_trigger-long-running-operation', sinceP).msg.params._meta.progressToken;
+    const tb = outCall(c.wire, 'b_trigger-long-running-operation', sinceP).msg.params._meta.progressToken;
+    const pa5 = progressFor(c.wire, ta, sinceP);
+    const pb4 = progressFor(c.wire, tb, sinceP);
+    const all = c.wire.filter(isNote('notifications/progress'), sinceP);
+    check(all.length === pa5.length + pb4.length, `progress with foreign tokens: ${short(all.map((e) => e.msg.params))}`);
+    check(pa5.length >= 4 && pa5.every((e) => e.msg.params.total === 5), `a progress wrong: ${short(pa5.map((e) => e.msg.params))}`);
+    check(pb4.length >= 3 && pb4.every((e) => e.msg.params.total === 4), `b progress wrong: ${short(pb4.map((e) => e.msg.params))}`);
+    return `prefixed tools, MARKER a=${env.a} b=${env.b}, 2 concurrent samplings, progress a=${pa5.length} b=${pb4.length} not crossed`;
+  },
+};
+
+// ---------------------------------------------------------------- main
+
+async function main() {
+  const fn = scenarios[scenario];
+  if (!fn) {
+    process.stderr.write(`FAIL ${scenario}: unknown scenario (have ${Object.keys(scenarios).join(', ')})\n`);
+    process.exit(2);
+  }
+  const watchdog = setTimeout(async () => {
+    process.stderr.write(`FAIL ${scenario}: watchdog: scenario still running after ${cfg.timeoutMs} ms\n`);
+    dumpWire();
+    await Promise.race([closeAll(), sleep(5000)]);
+    process.exit(1);
+  }, cfg.timeoutMs);
+  const t0 = Date.now();
+  let detail;
+  try {
+    detail = await fn();
+    for (const c of conns) {
+      check(c.wire.violations.length === 0, `non-JSON-RPC output on stdout: ${c.wire.violations.slice(0, 5).join(' | ')}`);
+    }
+  } catch (e) {
+    clearTimeout(watchdog);
+    const why = e instanceof Fail ? e.message : `${e?.name ?? 'Error'}: ${e?.message ?? e}${e?.code !== undefined ? ` (code ${e.code})` : ''}`;
+    process.stderr.write(`FAIL ${scenario}: ${why}\n`);
+    for (const c of conns) if (c.wire.violations.length) process.stderr.write(`  stdout violations: ${c.wire.violations.slice(0, 5).join(' | ')}\n`);
+    if (clientErrors.length) process.stderr.write(`  client errors: ${clientErrors.slice(0, 5).join(' | ')}\n`);
+    dumpWire();
+    await Promise.race([closeAll(), sleep(10000)]);
+    process.exit(1);
+  }
+  clearTimeout(watchdog);
+  await Promise.race([closeAll(), sleep(10000)]);
+  if (clientErrors.length) info(`client errors (not fatal): ${clientErrors.slice(0, 3).join(' | ')}`);
+  process.stdout.write(`PASS ${scenario} [${direct ? 'direct' : 'bridge'} ${cfg.transport}] in ${Date.now() - t0} ms: ${detail}\n`);
+  process.exit(0);
+}
+
+// dumpWire prints the last wire messages (shortened) to stderr for bug reports.
+function dumpWire() {
+  for (const c of conns) {
+    process.stderr.write(`  last wire messages (${c.wire.label}):\n`);
+    const t0 = c.wire.log[0]?.t ?? 0;
+    for (const e of c.wire.log.slice(-25)) process.stderr.write(`    +${e.t - t0}ms ${e.dir === 'out' ? '→' : '←'} ${short(e.msg, 240)}\n`);
+  }
+}
+
+main();
