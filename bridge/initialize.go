@@ -202,9 +202,13 @@ func (r *router) initializeResult(version string, up []*link) []byte {
 			instr = append(instr, "## "+l.name+"\n"+l.initRes.Instructions)
 		}
 	}
-	// The bridge tells the host when backends join, restart or change.
+	// The bridge tells the host when backends join, restart or change its
+	// lists. Tools are always offered (a late backend may bring some);
+	// prompts and resources when a backend that is up has them.
 	for _, k := range []string{"tools", "prompts", "resources"} {
-		caps[k] = mergeJSON(caps[k], json.RawMessage(`{"listChanged":true}`))
+		if _, ok := caps[k]; ok || k == "tools" {
+			caps[k] = mergeJSON(caps[k], json.RawMessage(`{"listChanged":true}`))
+		}
 	}
 	cb, _ := json.Marshal(caps)
 	b, _ := json.Marshal(result{version, cb, r.serverInfo(), strings.Join(instr, "\n\n")})

@@ -316,6 +316,7 @@ func (l *link) reinitialized() {
 func (l *link) restoreState() {
 	r := l.r
 	r.mu.Lock()
+	hasRoots := rawField(rawField(r.host.initParams, "capabilities"), "roots") != nil
 	level := r.host.logLevel
 	subs := make([][]byte, 0, len(r.host.subs))
 	for uri, p := range r.host.subs {
@@ -330,6 +331,13 @@ func (l *link) restoreState() {
 	}
 	for _, p := range subs {
 		r.ask(l, mSubscribe, p, ignore)
+	}
+	// Roots live with the host: a restarted backend that cares asks for
+	// them again on this hint.
+	if hasRoots {
+		if err := l.send(frame.NewNotification("notifications/roots/list_changed", nil)); err != nil {
+			l.log.Debug().Err(err).Msg("sending roots/list_changed after a restart")
+		}
 	}
 }
 
