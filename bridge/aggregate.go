@@ -177,7 +177,7 @@ func (a *aggregator) list(f *frame.Frame, kind string) {
 		return
 	}
 	body, _ := json.Marshal(map[string][]json.RawMessage{kind: merged})
-	a.r.reply(frame.NewResult(f.ID(), body))
+	a.r.reply(f.ID(), frame.NewResult(f.ID(), body))
 }
 
 // gather collects one list from every ready backend, in declared order,
@@ -422,14 +422,14 @@ func (a *aggregator) byURI(f *frame.Frame) {
 				break
 			}
 			g.SetID(f.ID())
-			r.reply(g)
+			r.reply(f.ID(), g)
 			return
 		}
 		last = g
 	}
 	if last != nil {
 		last.SetID(f.ID())
-		r.reply(last)
+		r.reply(f.ID(), last)
 		return
 	}
 	r.replyError(f.ID(), frame.CodeNotFound, "resource not found: "+uri, map[string]string{"uri": uri})
@@ -511,7 +511,7 @@ func (a *aggregator) fanOut(f *frame.Frame) {
 		}()
 	}
 	wg.Wait()
-	a.r.reply(frame.NewResult(f.ID(), []byte("{}")))
+	a.r.reply(f.ID(), frame.NewResult(f.ID(), []byte("{}")))
 }
 
 // tagLogger marks a log notification with its origin: logger becomes NAME

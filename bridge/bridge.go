@@ -122,6 +122,9 @@ type router struct {
 
 	host hostState
 	agg  *aggregator
+	// batches maps the raw ids of a batch's requests to the batch that
+	// gathers their answers (2025-03-26 JSON-RPC batches).
+	batches map[string]*batch
 }
 
 // hostState is what the host told us at initialize and since.
@@ -139,11 +142,12 @@ type hostState struct {
 
 func newRouter(cfg Config, out io.Writer) *router {
 	r := &router{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		front:  frame.NewWriter(out, 1024),
-		byName: make(map[string]*link),
-		ids:    newIDMap(),
+		cfg:     cfg,
+		log:     cfg.Logger,
+		front:   frame.NewWriter(out, 1024),
+		byName:  make(map[string]*link),
+		ids:     newIDMap(),
+		batches: make(map[string]*batch),
 	}
 	r.host.initialized = make(chan struct{})
 	r.host.initDone = make(chan struct{})
@@ -260,16 +264,26 @@ func (r *router) toHost(f *frame.Frame) {
 	}
 }
 
-// reply answers a host request with raw result or an error, and counts it.
-func (r *router) reply(f *frame.Frame) {
-	r.toHost(f)
+// reply answers the host request whose raw id is id with f, and counts
+// it. An answer that belongs to a batch waits for the batch's others.
+func (r *router) reply(id []byte, f *frame.Frame) {
+	key := string(id)
+	if id == nil {
+		key = "null"
+	}
 	r.mu.Lock()
+	if b := r.batches[key]; b != nil {
+		f = b.add(key, f, r.batches)
+	}
 	r.answeredLocked()
 	r.mu.Unlock()
+	if f != nil {
+		r.toHost(f)
+	}
 }
 
 func (r *router) replyError(id []byte, code int, msg string, data any) {
-	r.reply(frame.NewError(id, frame.ErrorObject{Code: code, Message: msg, Data: data}))
+	r.reply(id, frame.NewError(id, frame.ErrorObject{Code: code, Message: msg, Data: data}))
 }
 
 // backendError is the one shape of "a backend failed" errors (-32603 with
@@ -331,7 +345,29 @@ func (r *router) handleFrontLine(line []byte) {
 	r.fromHost(f)
 }
 
-// handleBatch answers a JSON array (2025-03-26 batches) with an array.
+// A batch gathers the answers to the requests of one JSON array.
+type batch struct {
+	waiting map[string]int // raw id → answers still due
+	left    int
+	out     []*frame.Frame
+}
+
+// add records f as the answer for id and returns the array to write once
+// every answer is in, else nil. Call with r.mu held.
+func (b *batch) add(id string, f *frame.Frame, all map[string]*batch) *frame.Frame {
+	b.out = append(b.out, f)
+	b.left--
+	if b.waiting[id]--; b.waiting[id] == 0 {
+		delete(all, id)
+	}
+	if b.left > 0 {
+		return nil
+	}
+	return frame.Batch(b.out)
+}
+
+// handleBatch answers a JSON array (2025-03-26 batches) with an array of
+// the answers to its requests; notifications in it get none.
 func (r *router) handleBatch(line []byte) {
 	var items []json.RawMessage
 	if err := json.Unmarshal(line, &items); err != nil {
@@ -348,9 +384,25 @@ func (r *router) handleBatch(line []byte) {
 		r.replyError(nil, frame.CodeInvalidRequest, "invalid request: empty batch", nil)
 		return
 	}
-	// Each member is handled as its own line; answers are written one per
-	// line. Hosts of the 2025-03-26 era accept responses in any framing
-	// order; see README "Known limitations".
+	b := &batch{waiting: map[string]int{}}
+	r.mu.Lock()
+	for _, it := range items {
+		id := []byte("null") // what an invalid member's error will carry
+		f, err := frame.Parse(bytes.Clone(it))
+		switch {
+		case err == nil && f.Kind != frame.Request:
+			continue // notifications and responses are not answered
+		case f != nil && f.ID() != nil:
+			id = f.ID()
+		}
+		if _, taken := r.batches[string(id)]; taken && b.waiting[string(id)] == 0 {
+			continue // the id belongs to another batch in flight: answered alone
+		}
+		b.waiting[string(id)]++
+		b.left++
+		r.batches[string(id)] = b
+	}
+	r.mu.Unlock()
 	for _, it := range items {
 		r.handleFrontLine([]byte(it))
 	}

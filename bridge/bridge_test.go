@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -248,3 +249,37 @@ func TestPipelinedScriptAndEOF(t *testing.T) {
 }
 
 func itoa(i int) string { return string(frame.AppendInt(nil, int64(i))) }
+
+// TestBatchIsAnsweredWithAnArray: a 2025-03-26 host may send a JSON array;
+// it gets one array with an answer per request (issue #3).
+func TestBatchIsAnsweredWithAnArray(t *testing.T) {
+	b := bridgedWire(t, Config{}, namedServer{"one", testServer("one")})
+	b.Send(strings.Replace(initLine, "2025-11-25", "2025-03-26", 1))
+	b.Response("0")
+	b.Send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	b.Send(`[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"one"}}},` +
+		`{"jsonrpc":"2.0","method":"notifications/roots/list_changed"},` +
+		`{"jsonrpc":"2.0","id":"two","method":"ping"},` +
+		`{"jsonrpc":"2.0","id":3,"method":7}]`)
+	b.Send(`{"jsonrpc":"2.0","id":"after","method":"ping"}`)
+	b.Response(`"after"`)
+	deadline := time.Now().Add(testTimeout)
+	for time.Now().Before(deadline) {
+		if line := b.Line(func(l []byte) bool { return len(l) > 0 && l[0] == '[' }); line != nil {
+			var items []map[string]any
+			if err := json.Unmarshal(line, &items); err != nil || len(items) != 3 {
+				t.Fatalf("batch answer: %s (%v)", line, err)
+			}
+			ids := map[string]bool{}
+			for _, it := range items {
+				ids[fmt.Sprint(it["id"])] = true
+			}
+			if !ids["1"] || !ids["two"] || !ids["3"] {
+				t.Errorf("batch answer ids: %v", ids)
+			}
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no batch answer:\n%s", b.Dump())
+}

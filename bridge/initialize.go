@@ -128,7 +128,7 @@ func (r *router) initializeBackends(id []byte, version string) {
 		r.cancel()
 		return
 	}
-	r.reply(frame.NewResult(id, r.initializeResult(version, up)))
+	r.reply(id, frame.NewResult(id, r.initializeResult(version, up)))
 	r.finishInit()
 }
 

@@ -60,7 +60,7 @@ func (r *router) fromHost(f *frame.Frame) {
 		return
 	case mPing:
 		if !done || !r.raw {
-			r.reply(frame.NewResult(f.ID(), []byte("{}")))
+			r.reply(f.ID(), frame.NewResult(f.ID(), []byte("{}")))
 			return
 		}
 	}
@@ -289,7 +289,7 @@ func (r *router) backendResponse(l *link, f *frame.Frame) {
 		return
 	}
 	f.SetID(c.frontID)
-	r.reply(f)
+	r.reply(c.frontID, f)
 }
 
 // backendRequest relays a backend's request (sampling, elicitation, roots,

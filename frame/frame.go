@@ -427,6 +427,24 @@ func NewNotification(method string, params []byte) *Frame {
 	return mustBuild(`{"jsonrpc":"2.0","method":`, m, `,"params":`, params, `}`)
 }
 
+// Batch returns a frame holding the JSON array of fs: the answer to a
+// 2025-03-26 JSON-RPC batch. It is only for writing.
+func Batch(fs []*Frame) *Frame {
+	n := 2
+	for _, f := range fs {
+		n += f.Len() + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '[')
+	for i, f := range fs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = f.AppendTo(b)
+	}
+	return &Frame{raw: append(b, ']')}
+}
+
 func mustBuild(parts ...any) *Frame {
 	var b []byte
 	for _, p := range parts {

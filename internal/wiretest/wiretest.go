@@ -96,6 +96,19 @@ func (h *Wire) Response(id string) *frame.Frame {
 	})
 }
 
+// Line returns the first line so far that satisfies pred, or nil: for
+// lines that are not single messages (batch answers).
+func (h *Wire) Line(pred func([]byte) bool) []byte {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, l := range h.lines {
+		if pred(l) {
+			return l
+		}
+	}
+	return nil
+}
+
 // Count counts the lines so far that satisfy pred.
 func (h *Wire) Count(pred func(*frame.Frame) bool) int {
 	h.mu.Lock()
