@@ -283,3 +283,38 @@ func TestBatchIsAnsweredWithAnArray(t *testing.T) {
 	}
 	t.Fatalf("no batch answer:\n%s", b.Dump())
 }
+
+// TestProgressResetsTheIdleTimeout: a call that keeps reporting progress
+// outlives the idle timeout; the absolute cap still ends it (issue #5).
+func TestProgressResetsTheIdleTimeout(t *testing.T) {
+	srv := testServer("one")
+	type slowIn struct {
+		Steps int `json:"steps"`
+	}
+	mcp.AddTool(srv, &mcp.Tool{Name: "slow"}, func(ctx context.Context, req *mcp.CallToolRequest, in slowIn) (*mcp.CallToolResult, any, error) {
+		for i := range in.Steps {
+			select {
+			case <-time.After(100 * time.Millisecond):
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			}
+			req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: req.Params.GetProgressToken(), Progress: float64(i)})
+		}
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "finished"}}}, nil, nil
+	})
+	b := bridgedWire(t, Config{Timeout: 400 * time.Millisecond, MaxTimeout: 3 * time.Second}, namedServer{"one", srv})
+	handshake(b.wire)
+	// 8 steps of 100 ms: 800 ms in all, twice the idle timeout.
+	b.Send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"slow","arguments":{"steps":8},"_meta":{"progressToken":"p"}}}`)
+	if r := b.Response("1"); !strings.Contains(string(r.Result()), "finished") {
+		t.Errorf("a call with progress was cut by the idle timeout: %s", r.Raw())
+	}
+	// 60 steps: 6 s, over the 3 s cap despite progress.
+	b.Send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"slow","arguments":{"steps":60},"_meta":{"progressToken":"q"}}}`)
+	r := b.Response("2")
+	var e frame.ErrorObject
+	_ = json.Unmarshal(r.Error(), &e)
+	if e.Code != frame.CodeTimeout {
+		t.Errorf("the absolute cap did not end the call: %s", r.Raw())
+	}
+}

@@ -211,3 +211,39 @@ func TestOnlyBackendFailsInitialize(t *testing.T) {
 		t.Fatal("Run did not end after its only backend failed")
 	}
 }
+
+// TestSlowBackendJoinsLate: a backend slower than the init timeout does not
+// hold up the host's initialize; when it comes up the host gets
+// list_changed and its tools appear (issue #4).
+func TestSlowBackendJoinsLate(t *testing.T) {
+	release := make(chan struct{})
+	srvA, srvB := testServer("a"), testServer("slow")
+	cfg := Config{
+		InitTimeout: 300 * time.Millisecond,
+		Backends: []config.Backend{
+			{Name: "a", Kind: config.KindStdio, Command: "in-process"},
+			{Name: "slow", Kind: config.KindStdio, Command: "in-process"},
+		},
+		Open: func(ctx context.Context, b config.Backend, _ backends.Options) (backends.Session, error) {
+			if b.Name == "slow" {
+				<-release
+				return serve(t, b.Name, srvB), nil
+			}
+			return serve(t, b.Name, srvA), nil
+		},
+	}
+	b := bridgedWire(t, cfg)
+	if init := handshake(b.wire); init.IsError() {
+		t.Fatalf("initialize waited for the slow backend and failed: %s", init.Raw())
+	}
+	b.Send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"slow_whoami","arguments":{}}}`)
+	if r := b.Response("1"); !r.IsError() {
+		t.Fatalf("slow backend answered before it was up: %s", r.Raw())
+	}
+	close(release)
+	b.WaitFor("tools/list_changed", func(f *frame.Frame) bool { return f.Method == "notifications/tools/list_changed" })
+	b.Send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"slow_whoami","arguments":{}}}`)
+	if r := b.Response("2"); !strings.Contains(string(r.Result()), `"text":"slow"`) {
+		t.Errorf("slow backend after joining: %s", r.Raw())
+	}
+}
