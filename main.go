@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -168,6 +169,15 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	if self, err := os.Executable(); err == nil && runtime.GOOS != "windows" {
 		cfg.Supervisor = self
+	}
+	if prefix := os.Getenv("MCPBRIDGE_CPUPROFILE"); prefix != "" {
+		// A development aid for issue #6: profile this process to
+		// PREFIX.PID (several bridges may run at once under a benchmark).
+		if f, err := os.Create(fmt.Sprintf("%s.%d", prefix, os.Getpid())); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer func() { pprof.StopCPUProfile(); f.Close() }()
+			}
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -29,18 +29,24 @@ var ErrQueueFull = errors.New("queue full")
 // bufio.Scanner it has no 64 KiB trap, and unlike go-sdk's ioConn a bad or
 // oversized line is an error for that line only.
 //
-// Small lines are copied once out of a shared buffer; a line longer than
-// the buffer is read straight into its own growing buffer, so a 16 MiB
-// message costs the read system calls and about one extra copy.
+// It reads into one buffer that grows to the longest line seen (and
+// shrinks back after an outsized one), and hands out each line as an
+// exact-size copy: one allocation and one copy per message, no zeroing,
+// whatever the size (issue #6).
 type LineReader struct {
 	r          io.Reader
-	buf        []byte // shared buffer; unread bytes are buf[start:end]
+	buf        []byte // unread bytes are buf[start:end]
 	start, end int
 	max        int
 	err        error // sticky error of r
 }
 
-const readBuf = 64 << 10
+const (
+	readBuf = 64 << 10
+	// keepBuf is the largest buffer kept between lines; a larger one,
+	// grown for an outsized message, is dropped once it is empty.
+	keepBuf = 4 << 20
+)
 
 // NewLineReader reads lines of at most max bytes from r. If max <= 0,
 // DefaultMaxLine.
@@ -63,7 +69,10 @@ func (lr *LineReader) Next() ([]byte, error) {
 			return line, err
 		}
 		if t := bytes.TrimSpace(line); len(t) > 0 {
-			return t, nil
+			if len(t) < len(line) {
+				return bytes.Clone(t), nil
+			}
+			return line, nil
 		}
 	}
 }
@@ -73,33 +82,29 @@ func (lr *LineReader) line() ([]byte, error) {
 	for {
 		if i := bytes.IndexByte(lr.buf[scanned:lr.end], '\n'); i >= 0 {
 			nl := scanned + i
-			line := lr.buf[lr.start:nl]
-			lr.start = nl + 1
-			if len(line) > lr.max {
-				return bytes.Clone(line[:min(headLen, len(line))]), fmt.Errorf("%w: line of %d bytes, over the cap of %d", ErrTooLong, len(line), lr.max)
-			}
-			return bytes.Clone(line), nil
+			return lr.take(lr.start, nl, nl+1)
 		}
 		scanned = lr.end
 		if lr.err != nil {
 			if lr.start < lr.end {
-				line := lr.buf[lr.start:lr.end]
-				lr.start = lr.end
-				if len(line) > lr.max {
-					return bytes.Clone(line[:min(headLen, len(line))]), fmt.Errorf("%w: line of %d bytes, over the cap of %d", ErrTooLong, len(line), lr.max)
-				}
-				return bytes.Clone(line), nil
+				return lr.take(lr.start, lr.end, lr.end)
 			}
 			return nil, lr.err
 		}
+		if lr.end-lr.start > lr.max {
+			return lr.skip()
+		}
 		if lr.end == len(lr.buf) {
-			if lr.start == 0 {
-				return lr.long()
+			if lr.start > 0 {
+				// Move the partial line to the front to make room.
+				n := copy(lr.buf, lr.buf[lr.start:lr.end])
+				scanned -= lr.start
+				lr.start, lr.end = 0, n
+			} else {
+				nb := make([]byte, min(2*len(lr.buf), lr.max+readBuf))
+				copy(nb, lr.buf[:lr.end])
+				lr.buf = nb
 			}
-			// Move the partial line to the front to make room.
-			n := copy(lr.buf, lr.buf[lr.start:lr.end])
-			scanned -= lr.start
-			lr.start, lr.end = 0, n
 		}
 		n, err := lr.r.Read(lr.buf[lr.end:])
 		lr.end += n
@@ -107,48 +112,30 @@ func (lr *LineReader) line() ([]byte, error) {
 	}
 }
 
-// long reads a line that outgrew the shared buffer into its own buffer.
-func (lr *LineReader) long() ([]byte, error) {
-	big := make([]byte, lr.end, 4*len(lr.buf))
-	copy(big, lr.buf[lr.start:lr.end])
-	lr.start, lr.end = 0, 0
-	scanned := len(big)
-	for {
-		if i := bytes.IndexByte(big[scanned:], '\n'); i >= 0 {
-			nl := scanned + i
-			// Keep what came after the newline for the next lines.
-			lr.end = copy(lr.buf, big[nl+1:])
-			if lr.end < len(big)-nl-1 { // more than the shared buffer holds
-				lr.buf = bytes.Clone(big[nl+1:])
-				lr.end = len(lr.buf)
-			}
-			if nl > lr.max {
-				return bytes.Clone(big[:min(headLen, nl)]), fmt.Errorf("%w: line of %d bytes, over the cap of %d", ErrTooLong, nl, lr.max)
-			}
-			return big[:nl:nl], nil
+// take returns a copy of buf[from:to] and moves past next.
+func (lr *LineReader) take(from, to, next int) ([]byte, error) {
+	line := lr.buf[from:to]
+	lr.start = next
+	if lr.start == lr.end {
+		lr.start, lr.end = 0, 0
+		if len(lr.buf) > keepBuf {
+			lr.buf = make([]byte, readBuf)
 		}
-		scanned = len(big)
-		if lr.err != nil {
-			return big, nil
-		}
-		if len(big) > lr.max {
-			return lr.skip(big)
-		}
-		if len(big) == cap(big) {
-			nb := make([]byte, len(big), 2*cap(big))
-			copy(nb, big)
-			big = nb
-		}
-		n, err := lr.r.Read(big[len(big):cap(big)])
-		big = big[:len(big)+n]
-		lr.err = err
 	}
+	if len(line) > lr.max {
+		return bytes.Clone(line[:min(headLen, len(line))]), fmt.Errorf("%w: line of %d bytes, over the cap of %d", ErrTooLong, len(line), lr.max)
+	}
+	return bytes.Clone(line), nil
 }
 
 // skip discards the rest of an oversized line, keeping its head.
-func (lr *LineReader) skip(big []byte) ([]byte, error) {
-	head := bytes.Clone(big[:min(headLen, len(big))])
-	total := len(big)
+func (lr *LineReader) skip() ([]byte, error) {
+	head := bytes.Clone(lr.buf[lr.start:min(lr.start+headLen, lr.end)])
+	total := lr.end - lr.start
+	lr.start, lr.end = 0, 0
+	if len(lr.buf) > keepBuf {
+		lr.buf = make([]byte, readBuf)
+	}
 	for lr.err == nil {
 		n, err := lr.r.Read(lr.buf)
 		lr.err = err
