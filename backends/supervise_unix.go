@@ -18,12 +18,27 @@ func supervised(supervisor, path string, args []string) (string, []string) {
 	return supervisor, append([]string{supervisor, SuperviseArg, path}, args...)
 }
 
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
 // Supervise is the main function of a backend's supervisor: mcpbridge
 // re-executed as the leader of the backend's process group. It runs argv
 // in its own group and, when the bridge dies without closing it (SIGKILL
 // of the bridge), kills the whole group: a parent-death signal alone would
 // reach only the direct child, not `npx`'s node or `sh -c`'s server
-// (issue #5). It returns the backend's exit status.
+// (issue #5). When the backend exits, the rest of its group is killed with
+// it, the supervisor included.
 //
 // It learns of the bridge's death two ways: the parent-death signal
 // (SIGUSR1, Linux) and, as a backstop and on other systems, its parent
@@ -56,17 +71,16 @@ func Supervise(argv []string) int {
 	for {
 		select {
 		case err := <-exited:
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-					return 128 + int(ws.Signal())
-				}
-				return ee.ExitCode()
-			}
+			// The backend is gone; what it left in the group goes too.
+			// This also covers the bridge being killed: the backend sees
+			// its stdin close and exits, often before we are told the
+			// bridge died. Killing the group ends us as well, so the exit
+			// status is reported on stderr, which the bridge logs.
 			if err != nil {
-				return 1
+				fmt.Fprintf(os.Stderr, "mcpbridge supervisor: backend %v\n", err)
 			}
-			return 0
+			killGroup()
+			return exitCode(err)
 		case s := <-sigs:
 			if s == syscall.SIGUSR1 {
 				if parent == 0 || os.Getppid() != parent {
