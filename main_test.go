@@ -536,5 +536,3 @@ func TestScriptedSession(t *testing.T) {
 		t.Errorf("%d requests got %d replies:\n%s", requests, replies, stdout.String())
 	}
 }
-
-
