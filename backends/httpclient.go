@@ -1,0 +1,597 @@
+package backends
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mcpbridge/mcpbridge/config"
+	"github.com/mcpbridge/mcpbridge/frame"
+	"github.com/rs/zerolog"
+)
+
+// Limits shared by the HTTP kinds.
+const (
+	// maxOutstandingPosts bounds the POSTs in flight per session; beyond it
+	// Send answers frame.ErrQueueFull instead of piling up goroutines.
+	maxOutstandingPosts = 4096
+	// recvBuffer is the depth of the channel Recv reads from.
+	recvBuffer = 256
+	// errorBodyCap is how much of a non-2xx answer is read: enough for a
+	// JSON-RPC error, little enough for an HTML error page.
+	errorBodyCap = 64 << 10
+	// handshakeTimeout bounds a reconnection's handshake (the SSE endpoint
+	// event, a replayed initialize), so a server that accepts and then says
+	// nothing cannot hold a session forever.
+	handshakeTimeout = 30 * time.Second
+	// Reconnection backoff: exponential with jitter between these bounds.
+	backoffMin = 100 * time.Millisecond
+	backoffMax = 5 * time.Second
+)
+
+// Methods and headers of the MCP HTTP transports.
+const (
+	methodInitialize  = "initialize"
+	methodInitialized = "notifications/initialized"
+
+	headerSessionID   = "Mcp-Session-Id"
+	headerProtocol    = "Mcp-Protocol-Version" // the spec spells it MCP-Protocol-Version; headers are case-insensitive
+	headerLastEventID = "Last-Event-ID"
+
+	mediaJSON = "application/json"
+	mediaSSE  = "text/event-stream"
+)
+
+// newHTTPClient returns the client of one session. Its transport is a
+// clone of http.DefaultTransport, so HTTP(S)_PROXY and NO_PROXY apply, with
+// room for many parallel calls: over HTTP/1.1 every call in flight holds a
+// connection, and the default of 2 idle connections per host would make
+// each burst dial anew. There is no client Timeout: answer streams and the
+// GET stream are long-lived; the router times requests out.
+func newHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 256
+	t.MaxConnsPerHost = 0
+	return &http.Client{Transport: t}
+}
+
+// httpCore is what the streamable and SSE sessions share: the client, the
+// configured headers, the Recv channel, the POST semaphore and the
+// goroutine bookkeeping that Close relies on.
+type httpCore struct {
+	name   string
+	hc     *http.Client
+	header map[string]string // cfg.Headers, added to every request
+	log    zerolog.Logger
+	redact func(string) string
+	maxMsg int
+
+	ctx    context.Context // ends at Close; every request and wait derives from it
+	cancel context.CancelFunc
+	recv   chan *frame.Frame // never closed: producers are many; they select on ctx
+	sem    chan struct{}     // one slot per outstanding POST
+
+	lifeMu  sync.Mutex // guards closing and wg.Add against Close's wg.Wait
+	closing bool
+	wg      sync.WaitGroup
+
+	gateMu sync.Mutex
+	gate   chan struct{} // closed once the last notifications/initialized was posted
+}
+
+func newHTTPCore(cfg config.Backend, opts Options) *httpCore {
+	ctx, cancel := context.WithCancel(context.Background())
+	redact := opts.Redact
+	if redact == nil {
+		redact = func(s string) string { return s }
+	}
+	max := opts.MaxMessage
+	if max <= 0 {
+		max = frame.DefaultMaxLine
+	}
+	return &httpCore{
+		name:   cfg.Name,
+		hc:     newHTTPClient(),
+		header: cfg.Headers,
+		log:    opts.Logger,
+		redact: redact,
+		maxMsg: max,
+		ctx:    ctx,
+		cancel: cancel,
+		recv:   make(chan *frame.Frame, recvBuffer),
+		sem:    make(chan struct{}, maxOutstandingPosts),
+	}
+}
+
+// parseBackendURL checks that cfg.URL is an absolute http(s) URL.
+func parseBackendURL(cfg config.Backend) (*url.URL, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("backend %q: bad url: %w", cfg.Name, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("backend %q: url must be absolute http or https, not %q", cfg.Name, u.Redacted())
+	}
+	return u, nil
+}
+
+func (c *httpCore) Name() string { return c.name }
+
+func (c *httpCore) closedErr() error { return fmt.Errorf("backend %q: %w", c.name, ErrClosed) }
+
+// spawn runs fn in a goroutine that Close waits for. It reports false,
+// running nothing, once Close has begun.
+func (c *httpCore) spawn(fn func()) bool {
+	c.lifeMu.Lock()
+	defer c.lifeMu.Unlock()
+	if c.closing {
+		return false
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+// shutdown stops new goroutines and cancels the running ones; the caller
+// then waits for them with c.wg.Wait.
+func (c *httpCore) shutdown() {
+	c.lifeMu.Lock()
+	c.closing = true
+	c.lifeMu.Unlock()
+	c.cancel()
+}
+
+// acquire takes a POST slot or fails at once: Send never blocks.
+func (c *httpCore) acquire() error {
+	select {
+	case c.sem <- struct{}{}:
+		return nil
+	default:
+		return fmt.Errorf("backend %q: %d posts outstanding: %w", c.name, cap(c.sem), frame.ErrQueueFull)
+	}
+}
+
+func (c *httpCore) release() { <-c.sem }
+
+// deliver hands f to Recv. It gives up (false) when the session closes,
+// so no producer outlives Close.
+func (c *httpCore) deliver(f *frame.Frame) bool {
+	if e := c.log.Debug(); e.Enabled() {
+		e.Str("kind", f.Kind.String()).Str("method", f.Method).Bytes("id", f.ID()).Int("bytes", len(f.Raw())).Msg("from backend")
+	}
+	select {
+	case c.recv <- f:
+		return true
+	case <-c.ctx.Done():
+		return false
+	}
+}
+
+// fail answers the request id with a failure, unless the session is
+// closing (the router stops listening then).
+func (c *httpCore) fail(id []byte, reason string) {
+	if c.ctx.Err() != nil {
+		return
+	}
+	c.deliver(failure(c.name, id, c.redact(reason)))
+}
+
+// recvFrame is Recv for both kinds. failed, if not nil, is closed when the
+// session gave up for good; *failErr is the reason then.
+func (c *httpCore) recvFrame(ctx context.Context, failed <-chan struct{}, failErr *error) (*frame.Frame, error) {
+	if c.ctx.Err() != nil {
+		return nil, c.closedErr()
+	}
+	select {
+	case f := <-c.recv:
+		return f, nil
+	case <-c.ctx.Done():
+		return nil, c.closedErr()
+	case <-failed:
+		select { // what arrived before the end is still delivered
+		case f := <-c.recv:
+			return f, nil
+		default:
+			return nil, *failErr
+		}
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// newRequest builds a request carrying the configured headers. Header
+// values are never logged: they may hold secrets.
+func (c *httpCore) newRequest(ctx context.Context, method, target string, body []byte) (*http.Request, error) {
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body) // sets ContentLength and GetBody (redirects)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, r)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range c.header {
+		if strings.EqualFold(k, "Host") {
+			req.Host = v // net/http ignores a Host entry in Header
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	return req, nil
+}
+
+// statusAnswer is the answer to the request id whose POST got the non-2xx
+// resp (body is the start of its body): the body itself when it is a
+// JSON-RPC error for id, otherwise a failure naming the status.
+func (c *httpCore) statusAnswer(id []byte, resp *http.Response, body []byte) *frame.Frame {
+	if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusForbidden && mediaType(resp.Header) == mediaJSON {
+		if f, err := frame.Parse(bytes.Clone(body)); err == nil && f.Kind == frame.Response && f.IsError() && bytes.Equal(f.ID(), id) {
+			return f
+		}
+	}
+	return failure(c.name, id, c.redact(c.statusReason(resp, body)))
+}
+
+// statusReason explains a non-2xx answer. For 401 and 403 it says how to
+// pass credentials, since that is nearly always the fix.
+func (c *httpCore) statusReason(resp *http.Response, body []byte) string {
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		what := "the server refused the request for lack of credentials"
+		for k := range c.header {
+			if strings.EqualFold(k, "Authorization") {
+				what = "the server refused the configured credentials"
+			}
+		}
+		return fmt.Sprintf("%s (HTTP %s); pass them with --header '%s:Authorization: Bearer …'", what, resp.Status, c.name)
+	}
+	if s := snippet(body, 200); s != "" {
+		return fmt.Sprintf("HTTP %s: %s", resp.Status, s)
+	}
+	return "HTTP " + resp.Status
+}
+
+// netReason describes a failed round trip without the "Post \"url\":"
+// prefix net/http adds (the URL may carry a token in its query).
+func netReason(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return err.Error()
+}
+
+// snippet is the first n bytes of b as one trimmed, valid UTF-8 line.
+func snippet(b []byte, n int) string {
+	b = bytes.TrimSpace(b)
+	cut := len(b) > n
+	if cut {
+		b = b[:n]
+		for len(b) > 0 && !utf8.Valid(b) { // do not split a rune
+			b = b[:len(b)-1]
+		}
+	}
+	s := strings.Join(strings.Fields(string(b)), " ")
+	if cut {
+		s += "…"
+	}
+	return s
+}
+
+// mediaType is the Content-Type of h without parameters, lower-cased.
+func mediaType(h http.Header) string {
+	mt, _, err := mime.ParseMediaType(h.Get("Content-Type"))
+	if err != nil {
+		return ""
+	}
+	return mt
+}
+
+// readErrorBody reads the start of a non-2xx answer and closes it.
+func readErrorBody(resp *http.Response) []byte {
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, errorBodyCap))
+	return b
+}
+
+// drain discards a small remainder of a body before closing it, so the
+// connection can be reused.
+func drain(resp *http.Response) {
+	_, _ = io.CopyN(io.Discard, resp.Body, errorBodyCap)
+	resp.Body.Close()
+}
+
+// readBody reads a whole body of at most max bytes, in one allocation when
+// the length is announced.
+func readBody(resp *http.Response, max int) ([]byte, error) {
+	if n := resp.ContentLength; n > int64(max) {
+		return nil, fmt.Errorf("answer of %d bytes is over the cap of %d", n, max)
+	} else if n >= 0 {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	// io.ReadAll grows by append, several times cheaper than
+	// bytes.Buffer.ReadFrom for a 16 MiB chunked answer.
+	b, err := io.ReadAll(io.LimitReader(resp.Body, int64(max)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > max {
+		return nil, fmt.Errorf("answer is over the cap of %d bytes", max)
+	}
+	return b, nil
+}
+
+// splitJSON returns the messages of an application/json answer: one
+// object, or a JSON array of them (a batch answer).
+func splitJSON(body []byte) ([][]byte, error) {
+	b := bytes.TrimSpace(body)
+	if len(b) == 0 {
+		return nil, errors.New("empty answer")
+	}
+	if b[0] != '[' {
+		return [][]byte{b}, nil
+	}
+	var parts []json.RawMessage // rare path: a batch
+	if err := json.Unmarshal(b, &parts); err != nil {
+		return nil, fmt.Errorf("answer is not JSON: %w", err)
+	}
+	msgs := make([][]byte, len(parts))
+	for i, p := range parts {
+		msgs[i] = p
+	}
+	return msgs, nil
+}
+
+// An outMsg is a frame on its way to the server, with what the HTTP
+// kinds need to know about it.
+type outMsg struct {
+	body   []byte     // as written (edits applied); owned by the session
+	kind   frame.Kind //
+	method string
+	id     []byte // a request's id as written: answers carry this one
+	first  bool   // the session's first POST (URL backends decide on it)
+
+	after <-chan struct{} // if not nil, post only once it is closed
+	gate  chan struct{}   // for notifications/initialized: closed once posted
+}
+
+// order keeps notifications/initialized ahead of what the router sends
+// after it. Each message has its own POST goroutine, so without this a
+// tools/call sent right after could reach the server first, and servers
+// may refuse requests before initialized.
+func (c *httpCore) order(m *outMsg) {
+	c.gateMu.Lock()
+	defer c.gateMu.Unlock()
+	m.after = c.gate
+	if m.kind == frame.Notification && m.method == methodInitialized {
+		c.gate = make(chan struct{})
+		m.gate = c.gate
+	}
+}
+
+// waitTurn waits for the message m must follow; false if the session
+// closed meanwhile. It runs in m's POST goroutine.
+func (c *httpCore) waitTurn(m outMsg) bool {
+	if m.after == nil {
+		return true
+	}
+	select {
+	case <-m.after:
+		return true
+	case <-c.ctx.Done():
+		return false
+	}
+}
+
+func newOutMsg(f *frame.Frame) outMsg {
+	m := outMsg{body: f.Encoded(), kind: f.Kind, method: f.Method}
+	if f.Kind == frame.Request {
+		m.id = wireID(f, m.body)
+	}
+	return m
+}
+
+// wireID returns the id of f as written in enc (f.Encoded()). f.ID() is
+// the id as it arrived; the router rewrites ids with edits, and answers
+// and failures must carry the rewritten one. When f has no edits, enc is
+// f.Raw() itself and f.ID() is right; otherwise the id is looked up in enc
+// by a scan that stops at the "id" member (near the start in practice).
+func wireID(f *frame.Frame, enc []byte) []byte {
+	raw := f.Raw()
+	if len(enc) == len(raw) && len(raw) > 0 && &enc[0] == &raw[0] {
+		return f.ID()
+	}
+	if id := topLevelMember(enc, "id"); id != nil {
+		return id
+	}
+	return f.ID()
+}
+
+// topLevelMember returns the value of the first member key of the JSON
+// object b, which must be valid JSON (a frame's encoding), or nil.
+func topLevelMember(b []byte, key string) []byte {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil
+	}
+	i = skipWS(b, i+1)
+	for i < len(b) && b[i] == '"' {
+		kEnd := endOfString(b, i)
+		k := b[i:kEnd]
+		i = skipWS(b, kEnd)
+		if i >= len(b) || b[i] != ':' {
+			return nil
+		}
+		i = skipWS(b, i+1)
+		vEnd := endOfValue(b, i)
+		if keyIs(k, key) {
+			return b[i:vEnd]
+		}
+		i = skipWS(b, vEnd)
+		if i < len(b) && b[i] == ',' {
+			i = skipWS(b, i+1)
+		}
+	}
+	return nil
+}
+
+func keyIs(tok []byte, key string) bool {
+	if bytes.IndexByte(tok, '\\') < 0 {
+		return len(tok) == len(key)+2 && string(tok[1:len(tok)-1]) == key
+	}
+	var s string
+	return json.Unmarshal(tok, &s) == nil && s == key
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// endOfString returns the index after the string starting at b[i]. It
+// jumps from quote to quote (IndexByte is vectorised), so a 16 MiB
+// base64 argument costs little.
+func endOfString(b []byte, i int) int {
+	j := i + 1
+	for {
+		k := bytes.IndexByte(b[j:], '"')
+		if k < 0 {
+			return len(b)
+		}
+		q := j + k
+		bs := 0
+		for p := q - 1; p > i && b[p] == '\\'; p-- {
+			bs++
+		}
+		if bs%2 == 0 {
+			return q + 1
+		}
+		j = q + 1
+	}
+}
+
+// endOfValue returns the index after the valid JSON value at b[i].
+func endOfValue(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		return endOfString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = endOfString(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	}
+	for i < len(b) { // number or literal
+		switch b[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+		i++
+	}
+	return i
+}
+
+// withID returns a copy of the request body with its id replaced.
+func withID(body, id []byte) ([]byte, error) {
+	f, err := frame.Parse(bytes.Clone(body))
+	if err != nil {
+		return nil, err
+	}
+	if f.Kind != frame.Request {
+		return nil, fmt.Errorf("not a request: %s", f.Kind)
+	}
+	f.SetID(id)
+	return f.Encoded(), nil
+}
+
+// isAnswer reports whether f is the response to the request id.
+func isAnswer(f *frame.Frame, id []byte) bool {
+	return f.Kind == frame.Response && id != nil && bytes.Equal(f.ID(), id)
+}
+
+// protocolVersion reads result.protocolVersion of an initialize response
+// (off the hot path: once per session).
+func protocolVersion(f *frame.Frame) string {
+	var r struct {
+		ProtocolVersion string `json:"protocolVersion"`
+	}
+	if f.IsError() || json.Unmarshal(f.Result(), &r) != nil {
+		return ""
+	}
+	return r.ProtocolVersion
+}
+
+// A backoff yields reconnection delays: doubling from backoffMin to
+// backoffMax, each with "equal jitter" (half fixed, half random) so that
+// many bridges restarted together do not reconnect in lockstep.
+type backoff struct{ next time.Duration }
+
+func (b *backoff) delay() time.Duration {
+	if b.next < backoffMin {
+		b.next = backoffMin
+	}
+	d := b.next
+	b.next = min(2*b.next, backoffMax)
+	return d/2 + rand.N(d/2+1)
+}
+
+func (b *backoff) reset() { b.next = backoffMin }
+
+// sleepCtx waits d, or less if ctx ends first; it reports whether the
+// full delay passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// parseMessage parses one message from the backend, logging (not
+// failing on) what is not JSON-RPC.
+func (c *httpCore) parseMessage(data []byte) (*frame.Frame, bool) {
+	f, err := frame.Parse(data)
+	if err != nil {
+		c.log.Warn().Err(err).Str("message", c.redact(snippet(data, 200))).Msg("skipping a message from backend that is not JSON-RPC")
+		return nil, false
+	}
+	return f, true
+}

@@ -1,0 +1,537 @@
+package backends
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/mcpbridge/mcpbridge/config"
+	"github.com/mcpbridge/mcpbridge/frame"
+)
+
+// maxReconnects is how many reconnections in a row may fail before an SSE
+// session gives up; with the backoff that is about half a minute.
+const maxReconnects = 10
+
+// An sseSession is a legacy HTTP+SSE session (MCP 2024-11-05): a GET
+// event stream whose first event names the endpoint to POST messages to;
+// every answer and server message comes on the stream.
+//
+// Ownership: the run goroutine owns the stream (and every stream after a
+// reconnection); each POST has its own goroutine; mu guards the state
+// below it.
+type sseSession struct {
+	*httpCore
+	base      *url.URL
+	closeOnce sync.Once
+
+	failed  chan struct{} // closed when reconnecting gave up
+	failErr error         // why; set before failed is closed
+
+	mu       sync.Mutex
+	endpoint string              // where POSTs go; "" while reconnecting
+	ready    chan struct{}       // closed while endpoint is usable
+	conn     uint64              // connection number, bumped when one is lost
+	pending  map[string]struct{} // ids of requests sent and not yet answered
+	initReq  []byte              // the router's initialize, as written
+	initNote []byte              // the router's notifications/initialized
+	reinits  int
+	awaitID  string            // id of a replayed initialize whose answer run hands over
+	awaitCh  chan *frame.Frame // where run hands it
+}
+
+// An sseStream is one connected GET stream.
+type sseStream struct {
+	ctx         context.Context // ends when the stream is dropped or closed
+	cancel      context.CancelFunc
+	resp        *http.Response
+	rd          *sseReader
+	endpoint    string
+	conn        uint64
+	established atomic.Bool // the handshake went through: counts as a success
+}
+
+func openSSE(ctx context.Context, cfg config.Backend, opts Options) (Session, error) {
+	s, err := newSSE(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	defer cancel()
+	st, err := s.dial(hctx)
+	if err != nil {
+		s.shutdown()
+		return nil, err
+	}
+	s.endpoint = st.endpoint
+	close(s.ready)
+	st.established.Store(true) // the router's handshake is still to come
+	s.spawn(func() { s.run(st) })
+	if e := s.log.Debug(); e.Enabled() {
+		e.Str("endpoint", s.redact(st.endpoint)).Msg("sse: connected")
+	}
+	return s, nil
+}
+
+func newSSE(cfg config.Backend, opts Options) (*sseSession, error) {
+	u, err := parseBackendURL(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &sseSession{
+		httpCore: newHTTPCore(cfg, opts),
+		base:     u,
+		failed:   make(chan struct{}),
+		ready:    make(chan struct{}),
+		pending:  make(map[string]struct{}),
+	}, nil
+}
+
+// dial opens the GET stream and waits, within ctx, for its endpoint
+// event. The stream itself lives on after ctx: until Close or a drop.
+func (s *sseSession) dial(ctx context.Context) (*sseStream, error) {
+	sctx, cancel := context.WithCancel(s.ctx)
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	fail := func(format string, args ...any) (*sseStream, error) {
+		cancel()
+		if ctx.Err() != nil {
+			format += " (%v)"
+			args = append(args, ctx.Err())
+		}
+		return nil, fmt.Errorf("backend %q: sse: "+format, append([]any{s.name}, args...)...)
+	}
+	req, err := s.newRequest(sctx, http.MethodGet, s.base.String(), nil)
+	if err != nil {
+		return fail("%v", err)
+	}
+	req.Header.Set("Accept", mediaSSE)
+	resp, err := s.hc.Do(req)
+	if err != nil {
+		return fail("connect: %s", s.redact(netReason(err)))
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fail("connect: %s", s.redact(s.statusReason(resp, readErrorBody(resp))))
+	}
+	if mt := mediaType(resp.Header); mt != mediaSSE {
+		drain(resp)
+		return fail("connect: answer of type %q is not an event stream", mt)
+	}
+	rd := newSSEReader(resp.Body, s.maxMsg)
+	for {
+		ev, err := rd.Next()
+		if errors.Is(err, errEventTooLong) {
+			continue
+		}
+		if err != nil {
+			resp.Body.Close()
+			return fail("no endpoint event: %s", s.redact(streamEnd(err)))
+		}
+		if ev.Type != "endpoint" {
+			continue // nothing can be answered before the endpoint is known
+		}
+		ep, err := s.resolve(ev.Data)
+		if err != nil {
+			resp.Body.Close()
+			return fail("%v", err)
+		}
+		if !stop() { // ctx ended meanwhile and cancelled the stream
+			resp.Body.Close()
+			return fail("no endpoint event in time")
+		}
+		return &sseStream{ctx: sctx, cancel: cancel, resp: resp, rd: rd, endpoint: ep}, nil
+	}
+}
+
+// resolve turns an endpoint event's data into the POST URL. It must stay
+// on the stream's origin: the configured headers (credentials) go with
+// every POST.
+func (s *sseSession) resolve(data []byte) (string, error) {
+	ep, err := s.base.Parse(strings.TrimSpace(string(data)))
+	if err != nil {
+		return "", fmt.Errorf("bad endpoint %q: %v", s.redact(string(data)), err)
+	}
+	if ep.Scheme != s.base.Scheme || ep.Host != s.base.Host {
+		return "", fmt.Errorf("endpoint %q is not on the origin of %q", s.redact(ep.Redacted()), s.redact(s.base.Redacted()))
+	}
+	return ep.String(), nil
+}
+
+// run owns the GET stream: it reads until the stream drops, then
+// reconnects with backoff and replays the handshake, until Close or
+// maxReconnects failures in a row.
+func (s *sseSession) run(st *sseStream) {
+	var bo backoff
+	failures := 0
+	for {
+		err := s.read(st)
+		st.cancel()
+		st.resp.Body.Close()
+		if s.ctx.Err() != nil {
+			return
+		}
+		if st.established.Load() {
+			failures = 0
+			bo.reset()
+		}
+		s.log.Warn().Str("error", s.redact(streamEnd(err))).Msg("sse: event stream dropped; reconnecting")
+		s.dropped()
+		for {
+			if failures++; failures > maxReconnects {
+				s.giveUp(err)
+				return
+			}
+			if !sleepCtx(s.ctx, bo.delay()) {
+				return
+			}
+			st, err = s.reconnect()
+			if err == nil {
+				break
+			}
+			if s.ctx.Err() != nil {
+				return
+			}
+			s.log.Warn().Str("error", s.redact(err.Error())).Int("attempt", failures).Msg("sse: reconnecting failed")
+		}
+	}
+}
+
+// read delivers the messages of one stream until it ends.
+func (s *sseSession) read(st *sseStream) error {
+	for {
+		ev, err := st.rd.Next()
+		if errors.Is(err, errEventTooLong) {
+			s.log.Warn().Err(err).Msg("skipping an oversized message from backend")
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		switch ev.Type {
+		case "message":
+		case "endpoint": // a server may move its endpoint
+			if ep, err := s.resolve(ev.Data); err == nil {
+				s.mu.Lock()
+				if s.conn == st.conn && s.endpoint != "" {
+					s.endpoint = ep
+				}
+				s.mu.Unlock()
+			} else {
+				s.log.Warn().Str("error", err.Error()).Msg("sse: ignoring an endpoint event")
+			}
+			continue
+		default:
+			continue
+		}
+		f, ok := s.parseMessage(ev.Data)
+		if !ok {
+			continue
+		}
+		if f.Kind == frame.Response {
+			s.mu.Lock()
+			if s.awaitID != "" && string(f.ID()) == s.awaitID {
+				ch := s.awaitCh
+				s.awaitID, s.awaitCh = "", nil
+				s.mu.Unlock()
+				ch <- f // buffered, and only one answer is awaited
+				continue
+			}
+			delete(s.pending, string(f.ID()))
+			s.mu.Unlock()
+		}
+		if !s.deliver(f) {
+			return s.ctx.Err()
+		}
+	}
+}
+
+// dropped marks the connection lost: POSTs wait for the next one, and the
+// requests in flight, whose answers would have come on the lost stream,
+// are answered with a failure now.
+func (s *sseSession) dropped() {
+	s.mu.Lock()
+	s.endpoint = ""
+	s.conn++
+	select {
+	case <-s.ready:
+		s.ready = make(chan struct{})
+	default:
+	}
+	lost := s.pending
+	s.pending = make(map[string]struct{})
+	s.mu.Unlock()
+	for id := range lost {
+		s.fail([]byte(id), "connection to the backend was lost before the answer; the request may or may not have been carried out")
+	}
+}
+
+// giveUp ends the session for Recv and Send.
+func (s *sseSession) giveUp(last error) {
+	s.failErr = fmt.Errorf("backend %q: sse: %w: gave up reconnecting after %d attempts: %s", s.name, ErrClosed, maxReconnects, s.redact(streamEnd(last)))
+	s.log.Error().Str("error", s.failErr.Error()).Msg("sse: backend unreachable")
+	close(s.failed)
+}
+
+// reconnect dials a new stream and starts the replay of the router's
+// handshake on it; the stream is usable once the replay succeeds.
+func (s *sseSession) reconnect() (*sseStream, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, handshakeTimeout)
+	defer cancel()
+	st, err := s.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	st.conn = s.conn
+	s.endpoint = st.endpoint
+	initReq, initNote := s.initReq, s.initNote
+	s.mu.Unlock()
+	if initReq == nil { // the router never initialized: nothing to restore
+		st.established.Store(true)
+		s.markReady(st)
+		return st, nil
+	}
+	if !s.spawn(func() { s.replay(st, initReq, initNote) }) {
+		st.cancel()
+		st.resp.Body.Close()
+		return nil, s.closedErr()
+	}
+	return st, nil
+}
+
+// replay sends the router's handshake again on a new connection (the
+// initialize under an internal id; run hands its answer over) and tells
+// the router with a MethodReinitialized notification. If it fails, it
+// drops the stream, and run reconnects.
+func (s *sseSession) replay(st *sseStream, initReq, initNote []byte) {
+	ctx, cancel := context.WithTimeout(st.ctx, handshakeTimeout)
+	defer cancel()
+	err := func() error {
+		s.mu.Lock()
+		s.reinits++
+		rid := fmt.Sprintf(`"mcpbridge-reinit-%d"`, s.reinits)
+		ch := make(chan *frame.Frame, 1)
+		s.awaitID, s.awaitCh = rid, ch
+		s.mu.Unlock()
+		body, err := withID(initReq, []byte(rid))
+		if err != nil {
+			return fmt.Errorf("stored initialize: %w", err)
+		}
+		if err := s.postTo(ctx, st.endpoint, body); err != nil {
+			return fmt.Errorf("initialize: %w", err)
+		}
+		select {
+		case ans := <-ch:
+			if ans.IsError() {
+				return fmt.Errorf("initialize: %s", snippet(ans.Error(), 200))
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("initialize: no answer: %w", ctx.Err())
+		}
+		if initNote != nil {
+			if err := s.postTo(ctx, st.endpoint, initNote); err != nil {
+				return fmt.Errorf("initialized: %w", err)
+			}
+		}
+		return nil
+	}()
+	if err != nil {
+		if s.ctx.Err() == nil {
+			s.log.Warn().Str("error", s.redact(err.Error())).Msg("sse: re-initializing the backend failed")
+		}
+		st.cancel()
+		return
+	}
+	st.established.Store(true)
+	if s.markReady(st) {
+		s.log.Info().Msg("backend session re-initialized")
+		s.deliver(frame.NewNotification(MethodReinitialized, nil))
+	}
+}
+
+// markReady releases the POSTs waiting for st, unless st was lost too.
+func (s *sseSession) markReady(st *sseStream) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn != st.conn || s.endpoint == "" {
+		return false
+	}
+	select {
+	case <-s.ready:
+	default:
+		close(s.ready)
+	}
+	return true
+}
+
+// postTo POSTs body and checks for 2xx (the answer comes on the stream).
+func (s *sseSession) postTo(ctx context.Context, endpoint string, body []byte) error {
+	req, err := s.newRequest(ctx, http.MethodPost, endpoint, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", mediaJSON)
+	resp, err := s.hc.Do(req)
+	if err != nil {
+		return errors.New(netReason(err))
+	}
+	if resp.StatusCode/100 != 2 {
+		return errors.New(s.statusReason(resp, readErrorBody(resp)))
+	}
+	drain(resp)
+	return nil
+}
+
+// Send starts the POST of f and returns; answers come on the stream.
+func (s *sseSession) Send(f *frame.Frame) error {
+	if s.ctx.Err() != nil {
+		return s.closedErr()
+	}
+	select {
+	case <-s.failed:
+		return s.failErr
+	default:
+	}
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	m := newOutMsg(f)
+	s.mu.Lock()
+	switch {
+	case m.kind == frame.Request && m.method == methodInitialize:
+		s.initReq = m.body
+	case m.kind == frame.Notification && m.method == methodInitialized:
+		s.initNote = m.body
+	}
+	if m.kind == frame.Request {
+		s.pending[string(m.id)] = struct{}{}
+	}
+	s.mu.Unlock()
+	s.order(&m)
+	if !s.spawn(func() { defer s.release(); s.post(m) }) {
+		s.release()
+		return s.closedErr()
+	}
+	return nil
+}
+
+func (s *sseSession) post(m outMsg) {
+	if m.gate != nil {
+		defer close(m.gate)
+	}
+	if !s.waitTurn(m) {
+		return
+	}
+	if e := s.log.Debug(); e.Enabled() {
+		e.Str("kind", m.kind.String()).Str("method", m.method).Bytes("id", m.id).Int("bytes", len(m.body)).Msg("to backend")
+	}
+	ctx := s.ctx
+	endpoint, err := s.waitEndpoint(ctx)
+	if err != nil {
+		s.answerFailure(m, err.Error())
+		return
+	}
+	if m.kind == frame.Request && !s.isPending(m.id) {
+		return // the connection dropped meanwhile and the request was answered
+	}
+	req, err := s.newRequest(ctx, http.MethodPost, endpoint, m.body)
+	if err != nil {
+		s.answerFailure(m, err.Error())
+		return
+	}
+	req.Header.Set("Content-Type", mediaJSON)
+	resp, err := s.hc.Do(req)
+	if err != nil {
+		s.answerFailure(m, "post: "+netReason(err))
+		return
+	}
+	if resp.StatusCode/100 == 2 {
+		drain(resp)
+		return
+	}
+	body := readErrorBody(resp)
+	if m.kind != frame.Request {
+		s.log.Warn().Str("method", m.method).Str("error", s.redact(s.statusReason(resp, body))).Msg("backend refused a message")
+		return
+	}
+	if s.take(m.id) && ctx.Err() == nil {
+		s.deliver(s.statusAnswer(m.id, resp, body))
+	}
+}
+
+// waitEndpoint returns the endpoint to POST to, waiting while the session
+// reconnects.
+func (s *sseSession) waitEndpoint(ctx context.Context) (string, error) {
+	for {
+		s.mu.Lock()
+		ready, ep := s.ready, s.endpoint
+		s.mu.Unlock()
+		select {
+		case <-ready:
+			if ep != "" {
+				return ep, nil
+			}
+			continue // ready was replaced after the snapshot: look again
+		default:
+		}
+		select {
+		case <-ready:
+		case <-s.failed:
+			return "", s.failErr
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+}
+
+// answerFailure answers a request that could not be sent; for other
+// messages it only logs.
+func (s *sseSession) answerFailure(m outMsg, reason string) {
+	if s.ctx.Err() != nil {
+		return
+	}
+	if m.kind != frame.Request {
+		s.log.Warn().Str("method", m.method).Str("error", s.redact(reason)).Msg("posting to backend failed")
+		return
+	}
+	if s.take(m.id) {
+		s.fail(m.id, reason)
+	}
+}
+
+func (s *sseSession) isPending(id []byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.pending[string(id)]
+	return ok
+}
+
+// take removes id from the pending requests; whoever takes it answers it.
+func (s *sseSession) take(id []byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.pending[string(id)]
+	delete(s.pending, string(id))
+	return ok
+}
+
+func (s *sseSession) Recv(ctx context.Context) (*frame.Frame, error) {
+	return s.recvFrame(ctx, s.failed, &s.failErr)
+}
+
+// Close stops the stream and every POST and waits for their goroutines.
+// The legacy transport has no session to delete: the server ends it when
+// the stream closes.
+func (s *sseSession) Close() error {
+	s.closeOnce.Do(func() {
+		s.shutdown()
+		s.wg.Wait()
+		s.hc.CloseIdleConnections()
+	})
+	return nil
+}

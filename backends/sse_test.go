@@ -1,0 +1,145 @@
+package backends
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcpbridge/mcpbridge/config"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// serveSSE serves srv with go-sdk's legacy SSE handler behind a recorder.
+func serveSSE(t *testing.T, srv *mcp.Server) (*httptest.Server, *recorder) {
+	t.Helper()
+	rc := &recorder{next: mcp.NewSSEHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.SSEOptions{MaxRequestBodyBytes: -1})}
+	ts := httptest.NewServer(rc)
+	t.Cleanup(ts.Close)
+	return ts, rc
+}
+
+func TestSSERoundTrip(t *testing.T) {
+	ts, rc := serveSSE(t, newMCPServer())
+	d := newDriver(t, openTest(t, config.KindSSE, ts.URL, map[string]string{"X-Test-Token": "secret"}))
+	d.timeout = bigWait
+	d.initialize()
+	if got := d.call(2, "echo", "hello"); got != "hello" {
+		t.Fatalf("echo = %q", got)
+	}
+	if got := d.callRoots(3); got != "roots: file:///tmp/r1" {
+		t.Fatalf("roots = %q", got)
+	}
+	big := strings.Repeat("0123456789abcdef", 1<<20) // 16 MiB
+	if got := d.call(4, "echo", big); got != big {
+		t.Fatalf("echo of %d bytes came back with %d", len(big), len(got))
+	}
+	for _, r := range rc.requests() {
+		if r.header.Get("X-Test-Token") != "secret" {
+			t.Errorf("%s %s without the configured header", r.method, r.rpc)
+		}
+	}
+	if n := rc.count(http.MethodPost, "tools/call"); n != 3 {
+		t.Errorf("%d POSTs for 3 tools/call", n)
+	}
+}
+
+func TestSSEReconnect(t *testing.T) {
+	srv := newMCPServer()
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // go-sdk's session Close waits for its handlers
+	mcp.AddTool(srv, &mcp.Tool{Name: "hang"}, func(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+		started <- struct{}{}
+		<-release
+		return textResult("too late"), nil, nil
+	})
+	ts, rc := serveSSE(t, srv)
+	d := newDriver(t, openTest(t, config.KindSSE, ts.URL, nil))
+	d.initialize()
+	if got := d.call(2, "echo", "before"); got != "before" {
+		t.Fatalf("echo = %q", got)
+	}
+
+	// A call in flight when the stream drops gets a failure at once.
+	d.send(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"hang","arguments":{}}}`)
+	select {
+	case <-started:
+	case <-time.After(testWait):
+		t.Fatal("the hanging tool did not start")
+	}
+	ts.CloseClientConnections()
+	// Lost with the stream, or with the POST if its 202 was still on the way.
+	if msg, _ := errorOf(t, d.await("3")); !strings.Contains(msg, "connection to the backend was lost") && !strings.Contains(msg, "post:") {
+		t.Fatalf("in-flight call: %q", msg)
+	}
+	unblock()
+
+	d.note(MethodReinitialized)
+	if got := d.call(4, "echo", "after"); got != "after" {
+		t.Fatalf("echo = %q", got)
+	}
+	var inits []recorded
+	for _, r := range rc.requests() {
+		if r.rpc == "initialize" {
+			inits = append(inits, r)
+		}
+	}
+	if len(inits) != 2 || inits[1].id != `"mcpbridge-reinit-1"` {
+		t.Fatalf("initialize POSTs: %+v", inits)
+	}
+	if rc.count(http.MethodPost, "notifications/initialized") != 2 {
+		t.Error("initialized was not replayed")
+	}
+}
+
+func TestSSEOpenErrors(t *testing.T) {
+	for name, h := range map[string]http.HandlerFunc{
+		"404": http.NotFound,
+		"401": func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", http.StatusUnauthorized) },
+		"no endpoint": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", mediaSSE)
+			fmt.Fprint(w, "event: message\ndata: {}\n\n")
+		},
+		"foreign endpoint": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", mediaSSE)
+			fmt.Fprint(w, "event: endpoint\ndata: http://elsewhere.example/messages\n\n")
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ts := httptest.NewServer(h)
+			t.Cleanup(ts.Close)
+			ctx, cancel := context.WithTimeout(context.Background(), testWait)
+			defer cancel()
+			s, err := Open(ctx, config.Backend{Name: "b1", Kind: config.KindSSE, URL: ts.URL}, Options{Logger: testLogger(t)})
+			if err == nil {
+				s.Close()
+				t.Fatal("Open succeeded")
+			}
+			if !strings.HasPrefix(err.Error(), `backend "b1": sse: `) {
+				t.Fatalf("error %q", err)
+			}
+			if name == "401" && !strings.Contains(err.Error(), "--header 'b1:Authorization: Bearer") {
+				t.Fatalf("error %q does not say how to pass credentials", err)
+			}
+		})
+	}
+}
+
+func TestSSEClose(t *testing.T) {
+	ts, _ := serveSSE(t, newMCPServer())
+	s := openTest(t, config.KindSSE, ts.URL, nil)
+	d := newDriver(t, s)
+	d.initialize()
+	s.Close()
+	s.Close()
+	if _, err := s.Recv(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Recv after Close: %v", err)
+	}
+}

@@ -1,0 +1,723 @@
+package backends
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mcpbridge/mcpbridge/config"
+	"github.com/mcpbridge/mcpbridge/frame"
+)
+
+// Resumption of an answer stream that broke before the answer came.
+const (
+	resumeAttempts = 3           // consecutive attempts without a new event
+	resumeDefault  = time.Second // delay when the server sent no retry field
+	deleteTimeout  = 2 * time.Second
+	// answerGrace is how long an answer stream may stay open after the
+	// answer. Servers end it right away; reading to that end lets the
+	// connection be reused (a body closed early costs a new TLS handshake).
+	answerGrace = time.Second
+)
+
+// A streamable is a streamable-HTTP session (MCP 2025-03-26 and later):
+// one POST per message to cfg.URL, answered with 202, one JSON message or
+// an SSE stream of messages ending with the answer, plus an optional GET
+// stream for what the server sends on its own.
+//
+// Ownership: each POST has its own goroutine, which owns that response and
+// delivers its answer; the GET goroutine owns the GET stream. mu guards
+// the session state below it, which every goroutine reads through state().
+type streamable struct {
+	*httpCore
+	url string
+
+	// fallback, if set (URL backends), learns how the first POST was
+	// answered (detail explains a non-2xx status). If it returns true it
+	// has taken the message over and this session delivers nothing for it.
+	fallback  func(m outMsg, status int, detail string) bool
+	firstSent atomic.Bool
+	closeOnce sync.Once
+
+	mu        sync.Mutex
+	sessionID string // from the initialize answer's Mcp-Session-Id
+	protocol  string // the initialize result's protocolVersion
+	gen       uint64 // upstream session generation: bumped by each re-initialization
+	lost      bool   // the server lost generation gen and no re-initialization succeeded yet
+	rejoining *rejoinCall
+	reinits   int    // re-initializations started, for their internal ids
+	initReq   []byte // the router's initialize, as written, replayed after a loss
+	initNote  []byte // the router's notifications/initialized, as written
+	getCancel context.CancelFunc
+}
+
+// A rejoinCall is one re-initialization in flight; requests that found
+// the session lost wait for it instead of starting their own.
+type rejoinCall struct {
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+// sessionState is a snapshot of what a request is sent with.
+type sessionState struct {
+	sessionID, protocol string
+	gen                 uint64
+	lost                bool
+}
+
+func openStreamable(_ context.Context, cfg config.Backend, opts Options) (Session, error) {
+	s, err := newStreamable(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newStreamable does no network I/O: the router's initialize is the first
+// request.
+func newStreamable(cfg config.Backend, opts Options) (*streamable, error) {
+	u, err := parseBackendURL(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &streamable{httpCore: newHTTPCore(cfg, opts), url: u.String()}, nil
+}
+
+func (s *streamable) state() sessionState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return sessionState{s.sessionID, s.protocol, s.gen, s.lost}
+}
+
+// Send starts the POST of f and returns; its answer, or a failure, comes
+// through Recv.
+func (s *streamable) Send(f *frame.Frame) error {
+	if s.ctx.Err() != nil {
+		return s.closedErr()
+	}
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	m := newOutMsg(f)
+	m.first = s.firstSent.CompareAndSwap(false, true)
+	s.observe(m)
+	s.order(&m)
+	if !s.spawn(func() { defer s.release(); s.post(m) }) {
+		s.release()
+		return s.closedErr()
+	}
+	return nil
+}
+
+// observe keeps the handshake messages for replay after a session loss.
+func (s *streamable) observe(m outMsg) {
+	switch {
+	case m.kind == frame.Request && m.method == methodInitialize:
+		s.mu.Lock()
+		s.initReq = m.body
+		s.mu.Unlock()
+	case m.kind == frame.Notification && m.method == methodInitialized:
+		s.mu.Lock()
+		s.initNote = m.body
+		s.mu.Unlock()
+	}
+}
+
+func (s *streamable) post(m outMsg) {
+	if m.gate != nil {
+		defer close(m.gate)
+	}
+	if !s.waitTurn(m) {
+		return
+	}
+	if e := s.log.Debug(); e.Enabled() {
+		e.Str("kind", m.kind.String()).Str("method", m.method).Bytes("id", m.id).Int("bytes", len(m.body)).Msg("to backend")
+	}
+	if m.kind == frame.Request {
+		s.postRequest(m)
+	} else {
+		s.postOther(m)
+	}
+}
+
+// postRequest POSTs a request and delivers exactly one answer for it:
+// the server's, or a failure.
+func (s *streamable) postRequest(m outMsg) {
+	// The request's own context: cancelling it aborts a stream that stays
+	// open after the answer.
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	isInit := m.method == methodInitialize
+	for retried := false; ; retried = true {
+		st := s.state()
+		if st.lost && !isInit {
+			// A re-initialization failed earlier (the server was down, say):
+			// try again before sending into a session that is gone.
+			if err := s.rejoin(ctx, st.gen); err != nil {
+				s.fail(m.id, fmt.Sprintf("the server lost the session and starting a new one failed: %v", err))
+				return
+			}
+			st = s.state()
+		}
+		resp, err := s.postBody(ctx, m.body, st, isInit)
+		if err != nil {
+			s.fail(m.id, "post: "+netReason(err))
+			return
+		}
+		if resp.StatusCode/100 == 2 {
+			s.answered(m, resp, nil)
+			if isInit {
+				// A new upstream session: requests still carrying an
+				// older one find it replaced if they hit a 404.
+				s.mu.Lock()
+				s.sessionID = resp.Header.Get(headerSessionID)
+				s.gen++
+				s.lost = false
+				s.mu.Unlock()
+			}
+			ok, err := s.readAnswer(ctx, cancel, resp, m.id, func(f *frame.Frame) {
+				if isInit {
+					s.learnProtocol(f)
+				}
+				s.deliver(f)
+			})
+			if err != nil {
+				s.fail(m.id, err.Error())
+			} else if !ok {
+				s.log.Debug().Bytes("id", m.id).Msg("request accepted with 202: its answer comes on the GET stream")
+			}
+			return
+		}
+		body := readErrorBody(resp)
+		if s.answered(m, resp, body) {
+			return // a URL backend switched to SSE and re-sent m there
+		}
+		if !retried && !isInit && s.sessionLost(resp.StatusCode, body, st) {
+			s.log.Debug().Int("status", resp.StatusCode).Msg("backend lost the session")
+			if err := s.rejoin(ctx, st.gen); err != nil {
+				s.fail(m.id, fmt.Sprintf("the server lost the session (HTTP %s) and starting a new one failed: %v", resp.Status, err))
+				return
+			}
+			continue
+		}
+		if ctx.Err() == nil {
+			s.deliver(s.statusAnswer(m.id, resp, body))
+		}
+		return
+	}
+}
+
+// answered tells the URL fallback how the first POST was answered (body
+// is the start of a non-2xx answer). It reports whether the fallback took
+// the message over.
+func (s *streamable) answered(m outMsg, resp *http.Response, body []byte) bool {
+	if !m.first || s.fallback == nil {
+		return false
+	}
+	detail := ""
+	if resp.StatusCode/100 != 2 {
+		detail = s.statusReason(resp, body)
+	}
+	return s.fallback(m, resp.StatusCode, detail)
+}
+
+// postOther POSTs a notification or a response; nothing answers those, so
+// failures are only logged.
+func (s *streamable) postOther(m outMsg) {
+	ctx := s.ctx
+	st := s.state()
+	resp, err := s.postBody(ctx, m.body, st, false)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn().Str("method", m.method).Str("error", s.redact(netReason(err))).Msg("posting to backend failed")
+		}
+		return
+	}
+	if resp.StatusCode/100 == 2 {
+		drain(resp)
+		s.answered(m, resp, nil)
+		if m.method == methodInitialized {
+			s.startGET()
+		}
+		return
+	}
+	body := readErrorBody(resp)
+	if s.answered(m, resp, body) {
+		return
+	}
+	if s.sessionLost(resp.StatusCode, body, st) {
+		// Nothing to retry (a notification or answer for the old session
+		// means nothing to a new one), but the next request should not
+		// pay for the discovery.
+		s.log.Debug().Int("status", resp.StatusCode).Msg("backend lost the session")
+		if err := s.rejoin(ctx, st.gen); err != nil && ctx.Err() == nil {
+			s.log.Warn().Str("error", s.redact(err.Error())).Msg("re-initializing the backend failed")
+		}
+		return
+	}
+	s.log.Warn().Str("method", m.method).Str("error", s.redact(s.statusReason(resp, body))).Msg("backend refused a message")
+}
+
+// sessionLost reports whether a non-2xx answer means the server no longer
+// knows the session the request carried: 404 (the spec's signal), or a
+// 400 that talks about the session (what several servers send instead).
+func (s *streamable) sessionLost(status int, body []byte, st sessionState) bool {
+	if st.sessionID == "" {
+		return false
+	}
+	return status == http.StatusNotFound ||
+		(status == http.StatusBadRequest && bytes.Contains(bytes.ToLower(body), []byte("session")))
+}
+
+// postBody sends one POST. An initialize goes without session and
+// protocol headers: it starts a session.
+func (s *streamable) postBody(ctx context.Context, body []byte, st sessionState, init bool) (*http.Response, error) {
+	req, err := s.newRequest(ctx, http.MethodPost, s.url, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", mediaJSON)
+	req.Header.Set("Accept", mediaJSON+", "+mediaSSE)
+	if !init {
+		s.sessionHeaders(req, st)
+	}
+	return s.hc.Do(req)
+}
+
+func (s *streamable) sessionHeaders(req *http.Request, st sessionState) {
+	if st.sessionID != "" {
+		req.Header.Set(headerSessionID, st.sessionID)
+	}
+	if st.protocol != "" {
+		req.Header.Set(headerProtocol, st.protocol)
+	}
+}
+
+func (s *streamable) learnProtocol(f *frame.Frame) {
+	if v := protocolVersion(f); v != "" {
+		s.mu.Lock()
+		s.protocol = v
+		s.mu.Unlock()
+	}
+}
+
+// readAnswer reads a 2xx answer to the request id and closes it. The
+// response for id goes to onAnswer, every other message to Recv. ok is
+// false, with a nil error, for 202/204: the answer will come another way.
+// An error means the answer was lost. cancel cancels ctx, the request's
+// own context.
+func (s *streamable) readAnswer(ctx context.Context, cancel context.CancelFunc, resp *http.Response, id []byte, onAnswer func(*frame.Frame)) (ok bool, err error) {
+	if resp.StatusCode == http.StatusAccepted || resp.StatusCode == http.StatusNoContent {
+		drain(resp)
+		return false, nil
+	}
+	switch mt := mediaType(resp.Header); mt {
+	case mediaJSON:
+		defer resp.Body.Close()
+		return true, s.readJSONAnswer(resp, id, onAnswer)
+	case mediaSSE:
+		return true, s.readStreamAnswer(ctx, cancel, resp, id, onAnswer)
+	default:
+		drain(resp)
+		return true, fmt.Errorf("answer of type %q (HTTP %s) is neither JSON nor an event stream", mt, resp.Status)
+	}
+}
+
+func (s *streamable) readJSONAnswer(resp *http.Response, id []byte, onAnswer func(*frame.Frame)) error {
+	body, err := readBody(resp, s.maxMsg)
+	if err != nil {
+		return fmt.Errorf("reading the answer: %s", netReason(err))
+	}
+	msgs, err := splitJSON(body)
+	if err != nil {
+		return err
+	}
+	got := false
+	for _, b := range msgs {
+		f, ok := s.parseMessage(b)
+		switch {
+		case !ok:
+		case !got && isAnswer(f, id):
+			got = true
+			onAnswer(f)
+		default:
+			s.deliver(f)
+		}
+	}
+	if !got {
+		return errors.New("the server's answer did not contain the response")
+	}
+	return nil
+}
+
+// readStreamAnswer reads an SSE answer until the response for id. If the
+// stream breaks first and the server gave its events ids, it resumes with
+// GET and Last-Event-ID, as the spec's "Resumability and Redelivery" asks.
+func (s *streamable) readStreamAnswer(ctx context.Context, cancel context.CancelFunc, resp *http.Response, id []byte, onAnswer func(*frame.Frame)) error {
+	rd := newSSEReader(resp.Body, s.maxMsg)
+	body := resp.Body
+	attempts := 0
+	var tooBig error
+	for {
+		progress, got, err := s.pumpAnswer(rd, id, onAnswer, &tooBig)
+		if got {
+			// Read on to the end the server is about to send, within bounds.
+			t := time.AfterFunc(answerGrace, cancel)
+			_, _ = s.pumpAll(rd)
+			t.Stop()
+		}
+		body.Close()
+		switch {
+		case got:
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case tooBig != nil:
+			return fmt.Errorf("skipped a message from the server: %v", tooBig)
+		case rd.LastEventID == "":
+			return fmt.Errorf("the server ended the answer stream before the answer (%s)", streamEnd(err))
+		}
+		if progress {
+			attempts = 0
+		}
+		if attempts++; attempts > resumeAttempts {
+			return fmt.Errorf("the answer stream broke (%s) and resuming it failed %d times", streamEnd(err), resumeAttempts)
+		}
+		delay := resumeDefault
+		if rd.Retry > 0 {
+			delay = min(rd.Retry, backoffMax)
+		}
+		if !sleepCtx(ctx, delay) {
+			return ctx.Err()
+		}
+		r, err := s.get(ctx, s.state(), rd.LastEventID)
+		if err != nil {
+			if e := s.log.Debug(); e.Enabled() {
+				e.Str("error", s.redact(err.Error())).Msg("resuming an answer stream failed")
+			}
+			body = io.NopCloser(strings.NewReader(""))
+			rd.Reset(body)
+			continue
+		}
+		body = r.Body
+		rd.Reset(body)
+	}
+}
+
+func streamEnd(err error) string {
+	if err == nil || errors.Is(err, io.EOF) {
+		return "end of stream"
+	}
+	return netReason(err)
+}
+
+// pumpAnswer delivers the messages of one answer stream until the
+// response for id (got) or the end of the stream (err).
+func (s *streamable) pumpAnswer(rd *sseReader, id []byte, onAnswer func(*frame.Frame), tooBig *error) (progress, got bool, err error) {
+	for {
+		ev, err := rd.Next()
+		if errors.Is(err, errEventTooLong) {
+			s.log.Warn().Err(err).Msg("skipping an oversized message from backend")
+			*tooBig = err
+			continue
+		}
+		if err != nil {
+			return progress, false, err
+		}
+		if ev.Type != "message" {
+			continue
+		}
+		progress = true
+		f, ok := s.parseMessage(ev.Data)
+		if !ok {
+			continue
+		}
+		if isAnswer(f, id) {
+			onAnswer(f)
+			return progress, true, nil
+		}
+		if !s.deliver(f) {
+			return progress, false, s.ctx.Err()
+		}
+	}
+}
+
+// get opens an event stream with GET: the standalone stream, or the
+// resumption of an answer stream (lastID set). Only a 2xx event stream is
+// returned; anything else is an error of type *statusError.
+func (s *streamable) get(ctx context.Context, st sessionState, lastID string) (*http.Response, error) {
+	req, err := s.newRequest(ctx, http.MethodGet, s.url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", mediaSSE)
+	s.sessionHeaders(req, st)
+	if lastID != "" {
+		req.Header.Set(headerLastEventID, lastID)
+	}
+	resp, err := s.hc.Do(req)
+	if err != nil {
+		return nil, errors.New(netReason(err))
+	}
+	if resp.StatusCode/100 != 2 || mediaType(resp.Header) != mediaSSE {
+		drain(resp)
+		return nil, &statusError{code: resp.StatusCode, status: resp.Status, media: mediaType(resp.Header)}
+	}
+	return resp, nil
+}
+
+type statusError struct {
+	code          int
+	status, media string
+}
+
+func (e *statusError) Error() string {
+	if e.code/100 == 2 {
+		return fmt.Sprintf("HTTP %s with content type %q instead of an event stream", e.status, e.media)
+	}
+	return "HTTP " + e.status
+}
+
+// startGET (re)starts the standalone GET stream for the current session
+// generation, stopping the previous one.
+func (s *streamable) startGET() {
+	s.mu.Lock()
+	if s.getCancel != nil {
+		s.getCancel()
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	s.getCancel = cancel
+	gen := s.gen
+	s.mu.Unlock()
+	if !s.spawn(func() { defer cancel(); s.listen(ctx, gen) }) {
+		cancel()
+	}
+}
+
+// listen owns the standalone GET stream of session generation gen: it
+// delivers every message and reconnects with backoff when the stream
+// drops, until ctx ends, the session is replaced, or the server says it
+// offers no such stream.
+func (s *streamable) listen(ctx context.Context, gen uint64) {
+	var bo backoff
+	lastID := ""
+	for ctx.Err() == nil {
+		st := s.state()
+		if st.gen != gen || st.lost {
+			return
+		}
+		resp, err := s.get(ctx, st, lastID)
+		if ctx.Err() != nil {
+			if err == nil {
+				resp.Body.Close()
+			}
+			return
+		}
+		var se *statusError
+		switch {
+		case errors.As(err, &se) && se.code != http.StatusConflict && se.code != http.StatusTooManyRequests && se.code < 500:
+			// 405 is the spec's "no stream here"; other 4xx (a 404 from a
+			// server without GET routes, too) mean the same for us. A lost
+			// session shows on the next POST.
+			if e := s.log.Debug(); e.Enabled() {
+				e.Str("answer", se.Error()).Msg("backend offers no standalone event stream")
+			}
+			return
+		case err != nil:
+			if e := s.log.Debug(); e.Enabled() {
+				e.Str("error", s.redact(err.Error())).Msg("standalone event stream: connecting failed")
+			}
+		default:
+			rd := newSSEReader(resp.Body, s.maxMsg)
+			rd.LastEventID = lastID
+			n, err := s.pumpAll(rd)
+			resp.Body.Close()
+			lastID = rd.LastEventID
+			if ctx.Err() != nil {
+				return
+			}
+			if n > 0 {
+				bo.reset()
+			}
+			if e := s.log.Debug(); e.Enabled() {
+				e.Str("end", s.redact(streamEnd(err))).Msg("standalone event stream ended; reconnecting")
+			}
+			if rd.Retry > 0 {
+				if !sleepCtx(ctx, min(rd.Retry, backoffMax)) {
+					return
+				}
+				continue
+			}
+		}
+		if !sleepCtx(ctx, bo.delay()) {
+			return
+		}
+	}
+}
+
+// pumpAll delivers every message of a stream until it ends; n counts them.
+func (s *streamable) pumpAll(rd *sseReader) (n int, err error) {
+	for {
+		ev, err := rd.Next()
+		if errors.Is(err, errEventTooLong) {
+			s.log.Warn().Err(err).Msg("skipping an oversized message from backend")
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if ev.Type != "message" {
+			continue
+		}
+		if f, ok := s.parseMessage(ev.Data); ok {
+			n++
+			if !s.deliver(f) {
+				return n, s.ctx.Err()
+			}
+		}
+	}
+}
+
+// rejoin replaces upstream session generation gen, which the server lost,
+// with a new one: it replays the router's initialize (under an internal
+// id; its answer is consumed here) and initialized notification, then
+// tells the router with a MethodReinitialized notification. Concurrent
+// callers for the same generation share one re-initialization; a caller
+// whose generation was already replaced returns at once.
+func (s *streamable) rejoin(ctx context.Context, gen uint64) error {
+	s.mu.Lock()
+	if s.gen != gen && !s.lost {
+		s.mu.Unlock()
+		return nil
+	}
+	if c := s.rejoining; c != nil {
+		s.mu.Unlock()
+		select {
+		case <-c.done:
+			return c.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if s.initReq == nil {
+		s.mu.Unlock()
+		return errors.New("no initialize request to replay")
+	}
+	c := &rejoinCall{done: make(chan struct{})}
+	s.rejoining = c
+	s.lost = true
+	s.sessionID = ""
+	s.reinits++
+	n := s.reinits
+	initReq, initNote := s.initReq, s.initNote
+	if s.getCancel != nil {
+		s.getCancel() // the old session's stream is gone with it
+		s.getCancel = nil
+	}
+	s.mu.Unlock()
+	s.log.Info().Msg("backend lost the session; starting a new one")
+
+	rctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	err := s.replay(rctx, n, initReq, initNote)
+	cancel()
+
+	s.mu.Lock()
+	s.rejoining = nil
+	if err == nil {
+		s.gen++
+		s.lost = false
+	}
+	c.err = err
+	close(c.done)
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	s.log.Info().Msg("backend session re-initialized")
+	s.deliver(frame.NewNotification(MethodReinitialized, nil))
+	if initNote != nil {
+		s.startGET()
+	}
+	return nil
+}
+
+// replay runs the handshake of a new upstream session.
+func (s *streamable) replay(ctx context.Context, n int, initReq, initNote []byte) error {
+	ictx, icancel := context.WithCancel(ctx) // the initialize exchange's own
+	defer icancel()
+	rid := fmt.Appendf(nil, `"mcpbridge-reinit-%d"`, n)
+	body, err := withID(initReq, rid)
+	if err != nil {
+		return fmt.Errorf("stored initialize: %w", err)
+	}
+	resp, err := s.postBody(ictx, body, sessionState{}, true)
+	if err != nil {
+		return fmt.Errorf("initialize: %s", netReason(err))
+	}
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("initialize: %s", s.statusReason(resp, readErrorBody(resp)))
+	}
+	sid := resp.Header.Get(headerSessionID)
+	s.mu.Lock()
+	s.sessionID = sid // set early: a resumed answer stream needs it
+	s.mu.Unlock()
+	var ans *frame.Frame
+	ok, err := s.readAnswer(ictx, icancel, resp, rid, func(f *frame.Frame) { ans = f })
+	switch {
+	case err != nil:
+		return fmt.Errorf("initialize: %w", err)
+	case !ok || ans == nil:
+		return errors.New("initialize: no answer")
+	case ans.IsError():
+		return fmt.Errorf("initialize: %s", snippet(ans.Error(), 200))
+	}
+	st := sessionState{sessionID: sid, protocol: protocolVersion(ans)}
+	s.mu.Lock()
+	s.protocol = st.protocol
+	s.mu.Unlock()
+	if initNote == nil {
+		return nil
+	}
+	resp, err = s.postBody(ctx, initNote, st, false)
+	if err != nil {
+		return fmt.Errorf("initialized: %s", netReason(err))
+	}
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("initialized: %s", s.statusReason(resp, readErrorBody(resp)))
+	}
+	drain(resp)
+	return nil
+}
+
+func (s *streamable) Recv(ctx context.Context) (*frame.Frame, error) {
+	return s.recvFrame(ctx, nil, nil)
+}
+
+// Close cancels every request and stream, ends the upstream session with
+// DELETE (best effort, bounded) and waits for the session's goroutines.
+func (s *streamable) Close() error {
+	s.closeOnce.Do(func() {
+		st := s.state()
+		s.shutdown()
+		if st.sessionID != "" {
+			ctx, cancel := context.WithTimeout(context.Background(), deleteTimeout)
+			if req, err := s.newRequest(ctx, http.MethodDelete, s.url, nil); err == nil {
+				s.sessionHeaders(req, st)
+				if resp, err := s.hc.Do(req); err == nil {
+					drain(resp)
+				}
+			}
+			cancel()
+		}
+		s.wg.Wait()
+		s.hc.CloseIdleConnections()
+	})
+	return nil
+}

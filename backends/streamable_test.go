@@ -1,0 +1,676 @@
+package backends
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcpbridge/mcpbridge/config"
+	"github.com/mcpbridge/mcpbridge/frame"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/rs/zerolog"
+)
+
+// The tests drive sessions with raw frames, as the router does, against
+// go-sdk servers on loopback.
+
+const (
+	testProtocol = "2025-11-25"
+	testWait     = 10 * time.Second // bound of every wait; never a timing assertion
+	bigWait      = 2 * time.Minute  // for 16 MiB through go-sdk, slow under -race
+	initRequest  = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"roots":{}},"clientInfo":{"name":"t","version":"1"}}}`
+	initialized  = `{"jsonrpc":"2.0","method":"notifications/initialized"}`
+)
+
+type echoArgs struct {
+	Text string `json:"text"`
+}
+
+func textResult(s string) *mcp.CallToolResult {
+	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: s}}}
+}
+
+// newMCPServer returns a server with an echo tool and a roots tool that
+// asks the client for its roots (a server-initiated request).
+func newMCPServer() *mcp.Server {
+	srv := mcp.NewServer(&mcp.Implementation{Name: "t", Version: "1"}, nil)
+	mcp.AddTool(srv, &mcp.Tool{Name: "echo", Description: "echo"}, func(_ context.Context, _ *mcp.CallToolRequest, in echoArgs) (*mcp.CallToolResult, any, error) {
+		return textResult(in.Text), nil, nil
+	})
+	mcp.AddTool(srv, &mcp.Tool{Name: "roots", Description: "roots"}, func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+		res, err := req.Session.ListRoots(ctx, nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		uris := make([]string, len(res.Roots))
+		for i, r := range res.Roots {
+			uris[i] = r.URI
+		}
+		return textResult("roots: " + strings.Join(uris, ",")), nil, nil
+	})
+	return srv
+}
+
+// A recorded HTTP request.
+type recorded struct {
+	method  string // HTTP method
+	rpc     string // JSON-RPC method of a POST body ("" for answers)
+	id      string // JSON-RPC id of a POST body
+	header  http.Header
+	bodyLen int
+}
+
+// recorder wraps a handler, recording every request; intercept, if set,
+// may answer a request itself (returning true).
+type recorder struct {
+	next      http.Handler
+	mu        sync.Mutex
+	reqs      []recorded
+	intercept func(w http.ResponseWriter, r *http.Request, rec recorded) bool
+}
+
+func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec := recorded{method: r.Method, header: r.Header.Clone()}
+	if r.Method == http.MethodPost {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		rec.bodyLen = len(body)
+		if f, err := frame.Parse(bytes.Clone(body)); err == nil {
+			rec.rpc, rec.id = f.Method, string(f.ID())
+		}
+	}
+	rc.mu.Lock()
+	rc.reqs = append(rc.reqs, rec)
+	intercept := rc.intercept
+	rc.mu.Unlock()
+	if intercept != nil && intercept(w, r, rec) {
+		return
+	}
+	rc.next.ServeHTTP(w, r)
+}
+
+func (rc *recorder) requests() []recorded {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]recorded(nil), rc.reqs...)
+}
+
+func (rc *recorder) count(httpMethod, rpc string) int {
+	n := 0
+	for _, r := range rc.requests() {
+		if r.method == httpMethod && (rpc == "" || r.rpc == rpc) {
+			n++
+		}
+	}
+	return n
+}
+
+func (rc *recorder) setIntercept(f func(w http.ResponseWriter, r *http.Request, rec recorded) bool) {
+	rc.mu.Lock()
+	rc.intercept = f
+	rc.mu.Unlock()
+}
+
+// serveStreamable serves srv with go-sdk's streamable handler behind a
+// recorder, without go-sdk's 4 MiB body limit.
+func serveStreamable(t *testing.T, srv *mcp.Server, jsonResponse bool, store mcp.EventStore) (*httptest.Server, *recorder) {
+	t.Helper()
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{
+		JSONResponse:        jsonResponse,
+		MaxRequestBodyBytes: -1,
+		EventStore:          store,
+	})
+	rc := &recorder{next: h}
+	ts := httptest.NewServer(rc)
+	t.Cleanup(ts.Close)
+	return ts, rc
+}
+
+func testLogger(t *testing.T) zerolog.Logger {
+	return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
+}
+
+func openTest(t *testing.T, kind config.Kind, url string, headers map[string]string) Session {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	s, err := Open(ctx, config.Backend{Name: "b1", Kind: kind, URL: url, Headers: headers}, Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// A driver plays the router: it sends frames and reads every frame the
+// session delivers, answering the server's roots/list requests.
+type driver struct {
+	t       *testing.T
+	s       Session
+	notes   []*frame.Frame          // notifications seen while waiting for something else
+	answers map[string]*frame.Frame // responses seen while waiting for another
+	timeout time.Duration           // bound of one wait
+}
+
+func newDriver(t *testing.T, s Session) *driver {
+	return &driver{t: t, s: s, answers: make(map[string]*frame.Frame), timeout: testWait}
+}
+
+func (d *driver) send(raw string) {
+	d.t.Helper()
+	f, err := frame.Parse([]byte(raw))
+	if err != nil {
+		d.t.Fatalf("bad test frame %s: %v", raw, err)
+	}
+	if err := d.s.Send(f); err != nil {
+		d.t.Fatalf("Send %s: %v", raw, err)
+	}
+}
+
+// next reads one frame, answering server requests on the way.
+func (d *driver) next(ctx context.Context) *frame.Frame {
+	d.t.Helper()
+	for {
+		f, err := d.s.Recv(ctx)
+		if err != nil {
+			d.t.Fatalf("Recv: %v", err)
+		}
+		if f.Kind == frame.Request && f.Method == "roots/list" {
+			ans, err := frame.Parse(fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%s,"result":{"roots":[{"uri":"file:///tmp/r1"}]}}`, f.ID()))
+			if err != nil {
+				d.t.Fatal(err)
+			}
+			if err := d.s.Send(ans); err != nil {
+				d.t.Fatalf("Send answer: %v", err)
+			}
+			continue
+		}
+		return f
+	}
+}
+
+// await returns the response with id.
+func (d *driver) await(id string) *frame.Frame {
+	d.t.Helper()
+	return d.wait(func(f *frame.Frame) bool { return f.Kind == frame.Response && string(f.ID()) == id })
+}
+
+// note returns a notification with method.
+func (d *driver) note(method string) *frame.Frame {
+	d.t.Helper()
+	return d.wait(func(f *frame.Frame) bool { return f.Kind == frame.Notification && f.Method == method })
+}
+
+// wait returns the first frame, seen earlier or arriving now, that
+// matches; the others are kept for later waits.
+func (d *driver) wait(match func(*frame.Frame) bool) *frame.Frame {
+	d.t.Helper()
+	for i, f := range d.notes {
+		if match(f) {
+			d.notes = append(d.notes[:i], d.notes[i+1:]...)
+			return f
+		}
+	}
+	for id, f := range d.answers {
+		if match(f) {
+			delete(d.answers, id)
+			return f
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d.timeout)
+	defer cancel()
+	for {
+		f := d.next(ctx)
+		switch {
+		case match(f):
+			return f
+		case f.Kind == frame.Response:
+			d.answers[string(f.ID())] = f
+		case f.Kind == frame.Notification:
+			d.notes = append(d.notes, f)
+		default:
+			d.t.Logf("ignoring %s", f.Raw())
+		}
+	}
+}
+
+func (d *driver) initialize() {
+	d.t.Helper()
+	d.send(initRequest)
+	res := d.await("1")
+	if pv := protocolVersion(res); pv != testProtocol {
+		d.t.Fatalf("initialize answered %s", res.Raw())
+	}
+	d.send(initialized)
+}
+
+// call sends tools/call and returns the text of the result.
+func (d *driver) call(id int, tool, text string) string {
+	d.t.Helper()
+	args, _ := json.Marshal(map[string]any{"name": tool, "arguments": echoArgs{Text: text}})
+	d.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":%s}`, id, args))
+	return resultText(d.t, d.await(fmt.Sprint(id)))
+}
+
+// callRoots calls the roots tool. In JSON-response mode go-sdk sends the
+// roots/list request on the GET stream, and fails it if that stream is
+// not attached yet; so a failed call is tried again.
+func (d *driver) callRoots(id int) string {
+	d.t.Helper()
+	deadline := time.Now().Add(testWait)
+	for ; ; id += 1000 {
+		d.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"roots","arguments":{}}}`, id))
+		f := d.await(fmt.Sprint(id))
+		if !bytes.Contains(f.Result(), []byte(`"isError":true`)) || time.Now().After(deadline) {
+			return resultText(d.t, f)
+		}
+		d.t.Logf("roots failed, trying again: %s", f.Raw())
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func resultText(t *testing.T, f *frame.Frame) string {
+	t.Helper()
+	var r struct {
+		Content []struct{ Text string } `json:"content"`
+		IsError bool                    `json:"isError"`
+	}
+	if f.IsError() || json.Unmarshal(f.Result(), &r) != nil || len(r.Content) != 1 || r.IsError {
+		t.Fatalf("not a tool result: %.300s", f.Raw())
+	}
+	return r.Content[0].Text
+}
+
+// errorOf returns the message and data.reason of an error response.
+func errorOf(t *testing.T, f *frame.Frame) (msg string, code int) {
+	t.Helper()
+	var e frame.ErrorObject
+	if !f.IsError() || json.Unmarshal(f.Error(), &e) != nil {
+		t.Fatalf("not an error response: %.300s", f.Raw())
+	}
+	return e.Message, e.Code
+}
+
+func TestStreamableRoundTrip(t *testing.T) {
+	for _, jsonMode := range []bool{false, true} {
+		t.Run(fmt.Sprintf("json=%v", jsonMode), func(t *testing.T) {
+			ts, rc := serveStreamable(t, newMCPServer(), jsonMode, nil)
+			s := openTest(t, config.KindHTTP, ts.URL, map[string]string{"X-Test-Token": "secret"})
+			d := newDriver(t, s)
+			d.initialize()
+
+			d.send(`{"jsonrpc":"2.0","id":"list","method":"tools/list"}`)
+			if res := d.await(`"list"`); !bytes.Contains(res.Result(), []byte(`"echo"`)) {
+				t.Fatalf("tools/list: %s", res.Raw())
+			}
+			if got := d.call(7, "echo", "hello"); got != "hello" {
+				t.Fatalf("echo = %q", got)
+			}
+			if n := rc.count(http.MethodPost, "tools/call"); n != 1 {
+				t.Errorf("%d POSTs for one tools/call", n)
+			}
+			// A server-initiated request: answered by the driver, and the
+			// tool's result comes back.
+			if got := d.callRoots(8); got != "roots: file:///tmp/r1" {
+				t.Fatalf("roots = %q", got)
+			}
+			var sid string
+			for _, r := range rc.requests() {
+				if r.header.Get("X-Test-Token") != "secret" {
+					t.Errorf("%s %s without the configured header", r.method, r.rpc)
+				}
+				if r.rpc == "initialize" {
+					if r.header.Get(headerSessionID) != "" || r.header.Get(headerProtocol) != "" {
+						t.Errorf("initialize carried session headers: %v", r.header)
+					}
+					continue
+				}
+				if sid == "" {
+					sid = r.header.Get(headerSessionID)
+				}
+				if got := r.header.Get(headerSessionID); got == "" || got != sid {
+					t.Errorf("%s %s: session id %q, want %q", r.method, r.rpc, got, sid)
+				}
+				if got := r.header.Get(headerProtocol); got != testProtocol {
+					t.Errorf("%s %s: protocol header %q", r.method, r.rpc, got)
+				}
+			}
+		})
+	}
+}
+
+func TestStreamableLargePayload(t *testing.T) {
+	for _, jsonMode := range []bool{false, true} {
+		t.Run(fmt.Sprintf("json=%v", jsonMode), func(t *testing.T) {
+			ts, _ := serveStreamable(t, newMCPServer(), jsonMode, nil)
+			d := newDriver(t, openTest(t, config.KindHTTP, ts.URL, nil))
+			d.timeout = bigWait
+			d.initialize()
+			big := strings.Repeat("0123456789abcdef", 1<<20) // 16 MiB
+			if got := d.call(2, "echo", big); got != big {
+				t.Fatalf("echo of %d bytes came back with %d", len(big), len(got))
+			}
+		})
+	}
+}
+
+func TestStreamableStandaloneStream(t *testing.T) {
+	for _, jsonMode := range []bool{false, true} {
+		t.Run(fmt.Sprintf("json=%v", jsonMode), func(t *testing.T) {
+			srv := newMCPServer()
+			ts, rc := serveStreamable(t, srv, jsonMode, nil)
+			d := newDriver(t, openTest(t, config.KindHTTP, ts.URL, nil))
+			d.initialize()
+			d.send(`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
+			d.await("2")
+
+			// The server drops a change notification when no GET stream is
+			// attached yet, so keep changing until one arrives.
+			ctx, cancel := context.WithTimeout(context.Background(), testWait)
+			defer cancel()
+			got := make(chan struct{})
+			go func() {
+				for i := 0; ; i++ {
+					srv.AddTool(&mcp.Tool{Name: fmt.Sprintf("late%d", i), InputSchema: json.RawMessage(`{"type":"object"}`)},
+						func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+							return textResult("late"), nil
+						})
+					select {
+					case <-got:
+						return
+					case <-ctx.Done():
+						return
+					case <-time.After(50 * time.Millisecond):
+					}
+				}
+			}()
+			d.note("notifications/tools/list_changed")
+			close(got)
+			if rc.count(http.MethodGet, "") == 0 {
+				t.Fatal("no GET stream was opened")
+			}
+		})
+	}
+}
+
+func TestStreamableSessionLost(t *testing.T) {
+	for _, flavour := range []string{"404", "400"} {
+		t.Run(flavour, func(t *testing.T) {
+			ts, rc := serveStreamable(t, newMCPServer(), false, nil)
+			d := newDriver(t, openTest(t, config.KindHTTP, ts.URL, nil))
+			d.initialize()
+			if got := d.call(2, "echo", "before"); got != "before" {
+				t.Fatalf("echo = %q", got)
+			}
+			oldSID := lastSessionID(rc)
+
+			switch flavour {
+			case "404": // the server forgets the session, as after a restart
+				req, _ := http.NewRequest(http.MethodDelete, ts.URL, nil)
+				req.Header.Set(headerSessionID, oldSID)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+			case "400": // some servers say 400 and name the session
+				rc.setIntercept(func(w http.ResponseWriter, r *http.Request, rec recorded) bool {
+					if r.Header.Get(headerSessionID) == oldSID && r.Method == http.MethodPost {
+						http.Error(w, "Bad Request: No valid session ID provided", http.StatusBadRequest)
+						return true
+					}
+					return false
+				})
+			}
+
+			// Concurrent calls: all succeed, with one re-initialization.
+			const n = 5
+			for i := range n {
+				d.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":"after%d"}}}`, 10+i, i))
+			}
+			for i := range n {
+				if got := resultText(t, d.await(fmt.Sprint(10+i))); got != fmt.Sprintf("after%d", i) {
+					t.Fatalf("call %d = %q", i, got)
+				}
+			}
+			d.note(MethodReinitialized)
+
+			var inits []recorded
+			for _, r := range rc.requests() {
+				if r.rpc == "initialize" {
+					inits = append(inits, r)
+				}
+			}
+			if len(inits) != 2 || inits[1].id != `"mcpbridge-reinit-1"` {
+				t.Fatalf("initialize POSTs: %+v, want the router's and one replay", inits)
+			}
+			if rc.count(http.MethodPost, "notifications/initialized") != 2 {
+				t.Errorf("initialized was not replayed")
+			}
+			if sid := lastSessionID(rc); sid == oldSID || sid == "" {
+				t.Errorf("still on session %q", sid)
+			}
+			if got := d.call(20, "echo", "later"); got != "later" {
+				t.Fatalf("echo = %q", got)
+			}
+		})
+	}
+}
+
+func lastSessionID(rc *recorder) string {
+	reqs := rc.requests()
+	for i := len(reqs) - 1; i >= 0; i-- {
+		if sid := reqs[i].header.Get(headerSessionID); sid != "" && reqs[i].method == http.MethodPost {
+			return sid
+		}
+	}
+	return ""
+}
+
+func TestStreamableUnauthorized(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="t"`)
+		http.Error(w, "no token", http.StatusUnauthorized)
+	}))
+	t.Cleanup(ts.Close)
+	d := newDriver(t, openTest(t, config.KindHTTP, ts.URL, nil))
+	d.send(initRequest)
+	msg, code := errorOf(t, d.await("1"))
+	if code != frame.CodeInternalError || !strings.Contains(msg, `--header 'b1:Authorization: Bearer`) || !strings.Contains(msg, "401") {
+		t.Fatalf("error %d %q", code, msg)
+	}
+}
+
+func TestStreamableErrors(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method != http.MethodPost:
+			http.Error(w, "no", http.StatusMethodNotAllowed)
+		case r.Header.Get(headerSessionID) == "": // initialize
+			w.Header().Set(headerSessionID, "s1")
+			w.Header().Set("Content-Type", mediaJSON)
+			fmt.Fprint(w, `{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-11-25","capabilities":{},"serverInfo":{"name":"x","version":"1"}}}`)
+		default:
+			body, _ := io.ReadAll(r.Body)
+			f, _ := frame.Parse(body)
+			switch string(f.ID()) {
+			case "2": // a JSON-RPC error with a non-2xx status: delivered as is
+				w.Header().Set("Content-Type", mediaJSON)
+				w.WriteHeader(http.StatusBadRequest)
+				fmt.Fprint(w, `{"jsonrpc":"2.0","id":2,"error":{"code":-32602,"message":"bad params"}}`)
+			case "3":
+				http.Error(w, strings.Repeat("overloaded ", 100), http.StatusServiceUnavailable)
+			case "4": // the stream ends without the answer and without event ids
+				w.Header().Set("Content-Type", mediaSSE)
+				fmt.Fprint(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":1,\"progress\":1}}\n\n")
+			case "5": // a batch answer
+				w.Header().Set("Content-Type", mediaJSON)
+				fmt.Fprint(w, `[{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"x"}},{"jsonrpc":"2.0","id":5,"result":{}}]`)
+			default:
+				w.WriteHeader(http.StatusAccepted)
+			}
+		}
+	}))
+	t.Cleanup(ts.Close)
+	d := newDriver(t, openTest(t, config.KindHTTP, ts.URL, nil))
+	d.initialize()
+
+	d.send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{}}`)
+	if msg, code := errorOf(t, d.await("2")); code != -32602 || msg != "bad params" {
+		t.Errorf("id 2: %d %q", code, msg)
+	}
+	d.send(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{}}`)
+	if msg, _ := errorOf(t, d.await("3")); !strings.Contains(msg, "503 Service Unavailable: overloaded") || len(msg) > 300 {
+		t.Errorf("id 3: %q", msg)
+	}
+	d.send(`{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{}}`)
+	if msg, _ := errorOf(t, d.await("4")); !strings.Contains(msg, "before the answer") {
+		t.Errorf("id 4: %q", msg)
+	}
+	d.note("notifications/progress")
+	d.send(`{"jsonrpc":"2.0","id":5,"method":"ping"}`)
+	if res := d.await("5"); res.IsError() {
+		t.Errorf("id 5: %s", res.Raw())
+	}
+	d.note("notifications/message")
+}
+
+func TestStreamableServerDown(t *testing.T) {
+	ts := httptest.NewServer(http.NotFoundHandler())
+	url := ts.URL
+	ts.Close()
+	d := newDriver(t, openTest(t, config.KindHTTP, url, nil))
+	d.send(initRequest)
+	msg, code := errorOf(t, d.await("1"))
+	if code != frame.CodeInternalError || !strings.Contains(msg, "post:") {
+		t.Fatalf("error %d %q", code, msg)
+	}
+}
+
+// A server that closes the answer stream mid-call (SEP-1699) and is
+// resumed with Last-Event-ID.
+func TestStreamableResume(t *testing.T) {
+	srv := newMCPServer()
+	mcp.AddTool(srv, &mcp.Tool{Name: "slow"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoArgs) (*mcp.CallToolResult, any, error) {
+		req.Extra.CloseSSEStream(mcp.CloseSSEStreamArgs{RetryAfter: 10 * time.Millisecond})
+		time.Sleep(50 * time.Millisecond)
+		return textResult(in.Text), nil, nil
+	})
+	ts, rc := serveStreamable(t, srv, false, mcp.NewMemoryEventStore(nil))
+	d := newDriver(t, openTest(t, config.KindHTTP, ts.URL, nil))
+	d.initialize()
+	if got := d.call(2, "slow", "resumed"); got != "resumed" {
+		t.Fatalf("slow = %q", got)
+	}
+	resumed := false
+	for _, r := range rc.requests() {
+		if r.method == http.MethodGet && r.header.Get(headerLastEventID) != "" {
+			resumed = true
+		}
+	}
+	if !resumed {
+		t.Fatal("no GET with Last-Event-ID")
+	}
+}
+
+func TestStreamableClose(t *testing.T) {
+	ts, rc := serveStreamable(t, newMCPServer(), false, nil)
+	s := openTest(t, config.KindHTTP, ts.URL, nil)
+	d := newDriver(t, s)
+	d.initialize()
+	d.send(`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
+	d.await("2")
+	sid := lastSessionID(rc)
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Recv(context.Background())
+		done <- err
+	}()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close() // idempotent
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("Recv after Close: %v", err)
+		}
+	case <-time.After(testWait):
+		t.Fatal("Recv not unblocked by Close")
+	}
+	f, _ := frame.Parse([]byte(`{"jsonrpc":"2.0","id":9,"method":"ping"}`))
+	if err := s.Send(f); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Send after Close: %v", err)
+	}
+	deleted := false
+	for _, r := range rc.requests() {
+		if r.method == http.MethodDelete && r.header.Get(headerSessionID) == sid {
+			deleted = true
+		}
+	}
+	if !deleted {
+		t.Fatal("no DELETE for the session")
+	}
+}
+
+func TestStreamableQueueFull(t *testing.T) {
+	release := make(chan struct{})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(ts.Close)
+	t.Cleanup(func() { close(release) }) // before ts.Close, which waits for the handlers
+	s, err := newStreamable(config.Backend{Name: "b1", Kind: config.KindHTTP, URL: ts.URL}, Options{Logger: testLogger(t), Redact: func(s string) string { return s }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	s.sem = make(chan struct{}, 2)
+	note := func() *frame.Frame {
+		f, _ := frame.Parse([]byte(`{"jsonrpc":"2.0","method":"notifications/progress","params":{}}`))
+		return f
+	}
+	for range 2 {
+		if err := s.Send(note()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Send(note()); !errors.Is(err, frame.ErrQueueFull) {
+		t.Fatalf("third Send: %v, want ErrQueueFull", err)
+	}
+}
+
+func TestWireID(t *testing.T) {
+	f, err := frame.Parse([]byte(`{"jsonrpc":"2.0","method":"tools/call","params":{"s":"\"id\":5 \\\" }"},"id":"host-1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(wireID(f, f.Encoded())); got != `"host-1"` {
+		t.Fatalf("unedited: %s", got)
+	}
+	f.SetID([]byte("42"))
+	if got := string(wireID(f, f.Encoded())); got != "42" {
+		t.Fatalf("edited: %s", got)
+	}
+	for in, want := range map[string]string{
+		`{"a":[1,{"id":2}],"id":3}`:    "3",
+		`{ "\u0069d" : "x" }`:          `"x"`,
+		`{"a":"\\","id":-1.5e3}`:       "-1.5e3",
+		`{"a":{"b":"}\"{"},"id":null}`: "null",
+		`{"a":1}`:                      "",
+	} {
+		if got := string(topLevelMember([]byte(in), "id")); got != want {
+			t.Errorf("topLevelMember(%s) = %q, want %q", in, got, want)
+		}
+	}
+}
