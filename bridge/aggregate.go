@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,11 @@ type aggregator struct {
 	uris  map[string]*link             // resource URI → first backend (declared order) that listed it
 	tmpls map[*link][]string           // backend → its resource URI templates
 	cache map[*link]map[string][]json.RawMessage
+	// merged holds the host's answer per list kind while every backend's
+	// part of it is cached: a repeated tools/list costs no backend request
+	// and no re-encoding (issue #6: 2,000 tools in ≤ 2 ms). Cleared with
+	// any backend's cache.
+	merged map[string][]byte
 }
 
 type target struct {
@@ -53,7 +59,8 @@ func newAggregator(r *router) *aggregator {
 		names: map[string]map[string]target{"tools": {}, "prompts": {}},
 		uris:  map[string]*link{},
 		tmpls: map[*link][]string{},
-		cache: map[*link]map[string][]json.RawMessage{},
+		cache:  map[*link]map[string][]json.RawMessage{},
+		merged: map[string][]byte{},
 	}
 }
 
@@ -110,11 +117,11 @@ func errorCode(f *frame.Frame) int {
 
 // items returns every item of one list of l, all pages, from cache when
 // the backend promised to tell us of changes.
-func (a *aggregator) items(l *link, method, kind string) ([]json.RawMessage, error) {
+func (a *aggregator) items(l *link, method, kind string) (its []json.RawMessage, cached bool, err error) {
 	a.mu.Lock()
 	if c, ok := a.cache[l][kind]; ok {
 		a.mu.Unlock()
-		return c, nil
+		return c, true, nil
 	}
 	a.mu.Unlock()
 	var all []json.RawMessage
@@ -126,11 +133,11 @@ func (a *aggregator) items(l *link, method, kind string) ([]json.RawMessage, err
 		}
 		f, err := a.askWait(l, method, params)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		var res map[string]json.RawMessage
 		if err := json.Unmarshal(f.Result(), &res); err != nil {
-			return nil, fmt.Errorf("backend %q: %s: reading the answer: %w", l.name, method, err)
+			return nil, false, fmt.Errorf("backend %q: %s: reading the answer: %w", l.name, method, err)
 		}
 		var its []json.RawMessage
 		_ = json.Unmarshal(res[kind], &its)
@@ -148,7 +155,7 @@ func (a *aggregator) items(l *link, method, kind string) ([]json.RawMessage, err
 		a.cache[l][kind] = all
 		a.mu.Unlock()
 	}
-	return all, nil
+	return all, false, nil
 }
 
 func (l *link) declaresListChanged(kind string) bool {
@@ -171,20 +178,27 @@ func (l *link) declaresListChanged(kind string) bool {
 
 // list answers a list request with every backend's items merged.
 func (a *aggregator) list(f *frame.Frame, kind string) {
-	merged, err := a.gather(f.Method, kind)
+	body, err := a.gather(f.Method, kind)
 	if err != nil {
 		a.r.replyError(f.ID(), frame.CodeInternalError, err.Error(), nil)
 		return
 	}
-	body, _ := json.Marshal(map[string][]json.RawMessage{kind: merged})
 	a.r.reply(f.ID(), frame.NewResult(f.ID(), body))
 }
 
 // gather collects one list from every ready backend, in declared order,
-// and rebuilds the routing table for it. A backend that fails is skipped
-// and logged with its name (rclone union style).
-func (a *aggregator) gather(method, kind string) ([]json.RawMessage, error) {
+// rebuilds the routing table for it, and returns the host's answer
+// ({"tools":[...]} and so on). A backend that fails is skipped and logged
+// with its name (rclone union style).
+func (a *aggregator) gather(method, kind string) ([]byte, error) {
+	a.mu.Lock()
+	body := a.merged[kind]
+	a.mu.Unlock()
+	if body != nil {
+		return body, nil
+	}
 	per := make([][]json.RawMessage, len(a.r.links))
+	cacheable := make([]bool, len(a.r.links)) // this backend's part will not change unannounced
 	var wg sync.WaitGroup
 	for i, l := range a.r.links {
 		if !l.isReady() {
@@ -193,15 +207,18 @@ func (a *aggregator) gather(method, kind string) ([]json.RawMessage, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			its, err := a.items(l, method, kind)
+			its, cached, err := a.items(l, method, kind)
 			if err != nil {
 				l.log.Warn().Err(err).Msg("leaving the backend out of a merged list")
 				return
 			}
 			per[i] = its
+			cacheable[i] = cached || l.declaresListChanged(kind)
 		}()
 	}
 	wg.Wait()
+	// A backend that is down or failed may bring its part later.
+	allCached := !slices.Contains(cacheable, false)
 	merged := []json.RawMessage{}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -217,21 +234,22 @@ func (a *aggregator) gather(method, kind string) ([]json.RawMessage, error) {
 		}
 		for i, l := range a.r.links {
 			for _, it := range per[i] {
-				var m map[string]json.RawMessage
-				if json.Unmarshal(it, &m) != nil {
-					continue
-				}
 				var orig string
-				_ = json.Unmarshal(m["name"], &orig)
+				if json.Unmarshal(frame.Member(it, "name"), &orig) != nil {
+					continue // not an object with a string name
+				}
 				filtered := kind == "tools" && !l.allows(orig)
 				name := a.exposedName(table, l, orig)
 				table[name] = target{l, orig, filtered}
 				if filtered {
 					continue
 				}
-				m["name"], _ = json.Marshal(name)
-				b, _ := json.Marshal(m)
-				merged = append(merged, b)
+				if name == orig {
+					merged = append(merged, it)
+					continue
+				}
+				q, _ := json.Marshal(name)
+				merged = append(merged, frame.SetMember(it, "name", q))
 			}
 		}
 		a.names[kind] = table
@@ -266,7 +284,11 @@ func (a *aggregator) gather(method, kind string) ([]json.RawMessage, error) {
 			}
 		}
 	}
-	return merged, nil
+	body, _ = json.Marshal(map[string][]json.RawMessage{kind: merged})
+	if allCached {
+		a.merged[kind] = body
+	}
+	return body, nil
 }
 
 func indexOf(ls []*link, l *link) int {
@@ -534,8 +556,10 @@ func (a *aggregator) listChanged(l *link, method string) {
 	kind := strings.TrimSuffix(strings.TrimPrefix(method, "notifications/"), "/list_changed")
 	a.mu.Lock()
 	delete(a.cache[l], kind)
+	delete(a.merged, kind)
 	if kind == "resources" {
 		delete(a.cache[l], "resourceTemplates")
+		delete(a.merged, "resourceTemplates")
 	}
 	a.mu.Unlock()
 	a.notifyHost(method)
@@ -545,6 +569,7 @@ func (a *aggregator) listChanged(l *link, method string) {
 func (a *aggregator) backendChanged(l *link) {
 	a.mu.Lock()
 	delete(a.cache, l)
+	clear(a.merged)
 	a.mu.Unlock()
 	if !isClosed(a.r.host.initDone) {
 		return

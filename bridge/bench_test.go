@@ -2,12 +2,14 @@ package bridge
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
 
 	"github.com/mcpbridge/mcpbridge/backends"
 	"github.com/mcpbridge/mcpbridge/config"
+	"github.com/mcpbridge/mcpbridge/frame"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/rs/zerolog"
 )
@@ -88,5 +90,84 @@ func benchCalls(b *testing.B, r io.ReadCloser, w io.WriteCloser, n int) {
 		if err != nil || res.IsError {
 			b.Fatalf("call: %v %v", err, res)
 		}
+	}
+}
+
+// fourBackends runs the bridge in front of four in-process go-sdk servers
+// with perBackend tools each, and returns a raw line host on it.
+func fourBackends(b *testing.B, perBackend int) (send func(string), next func() []byte, stop func()) {
+	names := []string{"alpha", "beta", "gamma", "delta"}
+	servers := map[string]*mcp.Server{}
+	var bcs []config.Backend
+	for _, n := range names {
+		srv := testServer(n)
+		for i := range perBackend {
+			mcp.AddTool(srv, &mcp.Tool{Name: fmt.Sprintf("tool_%03d", i), Description: "a tool among many"}, func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
+				return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "ok"}}}, nil, nil
+			})
+		}
+		servers[n] = srv
+		bcs = append(bcs, config.Backend{Name: n, Kind: config.KindStdio, Command: "in-process"})
+	}
+	cfg := Config{
+		Backends: bcs,
+		Logger:   zerolog.Nop(),
+		Open: func(ctx context.Context, bc config.Backend, _ backends.Options) (backends.Session, error) {
+			cr, cw := io.Pipe()
+			sr, sw := io.Pipe()
+			if _, err := servers[bc.Name].Connect(context.Background(), &mcp.IOTransport{Reader: cr, Writer: sw, MaxLineLength: -1}, nil); err != nil {
+				return nil, err
+			}
+			return backends.NewStream(bc.Name, sr, cw, backends.Options{Logger: zerolog.Nop()}), nil
+		},
+	}
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- Run(context.Background(), cfg, inR, outW) }()
+	lr := frame.NewLineReader(outR, 0)
+	send = func(s string) { io.WriteString(inW, s+"\n") }
+	next = func() []byte {
+		l, err := lr.Next()
+		if err != nil {
+			b.Fatal(err)
+		}
+		return l
+	}
+	send(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"b","version":"1"}}}`)
+	next()
+	send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	return send, next, func() { inW.Close(); <-done }
+}
+
+// BenchmarkMergedToolsList is tools/list with 4 backends and 2,000 tools in
+// all, after the first (which fills the caches): issue #6 asks for ≤ 2 ms
+// and no backend request.
+func BenchmarkMergedToolsList(b *testing.B) {
+	send, next, stop := fourBackends(b, 500)
+	defer stop()
+	send(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
+	first := next()
+	if !strings.Contains(string(first), "delta_tool_499") {
+		b.Fatalf("merged list lacks delta_tool_499")
+	}
+	b.SetBytes(int64(len(first)))
+	for b.Loop() {
+		send(`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
+		next()
+	}
+}
+
+// BenchmarkCallAmong2000Tools is one small call routed by name among 4
+// backends and 2,000 tools; compare with BenchmarkCallBridged/13B (routing
+// is a map lookup, so the two should match within noise).
+func BenchmarkCallAmong2000Tools(b *testing.B) {
+	send, next, stop := fourBackends(b, 500)
+	defer stop()
+	send(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
+	next()
+	for b.Loop() {
+		send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"gamma_echo","arguments":{"text":"13 bytes here"}}}`)
+		next()
 	}
 }

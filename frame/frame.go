@@ -463,3 +463,41 @@ func mustBuild(parts ...any) *Frame {
 	}
 	return f
 }
+
+// Member returns the raw value of key in the JSON object obj (which must
+// be valid JSON, as everything that came through Parse is), or nil.
+func Member(obj []byte, key string) []byte {
+	i := skipSpace(obj, 0)
+	if i >= len(obj) || obj[i] != '{' {
+		return nil
+	}
+	s := field(obj, Span{i, len(obj)}, key)
+	if !s.Ok() {
+		return nil
+	}
+	return obj[s.Start:s.End]
+}
+
+// SetMember returns a copy of the JSON object obj with key's value
+// replaced by val (inserted first if absent). Everything else is kept
+// byte for byte.
+func SetMember(obj []byte, key string, val []byte) []byte {
+	i := skipSpace(obj, 0)
+	s := field(obj, Span{i, len(obj)}, key)
+	if s.Ok() {
+		out := make([]byte, 0, len(obj)-(s.End-s.Start)+len(val))
+		out = append(out, obj[:s.Start]...)
+		out = append(out, val...)
+		return append(out, obj[s.End:]...)
+	}
+	k, _ := json.Marshal(key)
+	out := make([]byte, 0, len(obj)+len(k)+len(val)+2)
+	out = append(out, obj[:i+1]...)
+	out = append(out, k...)
+	out = append(out, ':')
+	out = append(out, val...)
+	if !isEmptyObject(obj[i:]) {
+		out = append(out, ',')
+	}
+	return append(out, obj[i+1:]...)
+}

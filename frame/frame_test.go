@@ -239,3 +239,19 @@ func FuzzLineReader(f *testing.F) {
 		}
 	})
 }
+
+func TestMemberAndSetMember(t *testing.T) {
+	obj := []byte(`{"description":"d","name":"echo","inputSchema":{"name":"inner"}}`)
+	if got := string(Member(obj, "name")); got != `"echo"` {
+		t.Errorf("Member = %s", got)
+	}
+	if got := string(SetMember(obj, "name", []byte(`"a_echo"`))); got != `{"description":"d","name":"a_echo","inputSchema":{"name":"inner"}}` {
+		t.Errorf("SetMember = %s", got)
+	}
+	if got := string(SetMember([]byte(`{}`), "name", []byte(`"x"`))); got != `{"name":"x"}` {
+		t.Errorf("SetMember on {} = %s", got)
+	}
+	if got := string(SetMember([]byte(`{"a":1}`), "name", []byte(`"x"`))); got != `{"name":"x","a":1}` {
+		t.Errorf("SetMember insert = %s", got)
+	}
+}
