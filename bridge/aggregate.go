@@ -55,10 +55,10 @@ var listKinds = map[string]string{
 
 func newAggregator(r *router) *aggregator {
 	return &aggregator{
-		r:     r,
-		names: map[string]map[string]target{"tools": {}, "prompts": {}},
-		uris:  map[string]*link{},
-		tmpls: map[*link][]string{},
+		r:      r,
+		names:  map[string]map[string]target{"tools": {}, "prompts": {}},
+		uris:   map[string]*link{},
+		tmpls:  map[*link][]string{},
 		cache:  map[*link]map[string][]json.RawMessage{},
 		merged: map[string][]byte{},
 	}
