@@ -36,8 +36,9 @@ type sseEvent struct {
 // no data is not dispatched at all. Unlike go-sdk's scanner, an event over
 // the cap or a line without a colon is never fatal.
 //
-// Data bytes are copied once, from the bufio buffer into the event's own
-// slice, which frame.Parse then takes over.
+// Data lines are gathered in a scratch buffer reused across events, and
+// each event's data is handed out as one exact-size copy, which
+// frame.Parse then takes over: no growing, no zeroing per event (issue #6).
 type sseReader struct {
 	r   *bufio.Reader
 	max int
@@ -54,7 +55,11 @@ type sseReader struct {
 	started bool // the optional BOM has been handled
 	skipLF  bool // the last line ended with '\r': a '\n' right after belongs to it
 	line    []byte
+	scratch []byte // data of the event being read; reused
 }
+
+// keepScratch is the largest scratch buffer kept between events.
+const keepScratch = 4 << 20
 
 // newSSEReader reads events of at most max data bytes from r. If max <= 0,
 // frame.DefaultMaxLine.
@@ -89,7 +94,7 @@ func (p *sseReader) Next() (sseEvent, error) {
 		}
 	}
 	var (
-		data    []byte
+		data    = p.scratch[:0]
 		hasData bool // a data field was seen: the next one is joined with '\n'
 		tooLong bool
 		typ     string
@@ -144,7 +149,11 @@ func (p *sseReader) Next() (sseEvent, error) {
 				hasData, typ = false, ""
 				continue
 			}
-			return sseEvent{Type: eventType(typ), ID: p.LastEventID, Data: data}, nil
+			out := bytes.Clone(data)
+			if cap(data) <= keepScratch {
+				p.scratch = data[:0]
+			}
+			return sseEvent{Type: eventType(typ), ID: p.LastEventID, Data: out}, nil
 		case n > maxFieldLine || line[0] == ':':
 			continue // a comment, or a field no real server sends
 		}

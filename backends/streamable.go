@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -359,7 +358,9 @@ func (s *streamable) readJSONAnswer(resp *http.Response, id []byte, onAnswer fun
 
 // readStreamAnswer reads an SSE answer until the response for id. If the
 // stream breaks first and the server gave its events ids, it resumes with
-// GET and Last-Event-ID, as the spec's "Resumability and Redelivery" asks.
+// GET and Last-Event-ID, as the spec's "Resumability and Redelivery" asks:
+// after the server's retry delay, at most resumeAttempts times in a row
+// without a new event.
 func (s *streamable) readStreamAnswer(ctx context.Context, cancel context.CancelFunc, resp *http.Response, id []byte, onAnswer func(*frame.Frame)) error {
 	rd := newSSEReader(resp.Body, s.maxMsg)
 	body := resp.Body
@@ -387,27 +388,28 @@ func (s *streamable) readStreamAnswer(ctx context.Context, cancel context.Cancel
 		if progress {
 			attempts = 0
 		}
-		if attempts++; attempts > resumeAttempts {
-			return fmt.Errorf("the answer stream broke (%s) and resuming it failed %d times", streamEnd(err), resumeAttempts)
-		}
-		delay := resumeDefault
-		if rd.Retry > 0 {
-			delay = min(rd.Retry, backoffMax)
-		}
-		if !sleepCtx(ctx, delay) {
-			return ctx.Err()
-		}
-		r, err := s.get(ctx, s.state(), rd.LastEventID)
-		if err != nil {
-			if e := s.log.Debug(); e.Enabled() {
-				e.Str("error", s.redact(err.Error())).Msg("resuming an answer stream failed")
+		for {
+			if attempts++; attempts > resumeAttempts {
+				return fmt.Errorf("the answer stream broke (%s) and resuming it failed %d times", streamEnd(err), resumeAttempts)
 			}
-			body = io.NopCloser(strings.NewReader(""))
-			rd.Reset(body)
-			continue
+			delay := resumeDefault
+			if rd.Retry > 0 {
+				delay = min(rd.Retry, backoffMax)
+			}
+			if !sleepCtx(ctx, delay) {
+				return ctx.Err()
+			}
+			r, gerr := s.get(ctx, s.state(), rd.LastEventID)
+			if gerr == nil {
+				body = r.Body
+				rd.Reset(body)
+				break
+			}
+			err = gerr
+			if e := s.log.Debug(); e.Enabled() {
+				e.Str("error", s.redact(gerr.Error())).Msg("resuming an answer stream failed")
+			}
 		}
-		body = r.Body
-		rd.Reset(body)
 	}
 }
 

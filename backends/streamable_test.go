@@ -512,6 +512,9 @@ func TestStreamableErrors(t *testing.T) {
 			case "4": // the stream ends without the answer and without event ids
 				w.Header().Set("Content-Type", mediaSSE)
 				fmt.Fprint(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":1,\"progress\":1}}\n\n")
+			case "6": // the stream breaks after an event with an id; resuming fails
+				w.Header().Set("Content-Type", mediaSSE)
+				fmt.Fprint(w, "retry: 1\nid: e1\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":6,\"progress\":1}}\n\n")
 			case "5": // a batch answer
 				w.Header().Set("Content-Type", mediaJSON)
 				fmt.Fprint(w, `[{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"x"}},{"jsonrpc":"2.0","id":5,"result":{}}]`)
@@ -542,6 +545,10 @@ func TestStreamableErrors(t *testing.T) {
 		t.Errorf("id 5: %s", res.Raw())
 	}
 	d.note("notifications/message")
+	d.send(`{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{}}`)
+	if msg, _ := errorOf(t, d.await("6")); !strings.Contains(msg, "resuming it failed 3 times") {
+		t.Errorf("id 6: %q", msg)
+	}
 }
 
 func TestStreamableServerDown(t *testing.T) {
@@ -650,27 +657,16 @@ func TestStreamableQueueFull(t *testing.T) {
 	}
 }
 
-func TestWireID(t *testing.T) {
+func TestStreamableWireID(t *testing.T) {
 	f, err := frame.Parse([]byte(`{"jsonrpc":"2.0","method":"tools/call","params":{"s":"\"id\":5 \\\" }"},"id":"host-1"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := string(wireID(f, f.Encoded())); got != `"host-1"` {
+	if got := string(f.OutID()); got != `"host-1"` {
 		t.Fatalf("unedited: %s", got)
 	}
 	f.SetID([]byte("42"))
-	if got := string(wireID(f, f.Encoded())); got != "42" {
+	if got := string(f.OutID()); got != "42" {
 		t.Fatalf("edited: %s", got)
-	}
-	for in, want := range map[string]string{
-		`{"a":[1,{"id":2}],"id":3}`:    "3",
-		`{ "\u0069d" : "x" }`:          `"x"`,
-		`{"a":"\\","id":-1.5e3}`:       "-1.5e3",
-		`{"a":{"b":"}\"{"},"id":null}`: "null",
-		`{"a":1}`:                      "",
-	} {
-		if got := string(topLevelMember([]byte(in), "id")); got != want {
-			t.Errorf("topLevelMember(%s) = %q, want %q", in, got, want)
-		}
 	}
 }

@@ -128,7 +128,7 @@ func (u *urlSession) switchToSSE(detail string) {
 		reason := fmt.Sprintf("the server refused the streamable-HTTP POST (%s) and legacy SSE failed too: %s", detail, u.unprefixed(err))
 		for _, f := range held {
 			if f.Kind == frame.Request {
-				u.deliver(failure(u.name, wireID(f, f.Encoded()), u.opts.Redact(reason)))
+				u.deliver(failure(u.name, f.OutID(), u.opts.Redact(reason)))
 			}
 		}
 		return
@@ -136,7 +136,7 @@ func (u *urlSession) switchToSSE(detail string) {
 	old.Close()
 	for _, f := range held {
 		if err := next.Send(f); err != nil && f.Kind == frame.Request {
-			u.deliver(failure(u.name, wireID(f, f.Encoded()), u.unprefixed(err)))
+			u.deliver(failure(u.name, f.OutID(), u.unprefixed(err)))
 		}
 	}
 }

@@ -195,6 +195,17 @@ func unquote(tok []byte) string {
 // A null id (error responses to unparseable requests) is returned as "null".
 func (f *Frame) ID() []byte { return f.bytesAt(f.id) }
 
+// OutID returns the id as the frame will be written: the one set by
+// SetID if any, else the id as it arrived.
+func (f *Frame) OutID() []byte {
+	for _, e := range f.edits {
+		if e.Span == f.id && f.id.Ok() {
+			return e.repl
+		}
+	}
+	return f.ID()
+}
+
 // IDSpan locates the id for SetID-style edits.
 func (f *Frame) IDSpan() Span { return f.id }
 
