@@ -408,7 +408,6 @@ func newOutMsg(f *frame.Frame) outMsg {
 	return m
 }
 
-
 // withID returns a copy of the request body with its id replaced.
 func withID(body, id []byte) ([]byte, error) {
 	f, err := frame.Parse(bytes.Clone(body))
