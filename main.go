@@ -151,6 +151,7 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer) error {
 		defer f.Close()
 		logOut = f
 	}
+	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00" // milliseconds: lifecycle steps are short
 	logger := zerolog.New(newRedactor(logOut, secrets(res.Backends))).Level(level).With().Timestamp().Logger()
 	for _, note := range res.Ignored {
 		logger.Debug().Msg(note)

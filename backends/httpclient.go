@@ -90,6 +90,7 @@ type httpCore struct {
 	gate   chan struct{} // closed once the last notifications/initialized was posted
 }
 
+// newHTTPCore sets up what both kinds share; its ctx lives until Close.
 func newHTTPCore(cfg config.Backend, opts Options) *httpCore {
 	ctx, cancel := context.WithCancel(context.Background())
 	redact := opts.Redact
@@ -126,6 +127,7 @@ func parseBackendURL(cfg config.Backend) (*url.URL, error) {
 	return u, nil
 }
 
+// Name is the backend's configured name.
 func (c *httpCore) Name() string { return c.name }
 
 func (c *httpCore) closedErr() error { return fmt.Errorf("backend %q: %w", c.name, ErrClosed) }
@@ -165,6 +167,7 @@ func (c *httpCore) acquire() error {
 	}
 }
 
+// release gives back the slot acquire took, when the POST is done.
 func (c *httpCore) release() { <-c.sem }
 
 // deliver hands f to Recv. It gives up (false) when the session closes,

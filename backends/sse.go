@@ -56,6 +56,8 @@ type sseStream struct {
 	established atomic.Bool // the handshake went through: counts as a success
 }
 
+// openSSE connects the event stream and waits for its endpoint event,
+// within ctx (and handshakeTimeout). The stream then lives until Close.
 func openSSE(ctx context.Context, cfg config.Backend, opts Options) (Session, error) {
 	s, err := newSSE(cfg, opts)
 	if err != nil {
@@ -78,6 +80,7 @@ func openSSE(ctx context.Context, cfg config.Backend, opts Options) (Session, er
 	return s, nil
 }
 
+// newSSE returns an unconnected session; ready starts open (not usable).
 func newSSE(cfg config.Backend, opts Options) (*sseSession, error) {
 	u, err := parseBackendURL(cfg)
 	if err != nil {
@@ -95,6 +98,8 @@ func newSSE(cfg config.Backend, opts Options) (*sseSession, error) {
 // dial opens the GET stream and waits, within ctx, for its endpoint
 // event. The stream itself lives on after ctx: until Close or a drop.
 func (s *sseSession) dial(ctx context.Context) (*sseStream, error) {
+	// The stream's context is the session's; ctx only bounds the wait for
+	// the endpoint, through stop.
 	sctx, cancel := context.WithCancel(s.ctx)
 	stop := context.AfterFunc(ctx, cancel)
 	defer stop()
@@ -232,6 +237,8 @@ func (s *sseSession) read(st *sseStream) error {
 		if !ok {
 			continue
 		}
+		// A response settles its request: it is no longer lost with the
+		// stream. The replayed initialize's answer is the replay's alone.
 		if f.Kind == frame.Response {
 			s.mu.Lock()
 			if s.awaitID != "" && string(f.ID()) == s.awaitID {
@@ -271,6 +278,7 @@ func (s *sseSession) dropped() {
 }
 
 // giveUp ends the session for Recv and Send.
+// From then on Recv drains what is buffered and returns the error.
 func (s *sseSession) giveUp(last error) {
 	s.failErr = fmt.Errorf("backend %q: sse: %w: gave up reconnecting after %d attempts: %s", s.name, ErrClosed, maxReconnects, s.redact(streamEnd(last)))
 	s.log.Error().Str("error", s.failErr.Error()).Msg("sse: backend unreachable")
@@ -344,7 +352,7 @@ func (s *sseSession) replay(st *sseStream, initReq, initNote []byte) {
 		if s.ctx.Err() == nil {
 			s.log.Warn().Str("error", s.redact(err.Error())).Msg("sse: re-initializing the backend failed")
 		}
-		st.cancel()
+		st.cancel() // a stream without a session is useless: let run reconnect
 		return
 	}
 	st.established.Store(true)
@@ -387,7 +395,9 @@ func (s *sseSession) postTo(ctx context.Context, endpoint string, body []byte) e
 	return nil
 }
 
-// Send starts the POST of f and returns; answers come on the stream.
+// Send starts the POST of f and returns; answers come on the stream. A
+// request is pending from here until its answer arrives or it is failed:
+// whoever takes it from pending answers it, so it is answered once.
 func (s *sseSession) Send(f *frame.Frame) error {
 	if s.ctx.Err() != nil {
 		return s.closedErr()
@@ -420,6 +430,7 @@ func (s *sseSession) Send(f *frame.Frame) error {
 	return nil
 }
 
+// post runs in m's own goroutine and holds one semaphore slot for it.
 func (s *sseSession) post(m outMsg) {
 	if m.gate != nil {
 		defer close(m.gate)
@@ -451,7 +462,7 @@ func (s *sseSession) post(m outMsg) {
 		return
 	}
 	if resp.StatusCode/100 == 2 {
-		drain(resp)
+		drain(resp) // 202: the answer comes on the stream
 		return
 	}
 	body := readErrorBody(resp)
@@ -504,6 +515,7 @@ func (s *sseSession) answerFailure(m outMsg, reason string) {
 	}
 }
 
+// isPending reports whether the request id still awaits its answer.
 func (s *sseSession) isPending(id []byte) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -520,6 +532,9 @@ func (s *sseSession) take(id []byte) bool {
 	return ok
 }
 
+// Recv returns the next message from the stream, or a failure made up for
+// a lost answer, or MethodReinitialized. It fails once the session is
+// closed or gave up reconnecting.
 func (s *sseSession) Recv(ctx context.Context) (*frame.Frame, error) {
 	return s.recvFrame(ctx, s.failed, &s.failErr)
 }

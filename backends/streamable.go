@@ -71,6 +71,8 @@ type sessionState struct {
 	lost                bool
 }
 
+// openStreamable returns a streamable-HTTP session for cfg.URL. ctx is not
+// used: nothing is dialled until the router's first Send.
 func openStreamable(_ context.Context, cfg config.Backend, opts Options) (Session, error) {
 	s, err := newStreamable(cfg, opts)
 	if err != nil {
@@ -89,6 +91,8 @@ func newStreamable(cfg config.Backend, opts Options) (*streamable, error) {
 	return &streamable{httpCore: newHTTPCore(cfg, opts), url: u.String()}, nil
 }
 
+// state snapshots what the next request goes out with. A request keeps
+// its snapshot: on a 404 its generation says which session was lost.
 func (s *streamable) state() sessionState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -96,7 +100,8 @@ func (s *streamable) state() sessionState {
 }
 
 // Send starts the POST of f and returns; its answer, or a failure, comes
-// through Recv.
+// through Recv. The session owns f from here: its bytes are posted (and,
+// for the handshake, kept) without a copy unless the router edited it.
 func (s *streamable) Send(f *frame.Frame) error {
 	if s.ctx.Err() != nil {
 		return s.closedErr()
@@ -129,6 +134,7 @@ func (s *streamable) observe(m outMsg) {
 	}
 }
 
+// post runs in m's own goroutine and holds one semaphore slot for it.
 func (s *streamable) post(m outMsg) {
 	if m.gate != nil {
 		defer close(m.gate)
@@ -154,6 +160,8 @@ func (s *streamable) postRequest(m outMsg) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
 	isInit := m.method == methodInitialize
+	// At most two rounds: the second only after the server lost the
+	// session and a new one was set up.
 	for retried := false; ; retried = true {
 		st := s.state()
 		if st.lost && !isInit {
@@ -167,6 +175,7 @@ func (s *streamable) postRequest(m outMsg) {
 		}
 		resp, err := s.postBody(ctx, m.body, st, isInit)
 		if err != nil {
+			// Refused, reset, DNS: fail fast, the router decides what next.
 			s.fail(m.id, "post: "+netReason(err))
 			return
 		}
@@ -183,6 +192,8 @@ func (s *streamable) postRequest(m outMsg) {
 			}
 			ok, err := s.readAnswer(ctx, cancel, resp, m.id, func(f *frame.Frame) {
 				if isInit {
+					// Before delivering: the router's next message
+					// must already carry the version header.
 					s.learnProtocol(f)
 				}
 				s.deliver(f)
@@ -206,6 +217,7 @@ func (s *streamable) postRequest(m outMsg) {
 			}
 			continue
 		}
+		// 401/403, 5xx, other 4xx: one answer naming the status.
 		if ctx.Err() == nil {
 			s.deliver(s.statusAnswer(m.id, resp, body))
 		}
@@ -243,6 +255,7 @@ func (s *streamable) postOther(m outMsg) {
 		drain(resp)
 		s.answered(m, resp, nil)
 		if m.method == methodInitialized {
+			// The session is fully open: now the server may talk on its own.
 			s.startGET()
 		}
 		return
@@ -290,6 +303,7 @@ func (s *streamable) postBody(ctx context.Context, body []byte, st sessionState,
 	return s.hc.Do(req)
 }
 
+// sessionHeaders adds what identifies the upstream session, once known.
 func (s *streamable) sessionHeaders(req *http.Request, st sessionState) {
 	if st.sessionID != "" {
 		req.Header.Set(headerSessionID, st.sessionID)
@@ -299,6 +313,8 @@ func (s *streamable) sessionHeaders(req *http.Request, st sessionState) {
 	}
 }
 
+// learnProtocol keeps the version the server chose in its initialize
+// result, for the MCP-Protocol-Version header of every later request.
 func (s *streamable) learnProtocol(f *frame.Frame) {
 	if v := protocolVersion(f); v != "" {
 		s.mu.Lock()
@@ -329,6 +345,8 @@ func (s *streamable) readAnswer(ctx context.Context, cancel context.CancelFunc, 
 	}
 }
 
+// readJSONAnswer reads an application/json answer: one message, or an
+// array of them; the response for id goes to onAnswer.
 func (s *streamable) readJSONAnswer(resp *http.Response, id []byte, onAnswer func(*frame.Frame)) error {
 	body, err := readBody(resp, s.maxMsg)
 	if err != nil {
@@ -413,6 +431,7 @@ func (s *streamable) readStreamAnswer(ctx context.Context, cancel context.Cancel
 	}
 }
 
+// streamEnd describes why a stream ended, for failures and logs.
 func streamEnd(err error) string {
 	if err == nil || errors.Is(err, io.EOF) {
 		return "end of stream"
@@ -475,6 +494,8 @@ func (s *streamable) get(ctx context.Context, st sessionState, lastID string) (*
 	return resp, nil
 }
 
+// A statusError is a GET answered with something other than a 2xx event
+// stream; listen tells "no stream here" from "try again later" by code.
 type statusError struct {
 	code          int
 	status, media string
@@ -630,6 +651,8 @@ func (s *streamable) rejoin(ctx context.Context, gen uint64) error {
 	err := s.replay(rctx, n, initReq, initNote)
 	cancel()
 
+	// Publish the outcome: on success the generation moves on, so a request
+	// that fails later with the old one knows it was already handled.
 	s.mu.Lock()
 	s.rejoining = nil
 	if err == nil {
@@ -643,6 +666,8 @@ func (s *streamable) rejoin(ctx context.Context, gen uint64) error {
 		return err
 	}
 	s.log.Info().Msg("backend session re-initialized")
+	// The new session knows nothing of the log level or subscriptions the
+	// host set: the router restores them on this notification.
 	s.deliver(frame.NewNotification(MethodReinitialized, nil))
 	if initNote != nil {
 		s.startGET()
@@ -698,6 +723,9 @@ func (s *streamable) replay(ctx context.Context, n int, initReq, initNote []byte
 	return nil
 }
 
+// Recv returns the next message from the server: answers, its requests
+// and notifications, failures made up for lost answers, and
+// MethodReinitialized. It fails only once the session is closed.
 func (s *streamable) Recv(ctx context.Context) (*frame.Frame, error) {
 	return s.recvFrame(ctx, nil, nil)
 }

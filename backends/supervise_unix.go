@@ -53,6 +53,15 @@ func Supervise(argv []string) int {
 	if parent != 0 && os.Getppid() != parent {
 		return 1 // the bridge died before we started
 	}
+	// Lead a process group of our own (the bridge starts us so); if run
+	// some other way, make one, so that killing "our group" can never
+	// reach whoever started us.
+	if syscall.Getpgrp() != os.Getpid() {
+		if err := syscall.Setpgid(0, 0); err != nil {
+			fmt.Fprintf(os.Stderr, "mcpbridge supervisor: setpgid: %v\n", err)
+			return 1
+		}
+	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	cmd := exec.Command(argv[0], argv[1:]...)

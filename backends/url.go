@@ -43,6 +43,8 @@ type urlSession struct {
 	closeOnce sync.Once
 }
 
+// openURL returns a session that starts as streamable HTTP; like
+// openStreamable it dials nothing yet.
 func openURL(_ context.Context, cfg config.Backend, opts Options) (Session, error) {
 	if opts.Redact == nil {
 		opts.Redact = func(s string) string { return s }
@@ -107,6 +109,8 @@ func (u *urlSession) switchToSSE(detail string) {
 	next, err := openSSE(ctx, u.cfg, u.opts)
 	cancel()
 
+	// Swap under mu, so Send goes to the new session from now on; close
+	// and send outside it (both may wait on the network).
 	u.mu.Lock()
 	old := u.cur
 	held := u.held
@@ -171,6 +175,7 @@ func (u *urlSession) forward(in Session) {
 	}
 }
 
+// deliver hands f to Recv, giving up when u closes.
 func (u *urlSession) deliver(f *frame.Frame) bool {
 	select {
 	case u.recv <- f:
@@ -180,6 +185,10 @@ func (u *urlSession) deliver(f *frame.Frame) bool {
 	}
 }
 
+// Send goes to the current session. While the switch to SSE is under way
+// frames are held (bounded like a session's POSTs) and sent after the
+// first one; frames sent before the switch began went to the streamable
+// session and got its answers.
 func (u *urlSession) Send(f *frame.Frame) error {
 	u.mu.Lock()
 	if u.closed {
@@ -199,6 +208,8 @@ func (u *urlSession) Send(f *frame.Frame) error {
 	return cur.Send(f)
 }
 
+// Recv reads what the forwarders copied; once the current session ended
+// for good, it drains the rest and returns that session's error.
 func (u *urlSession) Recv(ctx context.Context) (*frame.Frame, error) {
 	if u.ctx.Err() != nil {
 		return nil, fmt.Errorf("backend %q: %w", u.name, ErrClosed)
@@ -220,6 +231,8 @@ func (u *urlSession) Recv(ctx context.Context) (*frame.Frame, error) {
 	}
 }
 
+// Close closes the current session (the switch closes the one it
+// replaced) and waits for the forwarders and any switch under way.
 func (u *urlSession) Close() error {
 	u.closeOnce.Do(func() {
 		u.mu.Lock()

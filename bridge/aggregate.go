@@ -317,8 +317,41 @@ func (l *link) allows(tool string) bool {
 	return false
 }
 
-var validName = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
-var invalidRun = regexp.MustCompile(`[^a-zA-Z0-9_-]+`)
+// nameByte reports whether c may appear in a name hosts accept
+// (^[a-zA-Z0-9_-]{1,64}$: Claude and VS Code enforce it). Hand-written
+// rather than a regexp: compiling one at init costs every process start,
+// and the supervisor re-executes this binary for each stdio backend.
+func nameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
+}
+
+func validHostName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !nameByte(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// cleanName replaces each run of bytes hosts refuse with one '_'.
+func cleanName(s string) string {
+	var b strings.Builder
+	run := false
+	for i := 0; i < len(s); i++ {
+		if nameByte(s[i]) {
+			b.WriteByte(s[i])
+			run = false
+		} else if !run {
+			b.WriteByte('_')
+			run = true
+		}
+	}
+	return b.String()
+}
 
 // exposedName is the name the host sees for backend l's item orig: valid
 // for real hosts (^[a-zA-Z0-9_-]{1,64}$), deterministic, and unique in
@@ -331,8 +364,8 @@ func (a *aggregator) exposedName(table map[string]target, l *link, orig string) 
 		full = l.name + sep + orig
 	}
 	name := full
-	if !validName.MatchString(name) {
-		name = invalidRun.ReplaceAllString(name, "_")
+	if !validHostName(name) {
+		name = cleanName(name)
 		if len(name) > 64 || name != full {
 			name = withHash(name, full)
 		}

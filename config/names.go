@@ -2,7 +2,6 @@ package config
 
 import (
 	"net/url"
-	"regexp"
 	"strings"
 )
 
@@ -11,16 +10,25 @@ import (
 // short and free of separators (no ':', '=', '.', '/' or spaces).
 const NamePattern = `^[A-Za-z0-9_-]{1,32}$`
 
-var nameRE = regexp.MustCompile(NamePattern)
-
 // maxNameLen is the upper bound in NamePattern.
 const maxNameLen = 32
 
 // fallbackName is what the name helpers return when nothing usable is left.
 const fallbackName = "backend"
 
-// ValidName reports whether s matches NamePattern.
-func ValidName(s string) bool { return nameRE.MatchString(s) }
+// ValidName reports whether s matches NamePattern. (No regexp: compiling
+// one at init would cost every start of the binary, supervisors included.)
+func ValidName(s string) bool {
+	if len(s) == 0 || len(s) > maxNameLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !nameByte(s[i]) {
+			return false
+		}
+	}
+	return true
+}
 
 // CleanName turns an arbitrary string into one matching NamePattern:
 // every run of characters outside [A-Za-z0-9_-] becomes a single '-', except
