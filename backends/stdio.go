@@ -151,10 +151,11 @@ func (s *stream) Close() error {
 // A stdioSession is a child process speaking newline-delimited JSON-RPC.
 type stdioSession struct {
 	*stream
-	cmd  *exec.Cmd
-	done chan struct{} // closed by waitLoop when the process has exited
-	exit error         // set by waitLoop before done is closed
-	once sync.Once
+	cmd     *exec.Cmd
+	done    chan struct{} // closed by waitLoop when the process has exited
+	exit    error         // set by waitLoop before done is closed
+	once    sync.Once
+	release func() // lets go of the Windows Job Object, ending the tree
 }
 
 func openStdio(ctx context.Context, cfg config.Backend, opts Options) (Session, error) {
@@ -187,9 +188,13 @@ func openStdio(ctx context.Context, cfg config.Backend, opts Options) (Session, 
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("backend %q: start %s: %w", cfg.Name, opts.Redact(cfg.Command), err)
 	}
+	release, err := attachTree(cmd)
+	if err != nil {
+		opts.Logger.Warn().Err(err).Msg("the backend's process tree may outlive the bridge")
+	}
 	growPipe(stdin)
 	growPipe(stdout)
-	s := &stdioSession{cmd: cmd, done: make(chan struct{})}
+	s := &stdioSession{cmd: cmd, done: make(chan struct{}), release: sync.OnceFunc(release)}
 	s.stream = newStream(cfg.Name, stdout, stdin, opts)
 	s.stream.ended = s.exitReason
 	s.log.Info().Int("pid", cmd.Process.Pid).Str("command", opts.Redact(strings.Join(append([]string{cfg.Command}, cfg.Args...), " "))).Msg("backend started")
@@ -255,6 +260,7 @@ func (s *stdioSession) Close() error {
 	})
 	// Whatever else the group left behind goes with it.
 	signalGroup(s.cmd, true)
+	s.release()
 	return nil
 }
 
