@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -535,4 +536,61 @@ func TestScriptedSession(t *testing.T) {
 	if replies != requests {
 		t.Errorf("%d requests got %d replies:\n%s", requests, replies, stdout.String())
 	}
+}
+
+// TestHTTPServerRestartsAtSameURL: the remote server process goes away
+// (calls fail fast, naming the backend) and comes back at the same URL
+// with all sessions lost; the bridge picks it up again within seconds
+// (issue #5).
+func TestHTTPServerRestartsAtSameURL(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	serveOn := func(ln net.Listener, name string) *httptest.Server {
+		srv := testserver.New(name)
+		ts := httptest.NewUnstartedServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil))
+		ts.Listener.Close()
+		ts.Listener = ln
+		ts.Start()
+		return ts
+	}
+	first := serveOn(ln, "first")
+	p := startBridge(t, nil, "--http", "r=http://"+addr+"/mcp")
+	handshake(t, p)
+	p.Send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}`)
+	if r := p.Response("1"); !strings.Contains(string(r.Result()), `"text":"first"`) {
+		t.Fatalf("before the restart: %s", r.Raw())
+	}
+
+	// The server process dies: connections drop (the bridge's GET stream
+	// included) and nothing listens any more.
+	first.CloseClientConnections()
+	first.Close()
+	start := time.Now()
+	p.Send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami","arguments":{}}}`)
+	if r := p.Response("2"); !strings.Contains(string(r.Error()), `"r"`) {
+		t.Errorf("while the server is down: %s", r.Raw())
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the error while down took %v", d)
+	}
+
+	ln2, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot listen on %s again: %v", addr, err)
+	}
+	second := serveOn(ln2, "second")
+	defer func() { second.CloseClientConnections(); second.Close() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
+		id := strconv.Itoa(100 + i)
+		p.Send(`{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":"whoami","arguments":{}}}`)
+		if r := p.Response(id); strings.Contains(string(r.Result()), `"text":"second"`) {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatal("the restarted server was not picked up within 10 s")
 }

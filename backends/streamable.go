@@ -255,8 +255,22 @@ func (s *streamable) postOther(m outMsg) {
 		drain(resp)
 		s.answered(m, resp, nil)
 		if m.method == methodInitialized {
-			// The session is fully open: now the server may talk on its own.
-			s.startGET()
+			// The session is fully open: now the server may talk on its
+			// own. Hold what the router sends next (m's gate) until the
+			// standalone stream is up or refused: a server sends
+			// notifications that belong to no request only there, and
+			// drops them while it is missing (a list_changed right after a
+			// first tool call was lost that way under load). Bounded, so a
+			// server slow to answer the GET costs at most once a second.
+			ready := make(chan struct{})
+			s.startGET(ready)
+			t := time.NewTimer(getReadyWait)
+			select {
+			case <-ready:
+			case <-t.C:
+			case <-s.ctx.Done():
+			}
+			t.Stop()
 		}
 		return
 	}
@@ -510,7 +524,13 @@ func (e *statusError) Error() string {
 
 // startGET (re)starts the standalone GET stream for the current session
 // generation, stopping the previous one.
-func (s *streamable) startGET() {
+// getReadyWait bounds how long the first messages after
+// notifications/initialized wait for the standalone stream.
+const getReadyWait = time.Second
+
+// startGET starts the standalone GET stream; ready, if not nil, is closed
+// once its first attempt has an answer (a stream, a refusal, or an error).
+func (s *streamable) startGET(ready chan struct{}) {
 	s.mu.Lock()
 	if s.getCancel != nil {
 		s.getCancel()
@@ -519,8 +539,13 @@ func (s *streamable) startGET() {
 	s.getCancel = cancel
 	gen := s.gen
 	s.mu.Unlock()
-	if !s.spawn(func() { defer cancel(); s.listen(ctx, gen) }) {
+	signal := func() {}
+	if ready != nil {
+		signal = sync.OnceFunc(func() { close(ready) })
+	}
+	if !s.spawn(func() { defer cancel(); defer signal(); s.listen(ctx, gen, signal) }) {
 		cancel()
+		signal()
 	}
 }
 
@@ -528,7 +553,7 @@ func (s *streamable) startGET() {
 // delivers every message and reconnects with backoff when the stream
 // drops, until ctx ends, the session is replaced, or the server says it
 // offers no such stream.
-func (s *streamable) listen(ctx context.Context, gen uint64) {
+func (s *streamable) listen(ctx context.Context, gen uint64, ready func()) {
 	var bo backoff
 	lastID := ""
 	for ctx.Err() == nil {
@@ -537,6 +562,7 @@ func (s *streamable) listen(ctx context.Context, gen uint64) {
 			return
 		}
 		resp, err := s.get(ctx, st, lastID)
+		ready()
 		if ctx.Err() != nil {
 			if err == nil {
 				resp.Body.Close()
@@ -670,7 +696,7 @@ func (s *streamable) rejoin(ctx context.Context, gen uint64) error {
 	// host set: the router restores them on this notification.
 	s.deliver(frame.NewNotification(MethodReinitialized, nil))
 	if initNote != nil {
-		s.startGET()
+		s.startGET(nil)
 	}
 	return nil
 }
