@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -22,7 +23,7 @@ var OnBlockCancelled func(server string)
 
 // New returns a go-sdk server named name with the tools the scenarios use:
 // echo, whoami, progress, sample, roots, log, block (waits for
-// cancellation), env (prints an environment variable) and crash (exits the
+// cancellation), sleep, env (prints an environment variable) and crash (exits the
 // process: only for servers run as their own process).
 func New(name string) *mcp.Server {
 	srv := mcp.NewServer(&mcp.Implementation{Name: name, Version: "1"}, &mcp.ServerOptions{
@@ -87,6 +88,17 @@ func New(name string) *mcp.Server {
 			OnBlockCancelled(name)
 		}
 		return nil, nil, ctx.Err()
+	})
+	type sleepIn struct {
+		MS int `json:"ms"`
+	}
+	mcp.AddTool(srv, &mcp.Tool{Name: "sleep", Description: "answers after ms milliseconds"}, func(ctx context.Context, req *mcp.CallToolRequest, in sleepIn) (*mcp.CallToolResult, any, error) {
+		select {
+		case <-time.After(time.Duration(in.MS) * time.Millisecond):
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "slept"}}}, nil, nil
 	})
 	type envIn struct {
 		Name string `json:"name"`
