@@ -394,7 +394,8 @@ func (s *streamable) readJSONAnswer(resp *http.Response, id []byte, onAnswer fun
 // after the server's retry delay, at most resumeAttempts times in a row
 // without a new event.
 func (s *streamable) readStreamAnswer(ctx context.Context, cancel context.CancelFunc, resp *http.Response, id []byte, onAnswer func(*frame.Frame)) error {
-	rd := newSSEReader(resp.Body, s.maxMsg)
+	rd := getSSEReader(resp.Body, s.maxMsg)
+	defer putSSEReader(rd)
 	body := resp.Body
 	attempts := 0
 	var tooBig error
