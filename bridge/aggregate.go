@@ -30,6 +30,11 @@ type aggregator struct {
 	mu    sync.Mutex
 	names map[string]map[string]target // kind ("tools", "prompts") → exposed name → target
 	uris  map[string]*link             // resource URI → first backend (declared order) that listed it
+	// urisStale says a backend announced a change of its resources since
+	// uris was built: the next routing by URI lists again first, so a
+	// host that follows a resource link without re-listing still reaches
+	// the right backend.
+	urisStale bool
 	tmpls map[*link][]string           // backend → its resource URI templates
 	cache map[*link]map[string][]json.RawMessage
 	// merged holds the host's answer per list kind while every backend's
@@ -107,12 +112,6 @@ func errorMessage(f *frame.Frame) string {
 	var e frame.ErrorObject
 	_ = json.Unmarshal(f.Error(), &e)
 	return e.Message
-}
-
-func errorCode(f *frame.Frame) int {
-	var e frame.ErrorObject
-	_ = json.Unmarshal(f.Error(), &e)
-	return e.Code
 }
 
 // items returns every item of one list of l, all pages, from cache when
@@ -268,6 +267,7 @@ func (a *aggregator) gather(method, kind string) ([]byte, error) {
 			}
 		}
 		a.uris = uris
+		a.urisStale = false
 	case "resourceTemplates":
 		for i, l := range a.r.links {
 			var ts []string
@@ -441,9 +441,9 @@ func (a *aggregator) byURI(f *frame.Frame) {
 	r := a.r
 	uri, _ := f.String(f.Param("uri"))
 	a.mu.Lock()
-	owner := a.uris[uri]
+	owner, stale := a.uris[uri], a.urisStale
 	a.mu.Unlock()
-	if owner == nil {
+	if owner == nil || stale {
 		_, _ = a.gather("resources/list", "resources")
 		a.mu.Lock()
 		owner = a.uris[uri]
@@ -454,7 +454,7 @@ func (a *aggregator) byURI(f *frame.Frame) {
 		return
 	}
 	// Nobody listed it: backends whose templates match first, then the
-	// others in declared order, moving on at "not found" (-32002).
+	// others in declared order, moving on at "not found".
 	_, _ = a.gather("resources/templates/list", "resourceTemplates")
 	var first, rest []*link
 	a.mu.Lock()
@@ -472,7 +472,7 @@ func (a *aggregator) byURI(f *frame.Frame) {
 	var last *frame.Frame
 	for _, l := range append(first, rest...) {
 		g, err := a.askWait(l, f.Method, f.Params())
-		if err == nil || (g != nil && errorCode(g) != frame.CodeNotFound) {
+		if err == nil || (g != nil && !resourceNotFound(g, uri)) {
 			if g == nil {
 				break
 			}
@@ -488,6 +488,30 @@ func (a *aggregator) byURI(f *frame.Frame) {
 		return
 	}
 	r.replyError(f.ID(), frame.CodeNotFound, "resource not found: "+uri, map[string]string{"uri": uri})
+}
+
+// resourceNotFound reports whether a backend's error answer means "no such
+// resource" rather than a failure worth passing on: -32002 (the MCP
+// spec's code), or -32602 as go-sdk (SEP-2164: with data.uri) and the
+// TypeScript SDK (with a "not found" message) answer today.
+func resourceNotFound(f *frame.Frame, uri string) bool {
+	var e struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+		Data    struct {
+			URI string `json:"uri"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(f.Error(), &e) != nil {
+		return false
+	}
+	switch e.Code {
+	case frame.CodeNotFound:
+		return true
+	case frame.CodeInvalidParams:
+		return e.Data.URI == uri || strings.Contains(strings.ToLower(e.Message), "not found")
+	}
+	return false
 }
 
 // matchesAny reports whether uri could come from one of the RFC 6570
@@ -591,6 +615,7 @@ func (a *aggregator) listChanged(l *link, method string) {
 	delete(a.cache[l], kind)
 	delete(a.merged, kind)
 	if kind == "resources" {
+		a.urisStale = true
 		delete(a.cache[l], "resourceTemplates")
 		delete(a.merged, "resourceTemplates")
 	}
@@ -603,6 +628,7 @@ func (a *aggregator) backendChanged(l *link) {
 	a.mu.Lock()
 	delete(a.cache, l)
 	clear(a.merged)
+	a.urisStale = true
 	a.mu.Unlock()
 	if !isClosed(a.r.host.initDone) {
 		return

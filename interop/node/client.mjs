@@ -873,7 +873,65 @@ const scenarios = {
     check(all.length === pa5.length + pb4.length, `progress with foreign tokens: ${short(all.map((e) => e.msg.params))}`);
     check(pa5.length >= 4 && pa5.every((e) => e.msg.params.total === 5), `a progress wrong: ${short(pa5.map((e) => e.msg.params))}`);
     check(pb4.length >= 3 && pb4.every((e) => e.msg.params.total === 4), `b progress wrong: ${short(pb4.map((e) => e.msg.params))}`);
-    return `prefixed tools, MARKER a=${env.a} b=${env.b}, 2 concurrent samplings, progress a=${pa5.length} b=${pb4.length} not crossed`;
+
+    // Resources created at run time on each backend (issue #4):
+    // gzip-file-as-resource registers demo://resource/session/NAME in the
+    // calling session. Distinct names are listed and read from their owner;
+    // a URI both backends serve is answered by the first declared (a).
+    const { gunzipSync } = await import('node:zlib');
+    const gzipOn = async (b, name, text) => {
+      const data = `data:text/plain;base64,${Buffer.from(text).toString('base64')}`;
+      const r = await call(c.client, `${b}_gzip-file-as-resource`, { name, data, outputType: 'resourceLink' });
+      const uri = `demo://resource/session/${name}`;
+      check(JSON.stringify(r.content).includes(uri), `${b}_gzip-file-as-resource result lacks ${uri}: ${short(r.content)}`);
+      return uri;
+    };
+    const readText = async (uri) => {
+      const rr = await c.client.readResource({ uri }, { timeout: 10000 });
+      const blob = rr.contents?.[0]?.blob;
+      check(blob, `resources/read ${uri} has no blob: ${short(rr)}`);
+      return gunzipSync(Buffer.from(blob, 'base64')).toString('utf8');
+    };
+    // A backend may announce its new resource (resources/list_changed)
+    // after the tool result, b's on its own SSE stream: list again at each
+    // list_changed until every uri is there (bounded).
+    const ensureResources = async (uris, ms = 8000) => {
+      const deadline = Date.now() + ms;
+      for (let round = 0; ; round++) {
+        const since = c.wire.mark();
+        const res = await listAllResources(c.client);
+        const missing = uris.filter((u) => !res.some((x) => x.uri === u));
+        if (missing.length === 0) {
+          if (round > 0) info(`resources listed after ${round} more resources/list_changed`);
+          return res;
+        }
+        const left = deadline - Date.now();
+        check(left > 0, `resources/list lacks ${missing.join(', ')} (has ${res.length}: ${short(res.map((x) => x.uri))})`);
+        await c.wire.waitFor(isNote('notifications/resources/list_changed'), left, 'notifications/resources/list_changed', since).catch(() => {});
+      }
+    };
+    const own = { a: `alpha-${rand()}`, b: `beta-${rand()}` };
+    const uriOf = {};
+    for (const b of ['a', 'b']) uriOf[b] = await gzipOn(b, `multi-${b}-${rand()}.txt`, `content made on ${b}: ${own[b]}`);
+    await ensureResources([uriOf.a, uriOf.b]);
+    for (const b of ['a', 'b']) {
+      const got = await readText(uriOf[b]);
+      check(got === `content made on ${b}: ${own[b]}`, `resources/read ${uriOf[b]} (made on ${b}) answered ${short(got)}`);
+    }
+    // The same name on both: one URI, different content.
+    const sharedName = `multi-shared-${rand()}.txt`;
+    const sharedText = { a: `shared made on a: ${rand()}`, b: `shared made on b: ${rand()}` };
+    const uriS = await gzipOn('a', sharedName, sharedText.a);
+    check((await gzipOn('b', sharedName, sharedText.b)) === uriS, 'the shared name gave two URIs');
+    const first = await readText(uriS); // as a host following the resource link
+    check(first === sharedText.a, `resources/read ${uriS} (served by a and b) answered ${short(first)}; want a's content (first declared)`);
+    const res = await ensureResources([uriS]);
+    const listedS = res.filter((x) => x.uri === uriS).length;
+    const again = await readText(uriS);
+    check(again === sharedText.a, `resources/read ${uriS} after resources/list answered ${short(again)}; want a's content (first declared)`);
+    info(`resources: ${uriOf.a} from a, ${uriOf.b} from b; ${uriS} (listed ${listedS}x) from a`);
+
+    return `prefixed tools, MARKER a=${env.a} b=${env.b}, 2 concurrent samplings, progress a=${pa5.length} b=${pb4.length} not crossed, run-time resources routed to their owner, shared URI to a`;
   },
 };
 
