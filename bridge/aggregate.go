@@ -35,8 +35,8 @@ type aggregator struct {
 	// host that follows a resource link without re-listing still reaches
 	// the right backend.
 	urisStale bool
-	tmpls map[*link][]string           // backend → its resource URI templates
-	cache map[*link]map[string][]json.RawMessage
+	tmpls     map[*link][]string // backend → its resource URI templates
+	cache     map[*link]map[string][]json.RawMessage
 	// merged holds the host's answer per list kind while every backend's
 	// part of it is cached: a repeated tools/list costs no backend request
 	// and no re-encoding (issue #6: 2,000 tools in ≤ 2 ms). Cleared with
