@@ -265,7 +265,10 @@ func (r *router) toHost(f *frame.Frame) {
 }
 
 // reply answers the host request whose raw id is id with f, and counts
-// it. An answer that belongs to a batch waits for the batch's others.
+// it. An answer that belongs to a batch waits for the batch's others. The
+// answer is queued for the host before it is counted: the drain at stdin
+// EOF ends when the count reaches zero, and must not end with an answer
+// still to be queued (FuzzRouter found that race).
 func (r *router) reply(id []byte, f *frame.Frame) {
 	key := string(id)
 	if id == nil {
@@ -275,11 +278,13 @@ func (r *router) reply(id []byte, f *frame.Frame) {
 	if b := r.batches[key]; b != nil {
 		f = b.add(key, f, r.batches)
 	}
-	r.answeredLocked()
 	r.mu.Unlock()
 	if f != nil {
 		r.toHost(f)
 	}
+	r.mu.Lock()
+	r.answeredLocked()
+	r.mu.Unlock()
 }
 
 func (r *router) replyError(id []byte, code int, msg string, data any) {
