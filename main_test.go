@@ -73,11 +73,38 @@ func runTestServer(name string) {
 			os.WriteFile(os.Getenv("E2E_GRANDCHILD"), []byte(strconv.Itoa(c.Process.Pid)), 0o644)
 		}
 	}
+	if os.Getenv("E2E_STUCK") != "" {
+		runStuckServer()
+		return
+	}
 	srv := testserver.New(name)
 	t := &mcp.IOTransport{Reader: os.Stdin, Writer: os.Stdout, MaxLineLength: -1}
 	if err := srv.Run(context.Background(), t); err != nil {
 		fmt.Fprintln(os.Stderr, "test server:", err)
 	}
+}
+
+// runStuckServer answers initialize and one tools/list, then never reads
+// its stdin again: a backend that stopped reading.
+func runStuckServer() {
+	lr := frame.NewLineReader(os.Stdin, 0)
+	for answered := 0; answered < 2; {
+		line, err := lr.Next()
+		if err != nil {
+			return
+		}
+		f, err := frame.Parse(line)
+		if err != nil || f.Kind != frame.Request {
+			continue
+		}
+		result := `{"protocolVersion":"2025-11-25","capabilities":{"tools":{}},"serverInfo":{"name":"stuck","version":"1"}}`
+		if f.Method == "tools/list" {
+			result = `{"tools":[{"name":"sink","inputSchema":{"type":"object"}}]}`
+		}
+		os.Stdout.Write(append(frame.NewResult(f.ID(), []byte(result)).Encoded(), '\n'))
+		answered++
+	}
+	time.Sleep(time.Hour)
 }
 
 // bridgeProc is one running mcpbridge.
@@ -631,4 +658,33 @@ func rssKiB(t *testing.T, pid int) int {
 		}
 	}
 	return 0
+}
+
+// TestStuckBackendStallsNoOther: a backend that stops reading its stdin
+// gets "queue full" errors once its queue is full, while another backend's
+// calls are answered all along (issue #5).
+func TestStuckBackendStallsNoOther(t *testing.T) {
+	self, _ := os.Executable()
+	// At stdin EOF the bridge waits for the stuck calls, bounded by the
+	// request timeout: keep it short here.
+	p := startBridge(t, serverEnvFor("ok"), "--timeout", "2s", "--stdio", "ok="+self,
+		"--stdio", "stuck=env E2E_STUCK=1 "+serverEnv+"=stuck "+self)
+	handshake(t, p)
+	p.Send(`{"jsonrpc":"2.0","id":"list","method":"tools/list"}`)
+	if r := p.Response(`"list"`); !strings.Contains(string(r.Result()), "stuck_sink") {
+		t.Fatalf("tools/list: %s", wiretest.Truncate(r.Raw()))
+	}
+	big := strings.Repeat("x", 32<<10)
+	const flood = 2000 // 64 MiB: more than the pipe and the 1,024-frame queue hold
+	for i := range flood {
+		p.Send(`{"jsonrpc":"2.0","id":"s` + strconv.Itoa(i) + `","method":"tools/call","params":{"name":"stuck_sink","arguments":{"x":"` + big + `"}}}`)
+	}
+	p.Send(`{"jsonrpc":"2.0","id":"healthy","method":"tools/call","params":{"name":"ok_echo","arguments":{"text":"still here"}}}`)
+	if r := p.Response(`"healthy"`); !strings.Contains(string(r.Result()), "still here") {
+		t.Errorf("the healthy backend: %s", r.Raw())
+	}
+	r := p.Response(`"s` + strconv.Itoa(flood-1) + `"`)
+	if !strings.Contains(string(r.Error()), "queue full") || !strings.Contains(string(r.Error()), "stuck") {
+		t.Errorf("a request the stuck backend cannot take: %s", r.Raw())
+	}
 }

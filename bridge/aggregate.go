@@ -93,16 +93,31 @@ func (a *aggregator) route(f *frame.Frame) {
 	}
 }
 
-// askWait sends the bridge's own request to l and waits for its answer.
-func (a *aggregator) askWait(l *link, method string, params []byte) (*frame.Frame, error) {
+// listWait bounds how long a merged list waits for one backend: a backend
+// that stopped reading (or answering) is left out of the list, logged,
+// instead of holding every other backend's tools back until the request
+// timeout (issue #5: one backend never stalls the others).
+const listWait = 10 * time.Second
+
+// askWait sends the bridge's own request to l and waits for its answer,
+// at most wait if wait > 0. A late answer is dropped by its callback.
+func (a *aggregator) askWait(l *link, method string, params []byte, wait time.Duration) (*frame.Frame, error) {
 	ch := make(chan *frame.Frame, 1)
 	a.r.ask(l, method, params, func(f *frame.Frame) { ch <- f })
+	var timeout <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
+	}
 	select {
 	case f := <-ch:
 		if f.IsError() {
 			return f, fmt.Errorf("backend %q: %s: %s", l.name, method, errorMessage(f))
 		}
 		return f, nil
+	case <-timeout:
+		return nil, fmt.Errorf("backend %q: %s: no answer within %v", l.name, method, wait)
 	case <-a.r.life.Done():
 		return nil, a.r.life.Err()
 	}
@@ -130,7 +145,7 @@ func (a *aggregator) items(l *link, method, kind string) (its []json.RawMessage,
 		if cursor != nil {
 			params, _ = json.Marshal(map[string]json.RawMessage{"cursor": cursor})
 		}
-		f, err := a.askWait(l, method, params)
+		f, err := a.askWait(l, method, params, listWait)
 		if err != nil {
 			return nil, false, err
 		}
@@ -471,7 +486,7 @@ func (a *aggregator) byURI(f *frame.Frame) {
 	a.mu.Unlock()
 	var last *frame.Frame
 	for _, l := range append(first, rest...) {
-		g, err := a.askWait(l, f.Method, f.Params())
+		g, err := a.askWait(l, f.Method, f.Params(), 0)
 		if err == nil || (g != nil && !resourceNotFound(g, uri)) {
 			if g == nil {
 				break
@@ -584,7 +599,7 @@ func (a *aggregator) fanOut(f *frame.Frame) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := a.askWait(l, f.Method, f.Params()); err != nil {
+			if _, err := a.askWait(l, f.Method, f.Params(), listWait); err != nil {
 				l.log.Warn().Err(err).Msg("fan-out request failed")
 			}
 		}()
