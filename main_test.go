@@ -387,31 +387,35 @@ func TestBackendCrashIsAnsweredAndRestarted(t *testing.T) {
 	t.Fatal("the backend was not restarted")
 }
 
-// TestProcessTreeIsGone: a grandchild left by a backend is gone after the
-// bridge exits (issue #5), here on stdin EOF.
-func TestProcessTreeIsGone(t *testing.T) {
+// startWithGrandchild starts a bridge whose backend leaves a sleeping
+// child, and returns the child's pid.
+func startWithGrandchild(t *testing.T, name string) (*bridgeProc, int) {
 	pidFile := filepath.Join(t.TempDir(), "grandchild.pid")
-	p := startBridge(t, append(serverEnvFor("parent"), "E2E_GRANDCHILD="+pidFile), "--stdio", stdioBackend("parent"))
+	p := startBridge(t, append(serverEnvFor(name), "E2E_GRANDCHILD="+pidFile), "--stdio", stdioBackend(name))
 	handshake(t, p)
-	var pid int
-	for i := 0; i < 100 && pid == 0; i++ {
+	for range 100 {
 		b, _ := os.ReadFile(pidFile)
-		pid, _ = strconv.Atoi(string(b))
+		if pid, _ := strconv.Atoi(string(b)); pid != 0 {
+			return p, pid
+		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if pid == 0 {
-		t.Fatal("the backend did not start its grandchild")
-	}
-	p.W.Close()
-	p.waitExit(t, 8*time.Second)
-	for i := 0; i < 100; i++ {
+	t.Fatal("the backend did not start its grandchild")
+	return nil, 0
+}
+
+// requireGone waits up to 5 s for pid to be gone, and kills it if not.
+func requireGone(t *testing.T, pid int, after string) {
+	t.Helper()
+	for range 100 {
 		if !alive(pid) {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	out, _ := exec.Command("ps", "-eo", "pid,ppid,pgid,stat,cmd").Output()
 	syscall.Kill(pid, syscall.SIGKILL)
-	t.Fatalf("grandchild %d outlived the bridge", pid)
+	t.Fatalf("grandchild %d outlived %s:\n%s", pid, after, out)
 }
 
 // alive reports whether pid is a live process (a zombie counts as gone).
@@ -424,36 +428,22 @@ func alive(pid int) bool {
 	return len(fields) > 0 && fields[0] != "Z"
 }
 
+// TestProcessTreeIsGone: a grandchild left by a backend is gone after the
+// bridge exits (issue #5), here on stdin EOF.
+func TestProcessTreeIsGone(t *testing.T) {
+	p, pid := startWithGrandchild(t, "parent")
+	p.W.Close()
+	p.waitExit(t, 8*time.Second)
+	requireGone(t, pid, "the bridge's exit on stdin EOF")
+}
+
 // TestKilledBridgeTakesTheTreeAlong: SIGKILL of the bridge itself leaves
 // no backend process behind, grandchildren included: the supervisor that
 // leads the backend's group sees its parent die and kills the group.
 func TestKilledBridgeTakesTheTreeAlong(t *testing.T) {
-	pidFile := filepath.Join(t.TempDir(), "grandchild.pid")
-	p := startBridge(t, append(serverEnvFor("orphan"), "E2E_GRANDCHILD="+pidFile), "--stdio", stdioBackend("orphan"))
-	handshake(t, p)
-	var pid int
-	for i := 0; i < 100 && pid == 0; i++ {
-		b, _ := os.ReadFile(pidFile)
-		pid, _ = strconv.Atoi(string(b))
-		time.Sleep(20 * time.Millisecond)
-	}
-	if pid == 0 {
-		t.Fatal("the backend did not start its grandchild")
-	}
-	if os.Getenv("E2E_DEBUG") != "" {
-		out, _ := exec.Command("ps", "-eo", "pid,ppid,pgid,stat,cmd").Output()
-		t.Logf("before kill:\n%s", out)
-	}
+	p, pid := startWithGrandchild(t, "orphan")
 	p.cmd.Process.Kill()
-	for i := 0; i < 100; i++ {
-		if !alive(pid) {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	out, _ := exec.Command("ps", "-eo", "pid,ppid,pgid,stat,cmd").Output()
-	syscall.Kill(pid, syscall.SIGKILL)
-	t.Fatalf("grandchild %d outlived the killed bridge:\n%s", pid, out)
+	requireGone(t, pid, "a SIGKILL of the bridge")
 }
 
 func TestSignalStopsWithinFiveSeconds(t *testing.T) {
