@@ -557,6 +557,7 @@ func (s *streamable) startGET(ready chan struct{}) {
 func (s *streamable) listen(ctx context.Context, gen uint64, ready func()) {
 	var bo backoff
 	lastID := ""
+	streamed := false // a GET of this session was answered with a stream
 	for ctx.Err() == nil {
 		st := s.state()
 		if st.gen != gen || st.lost {
@@ -572,6 +573,19 @@ func (s *streamable) listen(ctx context.Context, gen uint64, ready func()) {
 		}
 		var se *statusError
 		switch {
+		case errors.As(err, &se) && streamed && st.sessionID != "" && (se.code == http.StatusNotFound || se.code == http.StatusBadRequest):
+			// The stream worked in this session and now the server does
+			// not know the session: it restarted or expired it. Open a new
+			// one now rather than at the host's next request, so server
+			// notifications and restored subscriptions resume within
+			// seconds (issue #5); rejoin restarts this stream.
+			s.log.Info().Int("status", se.code).Msg("backend lost the session (standalone stream); starting a new one")
+			// The session's context, not this stream's: rejoin replaces
+			// (cancels) this stream.
+			if err := s.rejoin(s.ctx, gen); err != nil && s.ctx.Err() == nil {
+				s.log.Warn().Str("error", s.redact(err.Error())).Msg("re-initializing the backend failed")
+			}
+			return
 		case errors.As(err, &se) && se.code != http.StatusConflict && se.code != http.StatusTooManyRequests && se.code < 500:
 			// 405 is the spec's "no stream here"; other 4xx (a 404 from a
 			// server without GET routes, too) mean the same for us. A lost
@@ -585,6 +599,7 @@ func (s *streamable) listen(ctx context.Context, gen uint64, ready func()) {
 				e.Str("error", s.redact(err.Error())).Msg("standalone event stream: connecting failed")
 			}
 		default:
+			streamed = true
 			rd := newSSEReader(resp.Body, s.maxMsg)
 			rd.LastEventID = lastID
 			n, err := s.pumpAll(rd)

@@ -135,6 +135,7 @@ type hostState struct {
 	initialized chan struct{} // closed when the host sent notifications/initialized
 	initDone    chan struct{} // closed when the host's initialize was answered
 	queued      []*frame.Frame
+	held        []heldFrame       // backends' messages waiting for the host's initialized
 	logLevel    []byte            // raw params of the last logging/setLevel
 	subs        map[string][]byte // uri → raw params of resources/subscribe
 	fatal       error             // set when the bridge must exit non-zero

@@ -98,7 +98,7 @@ func (r *router) initializeBackends(id []byte, version string) {
 	var failures []string
 	for _, l := range r.links {
 		l.mu.Lock()
-		ready, why := l.ready, l.downErr
+		ready, why := l.everReady && l.downErr == nil && l.sess != nil, l.downErr
 		l.mu.Unlock()
 		if ready {
 			up = append(up, l)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -40,6 +41,9 @@ type link struct {
 	downErr   error // why it is not ready (start or init failure, exit)
 	initRes   *initResult
 	closing   bool
+	// initSent says this session got its notifications/initialized; the
+	// link is ready (takes host requests) only from then on.
+	initSent bool
 
 	// opened is closed when the first open attempt finished (sess or downErr set).
 	opened chan struct{}
@@ -76,6 +80,13 @@ func pickDuration(own *time.Duration, def time.Duration) time.Duration {
 		return *own
 	}
 	return def
+}
+
+// everStarted reports whether the backend was initialized once already.
+func (l *link) everStarted() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.everReady
 }
 
 func (l *link) isReady() bool {
@@ -143,7 +154,11 @@ func (l *link) open() {
 // session runs one session of the backend from start to end.
 func (l *link) session(attempt int) error {
 	r := l.r
-	ctx, cancel := context.WithTimeout(r.life, r.cfg.InitTimeout)
+	openWait := r.cfg.InitTimeout
+	if attempt == 0 && len(r.links) > 1 {
+		openWait = time.Duration(math.MaxInt64) // joins late instead (see initialize)
+	}
+	ctx, cancel := context.WithTimeout(r.life, openWait)
 	s, err := r.cfg.Open(ctx, l.cfg, backends.Options{Logger: r.log, Redact: r.cfg.Redact, MaxMessage: r.cfg.MaxLine, Supervisor: r.cfg.Supervisor})
 	cancel()
 	if attempt == 0 {
@@ -181,8 +196,9 @@ func (l *link) session(attempt int) error {
 	}
 	err = <-recvDone
 	l.setDown(err)
-	s.Close()
+	// Answer what was in flight before the (possibly slow) close ladder.
 	l.failInFlight(err)
+	s.Close()
 	return err
 }
 
@@ -250,19 +266,28 @@ func (l *link) failInFlight(cause error) {
 // initialize runs the MCP handshake with the host's parameters and waits
 // for the host's own notifications/initialized before sending the
 // backend its own (issue #3).
+//
+// The wait is bounded by --init-timeout, except for a first start among
+// several backends: the host's initialize is answered without a slow one,
+// which joins when it comes up (a first npx download can take minutes).
 func (l *link) initialize() error {
 	r := l.r
+	bounded := len(r.links) == 1 || l.everStarted()
 	r.mu.Lock()
 	params := r.host.initParams
 	r.mu.Unlock()
 	answer := make(chan *frame.Frame, 1)
 	r.ask(l, mInitialize, params, func(f *frame.Frame) { answer <- f })
 	var f *frame.Frame
-	timer := time.NewTimer(r.cfg.InitTimeout)
-	defer timer.Stop()
+	var timeout <-chan time.Time
+	if bounded {
+		timer := time.NewTimer(r.cfg.InitTimeout)
+		defer timer.Stop()
+		timeout = timer.C
+	}
 	select {
 	case f = <-answer:
-	case <-timer.C:
+	case <-timeout:
 		return fmt.Errorf("initialize: no answer within %v (--init-timeout)", r.cfg.InitTimeout)
 	case <-r.life.Done():
 		return r.life.Err()
@@ -280,28 +305,46 @@ func (l *link) initialize() error {
 	l.initRes = res
 	l.mu.Unlock()
 	l.log.Info().Str("protocolVersion", res.Version).Msg("backend initialized")
-	// The host's initialized comes first; only then may the backend talk.
-	go func() {
-		select {
-		case <-r.host.initialized:
-		case <-r.life.Done():
-			return
-		}
-		l.mu.Lock()
-		s := l.sess
-		l.mu.Unlock()
-		if s != nil {
-			if err := s.Send(frame.NewNotification(mInitialized, nil)); err != nil {
-				l.log.Warn().Err(err).Msg("sending notifications/initialized")
-			}
-		}
-	}()
 	l.mu.Lock()
-	l.ready = true
+	l.initSent = false
 	l.everReady = true
 	l.downErr = nil
 	l.mu.Unlock()
+	// The host's initialized comes first; if it came already, ours goes now.
+	l.sendInitialized()
 	return nil
+}
+
+// sendInitialized sends notifications/initialized to a backend whose
+// initialize was answered, once the host has sent its own, and only then
+// marks the link ready for host requests. It is called by the host's
+// reader when the host's initialized arrives, and by initialize.
+func (l *link) sendInitialized() {
+	if !isClosed(l.r.host.initialized) {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.initRes == nil || l.initSent || l.sess == nil {
+		return
+	}
+	if err := l.sess.Send(frame.NewNotification(mInitialized, nil)); err != nil {
+		l.log.Warn().Err(err).Msg("sending notifications/initialized")
+		return
+	}
+	l.initSent = true
+	l.ready = true
+}
+
+// sendAny sends f on the current session whatever the link's state.
+func (l *link) sendAny(f *frame.Frame) error {
+	l.mu.Lock()
+	s := l.sess
+	l.mu.Unlock()
+	if s == nil {
+		return fmt.Errorf("backend %q is not available", l.name)
+	}
+	return s.Send(f)
 }
 
 // reinitialized is called when an HTTP session replaced a lost upstream

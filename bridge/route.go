@@ -182,12 +182,25 @@ func (r *router) hostNotification(f *frame.Frame) {
 	switch f.Method {
 	case mInitialized:
 		r.mu.Lock()
-		if !isClosed(r.host.initialized) {
-			close(r.host.initialized)
+		if isClosed(r.host.initialized) {
+			r.mu.Unlock()
+			return
 		}
+		close(r.host.initialized)
+		held := r.host.held
+		r.host.held = nil
 		r.mu.Unlock()
-		// Each backend gets its own notifications/initialized from its
-		// link, once its initialize has been answered (link.initialize).
+		// Each initialized backend gets its own notifications/initialized
+		// now, before this reader hands on the host's next line: servers
+		// (the Python SDK's) refuse requests that come before it. Backends
+		// still initializing send theirs when they finish (link.initialize).
+		for _, l := range r.links {
+			l.sendInitialized()
+		}
+		// What backends sent before the host was ready goes out now, in order.
+		for _, h := range held {
+			r.fromBackend(h.link, h.f)
+		}
 		return
 	case mCancelled:
 		r.hostCancel(f)
@@ -296,9 +309,7 @@ func (r *router) backendResponse(l *link, f *frame.Frame) {
 // ping, or one the bridge does not know) under a host-facing ID. It is held
 // until the host has initialized.
 func (r *router) backendRequest(l *link, f *frame.Frame) {
-	select {
-	case <-r.host.initialized:
-	case <-r.life.Done():
+	if r.holdForHost(l, f) {
 		return
 	}
 	r.mu.Lock()
@@ -364,12 +375,35 @@ func (r *router) backendNotification(l *link, f *frame.Frame) {
 			r.agg.tagLogger(l, f)
 		}
 	}
-	select {
-	case <-r.host.initialized:
-	case <-r.life.Done():
+	if r.holdForHost(l, f) {
 		return
 	}
 	r.toHost(f)
+}
+
+// heldFrame is a backend's message kept until the host has initialized.
+type heldFrame struct {
+	link *link
+	f    *frame.Frame
+}
+
+// holdForHost keeps f, a backend's request or notification, until the
+// host's notifications/initialized, and reports whether it did. The link's
+// reader must never block on that: the host's initialize answer may depend
+// on the same backend. A ping is answered here meanwhile, as the spec
+// allows pings before initialization.
+func (r *router) holdForHost(l *link, f *frame.Frame) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if isClosed(r.host.initialized) {
+		return false
+	}
+	if f.Kind == frame.Request && f.Method == mPing {
+		_ = l.sendAny(frame.NewResult(f.ID(), []byte("{}")))
+		return true
+	}
+	r.host.held = append(r.host.held, heldFrame{l, f})
+	return true
 }
 
 // callTimer is a request's idle timeout (reset by progress) and absolute cap.

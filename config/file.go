@@ -21,6 +21,8 @@ type File struct {
 	Backends []Backend
 	// Disabled names the entries skipped for "disabled": true, in order.
 	Disabled []string
+	// Skipped names the entries that run mcpbridge itself, in order.
+	Skipped []string
 	// Ignored are human-readable notes on what was skipped (unknown keys,
 	// disabled entries, keys that do not apply to the entry's kind), for the
 	// caller to log at debug level.
@@ -55,7 +57,8 @@ type File struct {
 // stdio type, command under http), are ignored and reported. A null value
 // counts as absent. ${VAR}, ${VAR:-default} and ${env:VAR} are expanded
 // (see Expand) in command, args, env values, cwd, url and header values.
-// An entry whose command is mcpbridge itself is refused (see NestedEnv).
+// An entry whose command is mcpbridge itself is skipped and reported in
+// Skipped and Ignored (see NestedEnv), so a host's own config can be reused.
 //
 // Errors name the file and entry and are fit to show a user as they are.
 func LoadFile(path string, lookup func(string) (string, bool)) (File, error) {
@@ -105,6 +108,13 @@ func parseFile(data []byte, dir string, lookup func(string) (string, bool)) (Fil
 	f := File{Ignored: ignored}
 	for _, re := range entries {
 		b, notes, err := parseEntry(re, dir, lookup)
+		if errors.Is(err, errNested) {
+			// A host's own config lists mcpbridge itself; reusing that file
+			// must work, so the entry is skipped rather than fatal.
+			f.Skipped = append(f.Skipped, re.name)
+			f.Ignored = append(f.Ignored, fmt.Sprintf("server %q: skipped: it runs mcpbridge itself", re.name))
+			continue
+		}
 		if err != nil {
 			return File{}, fmt.Errorf("server %q: %w", re.name, err)
 		}

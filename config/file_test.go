@@ -109,9 +109,13 @@ func TestLoadFile(t *testing.T) {
 			wantErr: `config testdata/unknown_type.json: server "weird": unknown type "websocket": want stdio, http, streamable-http or sse`,
 		},
 		{
-			name:    "nested bridge",
-			file:    "nested.json",
-			wantErr: `config testdata/nested.json: server "inner": refusing to start mcpbridge inside mcpbridge`,
+			// A host's own config that lists mcpbridge: the entry is skipped.
+			name: "nested bridge",
+			file: "nested.json",
+			want: File{
+				Skipped: []string{"inner"},
+				Ignored: []string{`config testdata/nested.json: server "inner": skipped: it runs mcpbridge itself`},
+			},
 		},
 		{
 			name:    "undefined variable",
@@ -247,8 +251,8 @@ func TestParseFile(t *testing.T) {
 		{name: "bad header name", json: `{"mcpServers": {"a": {"url": "http://a", "headers": {"X Y": "z"}}}}`, wantErr: `server "a": headers: bad header name "X Y"`},
 		{name: "header line break", json: `{"mcpServers": {"a": {"url": "http://a", "headers": {"X": "a\r\nEvil: 1"}}}}`, wantErr: `server "a": headers: header X: value contains a line break or NUL`},
 		{name: "header twice", json: `{"mcpServers": {"a": {"url": "http://a", "headers": {"x-k": "1", "X-K": "2"}}}}`, wantErr: `server "a": headers: X-K given twice`},
-		{name: "nested bridge exe", json: `{"mcpServers": {"a": {"command": "C:\\bin\\MCPBridge.EXE"}}}`, wantErr: `server "a": refusing to start mcpbridge inside mcpbridge`},
-		{name: "nested bridge via variable", json: `{"mcpServers": {"a": {"command": "${BRIDGE}"}}}`, wantErr: `server "a": refusing to start mcpbridge inside mcpbridge`},
+		{name: "nested bridge exe", json: `{"mcpServers": {"a": {"command": "C:\\bin\\MCPBridge.EXE"}}}`, want: File{Skipped: []string{"a"}, Ignored: []string{`server "a": skipped: it runs mcpbridge itself`}}},
+		{name: "nested bridge via variable", json: `{"mcpServers": {"a": {"command": "${BRIDGE}"}}}`, want: File{Skipped: []string{"a"}, Ignored: []string{`server "a": skipped: it runs mcpbridge itself`}}},
 		{name: "name too long", json: `{"mcpServers": {"abcdefghijklmnopqrstuvwxyz0123456789": {"command": "x"}}}`, wantErr: `bad name "abcdefghijklmnopqrstuvwxyz0123456789"`},
 	}
 	for _, tt := range tests {

@@ -148,7 +148,7 @@ func TestResolve(t *testing.T) {
 		},
 		{name: "nothing", flags: Flags{}, wantErr: "no backends: give --stdio, --http, --sse, a URL, a command, or --config"},
 		{name: "config with nothing enabled", flags: Flags{ConfigFile: filepath.Join("testdata", "none_enabled.json")}, wantErr: "no backends: give"},
-		{name: "config error", flags: Flags{ConfigFile: filepath.Join("testdata", "nested.json")}, wantErr: `config testdata/nested.json: server "inner": refusing to start mcpbridge inside mcpbridge`},
+		{name: "config whose only entry is mcpbridge", flags: Flags{ConfigFile: filepath.Join("testdata", "nested.json")}, wantErr: `no backends`},
 		{name: "stdio without name", flags: Flags{Stdio: []string{"npx foo"}}, wantErr: `--stdio "npx foo": want NAME=COMMAND ARGS...`},
 		{name: "stdio bad name", flags: Flags{Stdio: []string{"a b=srv"}}, wantErr: `--stdio "a b=srv": bad name "a b": names must match ^[A-Za-z0-9_-]{1,32}$ (for example "a-b")`},
 		{name: "stdio empty name", flags: Flags{Stdio: []string{"=srv"}}, wantErr: `--stdio "=srv": bad name ""`},
