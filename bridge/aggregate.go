@@ -42,6 +42,11 @@ type aggregator struct {
 	// and no re-encoding (issue #6: 2,000 tools in ≤ 2 ms). Cleared with
 	// any backend's cache.
 	merged map[string][]byte
+	// gen counts the announced changes of all backends' lists. What is
+	// fetched while it moves is served but not cached: a list_changed
+	// handled while a list answer is on its way must not be undone by
+	// storing the older answer afterwards.
+	gen uint64
 }
 
 type target struct {
@@ -137,6 +142,7 @@ func (a *aggregator) items(l *link, method, kind string) (its []json.RawMessage,
 		a.mu.Unlock()
 		return c, true, nil
 	}
+	gen := a.gen
 	a.mu.Unlock()
 	var all []json.RawMessage
 	var cursor json.RawMessage
@@ -163,10 +169,12 @@ func (a *aggregator) items(l *link, method, kind string) (its []json.RawMessage,
 	}
 	if l.declaresListChanged(kind) {
 		a.mu.Lock()
-		if a.cache[l] == nil {
-			a.cache[l] = map[string][]json.RawMessage{}
+		if a.gen == gen {
+			if a.cache[l] == nil {
+				a.cache[l] = map[string][]json.RawMessage{}
+			}
+			a.cache[l][kind] = all
 		}
-		a.cache[l][kind] = all
 		a.mu.Unlock()
 	}
 	return all, false, nil
@@ -211,6 +219,9 @@ func (a *aggregator) gather(method, kind string) ([]byte, error) {
 	if body != nil {
 		return body, nil
 	}
+	a.mu.Lock()
+	startGen := a.gen
+	a.mu.Unlock()
 	per := make([][]json.RawMessage, len(a.r.links))
 	cacheable := make([]bool, len(a.r.links)) // this backend's part will not change unannounced
 	var wg sync.WaitGroup
@@ -236,6 +247,7 @@ func (a *aggregator) gather(method, kind string) ([]byte, error) {
 	merged := []json.RawMessage{}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	fresh := a.gen == startGen // no change announced while gathering
 	switch kind {
 	case "tools", "prompts":
 		table := map[string]target{}
@@ -282,7 +294,7 @@ func (a *aggregator) gather(method, kind string) ([]byte, error) {
 			}
 		}
 		a.uris = uris
-		a.urisStale = false
+		a.urisStale = !fresh
 	case "resourceTemplates":
 		for i, l := range a.r.links {
 			var ts []string
@@ -300,7 +312,7 @@ func (a *aggregator) gather(method, kind string) ([]byte, error) {
 		}
 	}
 	body, _ = json.Marshal(map[string][]json.RawMessage{kind: merged})
-	if allCached {
+	if allCached && fresh {
 		a.merged[kind] = body
 	}
 	return body, nil
@@ -627,6 +639,7 @@ func (a *aggregator) tagLogger(l *link, f *frame.Frame) {
 func (a *aggregator) listChanged(l *link, method string) {
 	kind := strings.TrimSuffix(strings.TrimPrefix(method, "notifications/"), "/list_changed")
 	a.mu.Lock()
+	a.gen++
 	delete(a.cache[l], kind)
 	delete(a.merged, kind)
 	if kind == "resources" {
@@ -641,6 +654,7 @@ func (a *aggregator) listChanged(l *link, method string) {
 // backendChanged is called when l joined late, restarted or re-initialized.
 func (a *aggregator) backendChanged(l *link) {
 	a.mu.Lock()
+	a.gen++
 	delete(a.cache, l)
 	clear(a.merged)
 	a.urisStale = true
