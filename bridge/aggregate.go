@@ -200,12 +200,38 @@ func (l *link) declaresListChanged(kind string) bool {
 
 // list answers a list request with every backend's items merged.
 func (a *aggregator) list(f *frame.Frame, kind string) {
-	body, err := a.gather(f.Method, kind)
-	if err != nil {
-		a.r.replyError(f.ID(), frame.CodeInternalError, err.Error(), nil)
+	c, ok := a.claim(f)
+	if !ok {
 		return
 	}
-	a.r.reply(f.ID(), frame.NewResult(f.ID(), body))
+	body, err := a.gather(f.Method, kind)
+	if err != nil {
+		a.answer(c, frame.NewError(f.ID(), frame.ErrorObject{Code: frame.CodeInternalError, Message: err.Error()}))
+		return
+	}
+	a.answer(c, frame.NewResult(f.ID(), body))
+}
+
+// claim registers a host request that the bridge answers itself from
+// several backends, so that a duplicate id in flight is refused and a
+// cancellation drops the answer, as for forwarded requests. ok is false
+// when the request was answered already (a duplicate).
+func (a *aggregator) claim(f *frame.Frame) (*call, bool) {
+	c := &call{method: f.Method, frontID: bytes.Clone(f.ID())}
+	a.r.mu.Lock()
+	ok := a.r.ids.addCall(c, false)
+	a.r.mu.Unlock()
+	if !ok {
+		a.r.replyError(f.ID(), frame.CodeInvalidRequest, "invalid request: id is already in use by a request in flight", nil)
+	}
+	return c, ok
+}
+
+// answer replies to a claimed request unless the host cancelled it.
+func (a *aggregator) answer(c *call, g *frame.Frame) {
+	if a.r.takeCall(c) {
+		a.r.reply(c.frontID, g)
+	}
 }
 
 // gather collects one list from every ready backend, in declared order,
@@ -482,6 +508,19 @@ func (a *aggregator) byURI(f *frame.Frame) {
 	}
 	// Nobody listed it: backends whose templates match first, then the
 	// others in declared order, moving on at "not found".
+	c, ok := a.claim(f)
+	if !ok {
+		return
+	}
+	params := f.Params()
+	if tok := f.Param("_meta", "progressToken"); tok.Ok() {
+		// The host's token cannot be mapped across several tries; a string
+		// no bridge token equals keeps it from reaching another request.
+		g, _ := frame.Parse(bytes.Clone(f.Raw()))
+		g.Replace(g.Param("_meta", "progressToken"), []byte(`"mcpbridge-unrouted"`))
+		g, _ = frame.Parse(g.Encoded())
+		params = g.Params()
+	}
 	_, _ = a.gather("resources/templates/list", "resourceTemplates")
 	var first, rest []*link
 	a.mu.Lock()
@@ -498,23 +537,23 @@ func (a *aggregator) byURI(f *frame.Frame) {
 	a.mu.Unlock()
 	var last *frame.Frame
 	for _, l := range append(first, rest...) {
-		g, err := a.askWait(l, f.Method, f.Params(), 0)
+		g, err := a.askWait(l, f.Method, params, 0)
 		if err == nil || (g != nil && !resourceNotFound(g, uri)) {
 			if g == nil {
 				break
 			}
 			g.SetID(f.ID())
-			r.reply(f.ID(), g)
+			a.answer(c, g)
 			return
 		}
 		last = g
 	}
 	if last != nil {
 		last.SetID(f.ID())
-		r.reply(f.ID(), last)
+		a.answer(c, last)
 		return
 	}
-	r.replyError(f.ID(), frame.CodeNotFound, "resource not found: "+uri, map[string]string{"uri": uri})
+	a.answer(c, frame.NewError(f.ID(), frame.ErrorObject{Code: frame.CodeNotFound, Message: "resource not found: " + uri, Data: map[string]string{"uri": uri}}))
 }
 
 // resourceNotFound reports whether a backend's error answer means "no such
@@ -603,6 +642,10 @@ func (a *aggregator) completion(f *frame.Frame) {
 // fanOut sends a request (logging/setLevel) to every ready backend and
 // answers {} once all have answered; failures are logged.
 func (a *aggregator) fanOut(f *frame.Frame) {
+	c, ok := a.claim(f)
+	if !ok {
+		return
+	}
 	var wg sync.WaitGroup
 	for _, l := range a.r.links {
 		if !l.isReady() {
@@ -617,7 +660,7 @@ func (a *aggregator) fanOut(f *frame.Frame) {
 		}()
 	}
 	wg.Wait()
-	a.r.reply(f.ID(), frame.NewResult(f.ID(), []byte("{}")))
+	a.answer(c, frame.NewResult(f.ID(), []byte("{}")))
 }
 
 // tagLogger marks a log notification with its origin: logger becomes NAME

@@ -244,6 +244,9 @@ func (r *router) hostCancel(f *frame.Frame) {
 		r.log.Debug().Bytes("frontID", f.Bytes(rid)).Msg("cancel for a request not in flight")
 		return
 	}
+	if c.backend == nil {
+		return // a request the bridge answers itself (a merged list): its answer is dropped
+	}
 	f.Replace(rid, frame.AppendInt(nil, c.backendID))
 	if err := c.backend.send(f); err != nil {
 		r.log.Debug().Err(err).Msg("could not pass a cancellation on")
