@@ -360,13 +360,16 @@ type batch struct {
 
 // add records f as the answer for id and returns the array to write once
 // every answer is in, else nil. Call with r.mu held.
+// A nil f is a member that gets no answer (cancelled).
 func (b *batch) add(id string, f *frame.Frame, all map[string]*batch) *frame.Frame {
-	b.out = append(b.out, f)
+	if f != nil {
+		b.out = append(b.out, f)
+	}
 	b.left--
 	if b.waiting[id]--; b.waiting[id] == 0 {
 		delete(all, id)
 	}
-	if b.left > 0 {
+	if b.left > 0 || len(b.out) == 0 {
 		return nil
 	}
 	return frame.Batch(b.out)

@@ -234,12 +234,21 @@ func (r *router) hostCancel(f *frame.Frame) {
 	rid := f.Param("requestId")
 	r.mu.Lock()
 	c := r.ids.byFront[string(f.Bytes(rid))]
+	var batchDone *frame.Frame
 	if c != nil {
 		r.ids.dropCall(c)
 		c.timer.stop()
 		r.answeredLocked() // the host expects no answer now
+		// A cancelled member of a batch is answered by nobody: the batch
+		// must not wait for it.
+		if b := r.batches[string(c.frontID)]; b != nil {
+			batchDone = b.add(string(c.frontID), nil, r.batches)
+		}
 	}
 	r.mu.Unlock()
+	if batchDone != nil {
+		r.toHost(batchDone)
+	}
 	if c == nil {
 		r.log.Debug().Bytes("frontID", f.Bytes(rid)).Msg("cancel for a request not in flight")
 		return
