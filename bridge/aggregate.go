@@ -144,7 +144,7 @@ func (a *aggregator) items(l *link, method, kind string) (its []json.RawMessage,
 	}
 	gen := a.gen
 	a.mu.Unlock()
-	var all []json.RawMessage
+	all := []json.RawMessage{} // not nil: an empty list is an answer, not a backend that is down
 	var cursor json.RawMessage
 	for page := 0; page < 1000; page++ {
 		var params []byte
