@@ -3,27 +3,11 @@ package bridge
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/mcpbridge/mcpbridge/backends"
 	"github.com/mcpbridge/mcpbridge/config"
-	"github.com/mcpbridge/mcpbridge/frame"
 )
-
-// recording wraps a session and records the methods sent to it, in order.
-type recording struct {
-	backends.Session
-	mu      sync.Mutex
-	methods []string
-}
-
-func (r *recording) Send(f *frame.Frame) error {
-	r.mu.Lock()
-	r.methods = append(r.methods, f.Method)
-	r.mu.Unlock()
-	return r.Session.Send(f)
-}
 
 // TestInitializedBeforeFirstRequest: a host that writes initialized and a
 // request back to back; the backend must get its notifications/initialized
@@ -31,12 +15,12 @@ func (r *recording) Send(f *frame.Frame) error {
 // since the old bug was a race lost nearly every time.
 func TestInitializedBeforeFirstRequest(t *testing.T) {
 	for range 20 {
-		var rec *recording
+		var rec *recordingSession
 		srv := testServer("one")
 		cfg := Config{
 			Backends: []config.Backend{{Name: "one", Kind: config.KindStdio, Command: "in-process"}},
 			Open: func(ctx context.Context, b config.Backend, _ backends.Options) (backends.Session, error) {
-				rec = &recording{Session: serve(t, b.Name, srv)}
+				rec = &recordingSession{Session: serve(t, b.Name, srv)}
 				return rec, nil
 			},
 		}
@@ -46,7 +30,7 @@ func TestInitializedBeforeFirstRequest(t *testing.T) {
 		b.Send(`{"jsonrpc":"2.0","method":"notifications/initialized"}` + "\n" + `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
 		b.Response("1")
 		rec.mu.Lock()
-		got := strings.Join(rec.methods, ",")
+		got := strings.Join(rec.sent, ",")
 		rec.mu.Unlock()
 		if !strings.HasPrefix(got, "initialize,notifications/initialized,tools/list") {
 			t.Fatalf("the backend got %s", got)
