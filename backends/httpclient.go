@@ -137,6 +137,17 @@ func (c *httpCore) Name() string { return c.name }
 
 func (c *httpCore) closedErr() error { return fmt.Errorf("backend %q: %w", c.name, ErrClosed) }
 
+// launch orders m after notifications/initialized and POSTs it with post
+// in its own goroutine, which holds the semaphore slot the caller acquired.
+func (c *httpCore) launch(m outMsg, post func(outMsg)) error {
+	c.order(&m)
+	if !c.spawn(func() { defer c.release(); post(m) }) {
+		c.release()
+		return c.closedErr()
+	}
+	return nil
+}
+
 // spawn runs fn in a goroutine that Close waits for. It reports false,
 // running nothing, once Close has begun.
 func (c *httpCore) spawn(fn func()) bool {

@@ -422,12 +422,7 @@ func (s *sseSession) Send(f *frame.Frame) error {
 		s.pending[string(m.id)] = struct{}{}
 	}
 	s.mu.Unlock()
-	s.order(&m)
-	if !s.spawn(func() { defer s.release(); s.post(m) }) {
-		s.release()
-		return s.closedErr()
-	}
-	return nil
+	return s.launch(m, s.post)
 }
 
 // post runs in m's own goroutine and holds one semaphore slot for it.

@@ -112,12 +112,7 @@ func (s *streamable) Send(f *frame.Frame) error {
 	m := newOutMsg(f)
 	m.first = s.firstSent.CompareAndSwap(false, true)
 	s.observe(m)
-	s.order(&m)
-	if !s.spawn(func() { defer s.release(); s.post(m) }) {
-		s.release()
-		return s.closedErr()
-	}
-	return nil
+	return s.launch(m, s.post)
 }
 
 // observe keeps the handshake messages for replay after a session loss.

@@ -102,15 +102,6 @@ func (m *idMap) addCall(c *call, wantToken bool) bool {
 	return true
 }
 
-// takeCall removes and returns the call answered by a backend response.
-func (m *idMap) takeCall(backendID int64) *call {
-	c := m.calls[backendID]
-	if c != nil {
-		m.dropCall(c)
-	}
-	return c
-}
-
 func (m *idMap) dropCall(c *call) {
 	delete(m.calls, c.backendID)
 	if c.frontID != nil && m.byFront[string(c.frontID)] == c {

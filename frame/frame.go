@@ -376,8 +376,8 @@ func Int(raw []byte) (int64, bool) {
 // AppendInt is the raw JSON form of a bridge-issued integer id.
 func AppendInt(dst []byte, n int64) []byte { return strconv.AppendInt(dst, n, 10) }
 
-// Valid reports whether b is one valid JSON value (used by tests and by
-// the line reader's recovery path).
+// Valid reports whether b is one valid JSON value, exactly as
+// encoding/json.Valid does (the fuzz tests hold the scanner to that).
 func Valid(b []byte) bool {
 	i := skipSpace(b, 0)
 	end, err := validValue(b, i, 0)
