@@ -102,10 +102,12 @@ func startProc(name string, cmd *exec.Cmd, pipes bool, firstLine chan<- string) 
 	}()
 	go func() {
 		p.err = cmd.Wait()
-		close(p.done)
+		// Out of the registry before done closes: whoever waits on done
+		// (stop, the test counting what is left) must see it gone.
 		procsMu.Lock()
 		delete(procs, p)
 		procsMu.Unlock()
+		close(p.done)
 	}()
 	return p, nil
 }
