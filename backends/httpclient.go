@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -233,15 +234,22 @@ func (c *httpCore) recvFrame(ctx context.Context, failed <-chan struct{}, failEr
 }
 
 // newRequest builds a request carrying the configured headers. Header
-// values are never logged: they may hold secrets.
-func (c *httpCore) newRequest(ctx context.Context, method, target string, body []byte) (*http.Request, error) {
-	var r io.Reader
-	if body != nil {
-		r = bytes.NewReader(body) // sets ContentLength and GetBody (redirects)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, target, r)
+// values are never logged: they may hold secrets. The body, if not nil, is
+// read from the frame's own bytes and edits (frame.Segments): a large
+// message is never assembled into a new buffer first (issue #6).
+func (c *httpCore) newRequest(ctx context.Context, method, target string, body *frame.Frame) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, target, nil)
 	if err != nil {
 		return nil, err
+	}
+	if body != nil {
+		bodyReader := func() (io.ReadCloser, error) {
+			segs := net.Buffers(body.Segments())
+			return io.NopCloser(&segs), nil
+		}
+		req.Body, _ = bodyReader()
+		req.GetBody = bodyReader // for redirects
+		req.ContentLength = int64(body.Len())
 	}
 	for k, v := range c.header {
 		if strings.EqualFold(k, "Host") {
@@ -381,8 +389,8 @@ func splitJSON(body []byte) ([][]byte, error) {
 // An outMsg is a frame on its way to the server, with what the HTTP
 // kinds need to know about it.
 type outMsg struct {
-	body   []byte     // as written (edits applied); owned by the session
-	kind   frame.Kind //
+	f      *frame.Frame // owned by the session; posted with its edits applied
+	kind   frame.Kind   //
 	method string
 	id     []byte // a request's id as written: answers carry this one
 	first  bool   // the session's first POST (URL backends decide on it)
@@ -420,15 +428,15 @@ func (c *httpCore) waitTurn(m outMsg) bool {
 }
 
 func newOutMsg(f *frame.Frame) outMsg {
-	m := outMsg{body: f.Encoded(), kind: f.Kind, method: f.Method}
+	m := outMsg{f: f, kind: f.Kind, method: f.Method}
 	if f.Kind == frame.Request {
 		m.id = f.OutID()
 	}
 	return m
 }
 
-// withID returns a copy of the request body with its id replaced.
-func withID(body, id []byte) ([]byte, error) {
+// withID returns the stored request body as a frame with its id replaced.
+func withID(body, id []byte) (*frame.Frame, error) {
 	f, err := frame.Parse(bytes.Clone(body))
 	if err != nil {
 		return nil, err
@@ -437,7 +445,12 @@ func withID(body, id []byte) ([]byte, error) {
 		return nil, fmt.Errorf("not a request: %s", f.Kind)
 	}
 	f.SetID(id)
-	return f.Encoded(), nil
+	return f, nil
+}
+
+// stored returns a stored handshake message as a frame to post.
+func stored(body []byte) (*frame.Frame, error) {
+	return frame.Parse(bytes.Clone(body))
 }
 
 // isAnswer reports whether f is the response to the request id.

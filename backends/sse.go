@@ -342,7 +342,11 @@ func (s *sseSession) replay(st *sseStream, initReq, initNote []byte) {
 			return fmt.Errorf("initialize: no answer: %w", ctx.Err())
 		}
 		if initNote != nil {
-			if err := s.postTo(ctx, st.endpoint, initNote); err != nil {
+			note, err := stored(initNote)
+			if err != nil {
+				return fmt.Errorf("stored initialized: %w", err)
+			}
+			if err := s.postTo(ctx, st.endpoint, note); err != nil {
 				return fmt.Errorf("initialized: %w", err)
 			}
 		}
@@ -378,7 +382,7 @@ func (s *sseSession) markReady(st *sseStream) bool {
 }
 
 // postTo POSTs body and checks for 2xx (the answer comes on the stream).
-func (s *sseSession) postTo(ctx context.Context, endpoint string, body []byte) error {
+func (s *sseSession) postTo(ctx context.Context, endpoint string, body *frame.Frame) error {
 	req, err := s.newRequest(ctx, http.MethodPost, endpoint, body)
 	if err != nil {
 		return err
@@ -414,9 +418,9 @@ func (s *sseSession) Send(f *frame.Frame) error {
 	s.mu.Lock()
 	switch {
 	case m.kind == frame.Request && m.method == methodInitialize:
-		s.initReq = m.body
+		s.initReq = m.f.Encoded()
 	case m.kind == frame.Notification && m.method == methodInitialized:
-		s.initNote = m.body
+		s.initNote = m.f.Encoded()
 	}
 	if m.kind == frame.Request {
 		s.pending[string(m.id)] = struct{}{}
@@ -434,7 +438,7 @@ func (s *sseSession) post(m outMsg) {
 		return
 	}
 	if e := s.log.Debug(); e.Enabled() {
-		e.Str("kind", m.kind.String()).Str("method", m.method).Bytes("id", m.id).Int("bytes", len(m.body)).Msg("to backend")
+		e.Str("kind", m.kind.String()).Str("method", m.method).Bytes("id", m.id).Int("bytes", m.f.Len()).Msg("to backend")
 	}
 	ctx := s.ctx
 	endpoint, err := s.waitEndpoint(ctx)
@@ -445,7 +449,7 @@ func (s *sseSession) post(m outMsg) {
 	if m.kind == frame.Request && !s.isPending(m.id) {
 		return // the connection dropped meanwhile and the request was answered
 	}
-	req, err := s.newRequest(ctx, http.MethodPost, endpoint, m.body)
+	req, err := s.newRequest(ctx, http.MethodPost, endpoint, m.f)
 	if err != nil {
 		s.answerFailure(m, err.Error())
 		return

@@ -85,17 +85,68 @@ func getSSEReader(r io.Reader, max int) *sseReader {
 		max = frame.DefaultMaxLine
 	}
 	p := sseReaders.Get().(*sseReader)
-	*p = sseReader{r: p.r, max: max, line: p.line[:0], scratch: p.scratch[:0]}
+	scratch := p.scratch
+	if scratch == nil {
+		scratch = scratches.get()
+	}
+	*p = sseReader{r: p.r, max: max, line: p.line[:0], scratch: scratch[:0]}
 	p.r.Reset(r)
 	return p
 }
 
 func putSSEReader(p *sseReader) {
 	p.r.Reset(nil)
-	if cap(p.scratch) > keepScratch {
-		p.scratch = nil
-	}
+	// The scratch goes to the free list, which a garbage collection does
+	// not empty, unlike the pool.
+	scratches.put(p.scratch)
+	p.scratch = nil
 	sseReaders.Put(p)
+}
+
+// scratches keeps the scratch buffers of answer streams that ended, up to
+// scratchBudget bytes in all. A scratch that grew for a large message
+// stays warm for the next one: on this kind of VM a fresh page costs about
+// 15 µs to fault in, so growing a new 1 MiB buffer per call was a quarter
+// of the bridge's CPU per 1 MiB call (issue #6). sync.Pool is no good for
+// this: every garbage collection empties it, and large messages make the
+// collector run every few calls.
+var scratches scratchList
+
+// scratchBudget bounds what the free list holds: enough for 16 calls of
+// 1 MiB in flight.
+const scratchBudget = 24 << 20
+
+type scratchList struct {
+	mu    sync.Mutex
+	bufs  [][]byte
+	bytes int
+}
+
+func (l *scratchList) get() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := len(l.bufs)
+	if n == 0 {
+		return nil
+	}
+	b := l.bufs[n-1]
+	l.bufs[n-1] = nil
+	l.bufs = l.bufs[:n-1]
+	l.bytes -= cap(b)
+	return b
+}
+
+func (l *scratchList) put(b []byte) {
+	if cap(b) < 4<<10 || cap(b) > keepScratch {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.bytes+cap(b) > scratchBudget {
+		return
+	}
+	l.bufs = append(l.bufs, b[:0])
+	l.bytes += cap(b)
 }
 
 // Reset makes the reader read a new stream (a resumed one) while keeping

@@ -55,6 +55,10 @@ type streamable struct {
 	initReq   []byte // the router's initialize, as written, replayed after a loss
 	initNote  []byte // the router's notifications/initialized, as written
 	getCancel context.CancelFunc
+	// getReady is closed once the standalone stream's first attempt has
+	// an answer; getRefused says the server refused it (a 4xx).
+	getReady   chan struct{}
+	getRefused bool
 }
 
 // A rejoinCall is one re-initialization in flight; requests that found
@@ -120,11 +124,11 @@ func (s *streamable) observe(m outMsg) {
 	switch {
 	case m.kind == frame.Request && m.method == methodInitialize:
 		s.mu.Lock()
-		s.initReq = m.body
+		s.initReq = m.f.Encoded()
 		s.mu.Unlock()
 	case m.kind == frame.Notification && m.method == methodInitialized:
 		s.mu.Lock()
-		s.initNote = m.body
+		s.initNote = m.f.Encoded()
 		s.mu.Unlock()
 	}
 }
@@ -138,7 +142,7 @@ func (s *streamable) post(m outMsg) {
 		return
 	}
 	if e := s.log.Debug(); e.Enabled() {
-		e.Str("kind", m.kind.String()).Str("method", m.method).Bytes("id", m.id).Int("bytes", len(m.body)).Msg("to backend")
+		e.Str("kind", m.kind.String()).Str("method", m.method).Bytes("id", m.id).Int("bytes", m.f.Len()).Msg("to backend")
 	}
 	if m.kind == frame.Request {
 		s.postRequest(m)
@@ -168,7 +172,7 @@ func (s *streamable) postRequest(m outMsg) {
 			}
 			st = s.state()
 		}
-		resp, err := s.postBody(ctx, m.body, st, isInit)
+		resp, err := s.postBody(ctx, m.f, st, isInit)
 		if err != nil {
 			// Refused, reset, DNS: fail fast, the router decides what next.
 			s.fail(m.id, "post: "+netReason(err))
@@ -190,6 +194,15 @@ func (s *streamable) postRequest(m outMsg) {
 					// Before delivering: the router's next message
 					// must already carry the version header.
 					s.learnProtocol(f)
+					if !f.IsError() {
+						// Open the standalone stream now, as go-sdk's
+						// client does, while the host reads this answer
+						// and sends notifications/initialized: the
+						// first messages after that wait for the
+						// stream (postOther), and this takes that wait
+						// off the cold start (issue #6).
+						s.startGET()
+					}
 				}
 				s.deliver(f)
 			})
@@ -239,7 +252,7 @@ func (s *streamable) answered(m outMsg, resp *http.Response, body []byte) bool {
 func (s *streamable) postOther(m outMsg) {
 	ctx := s.ctx
 	st := s.state()
-	resp, err := s.postBody(ctx, m.body, st, false)
+	resp, err := s.postBody(ctx, m.f, st, false)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Warn().Str("method", m.method).Str("error", s.redact(netReason(err))).Msg("posting to backend failed")
@@ -257,15 +270,7 @@ func (s *streamable) postOther(m outMsg) {
 			// drops them while it is missing (a list_changed right after a
 			// first tool call was lost that way under load). Bounded, so a
 			// server slow to answer the GET costs at most once a second.
-			ready := make(chan struct{})
-			s.startGET(ready)
-			t := time.NewTimer(getReadyWait)
-			select {
-			case <-ready:
-			case <-t.C:
-			case <-s.ctx.Done():
-			}
-			t.Stop()
+			s.awaitGET()
 		}
 		return
 	}
@@ -299,7 +304,7 @@ func (s *streamable) sessionLost(status int, body []byte, st sessionState) bool 
 
 // postBody sends one POST. An initialize goes without session and
 // protocol headers: it starts a session.
-func (s *streamable) postBody(ctx context.Context, body []byte, st sessionState, init bool) (*http.Response, error) {
+func (s *streamable) postBody(ctx context.Context, body *frame.Frame, st sessionState, init bool) (*http.Response, error) {
 	req, err := s.newRequest(ctx, http.MethodPost, s.url, body)
 	if err != nil {
 		return nil, err
@@ -518,30 +523,64 @@ func (e *statusError) Error() string {
 	return "HTTP " + e.status
 }
 
-// startGET (re)starts the standalone GET stream for the current session
-// generation, stopping the previous one.
 // getReadyWait bounds how long the first messages after
 // notifications/initialized wait for the standalone stream.
 const getReadyWait = time.Second
 
-// startGET starts the standalone GET stream; ready, if not nil, is closed
-// once its first attempt has an answer (a stream, a refusal, or an error).
-func (s *streamable) startGET(ready chan struct{}) {
+// startGET (re)starts the standalone GET stream for the current session
+// generation, stopping the previous one. getReady is closed once its first
+// attempt has an answer (a stream, a refusal, or an error).
+func (s *streamable) startGET() {
+	ready := make(chan struct{})
 	s.mu.Lock()
 	if s.getCancel != nil {
 		s.getCancel()
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	s.getCancel = cancel
+	s.getReady, s.getRefused = ready, false
 	gen := s.gen
 	s.mu.Unlock()
-	signal := func() {}
-	if ready != nil {
-		signal = sync.OnceFunc(func() { close(ready) })
-	}
+	signal := sync.OnceFunc(func() { close(ready) })
 	if !s.spawn(func() { defer cancel(); defer signal(); s.listen(ctx, gen, signal) }) {
 		cancel()
 		signal()
+	}
+}
+
+// awaitGET runs once notifications/initialized was posted: the session is
+// fully open and the server may talk on its own. It holds what the router
+// sends next until the standalone stream is up or refused: a server sends
+// notifications that belong to no request only there, and drops them while
+// it is missing (a list_changed right after a first tool call was lost
+// that way under load). The stream was normally opened at the initialize
+// answer; a server that refused it before initialized is asked once more.
+// Bounded, so a server slow to answer the GET costs at most once a second.
+func (s *streamable) awaitGET() {
+	t := time.NewTimer(getReadyWait)
+	defer t.Stop()
+	wait := func() bool {
+		s.mu.Lock()
+		ready, refused := s.getReady, s.getRefused
+		s.mu.Unlock()
+		if ready == nil {
+			return false
+		}
+		select {
+		case <-ready:
+		case <-t.C:
+			return true
+		case <-s.ctx.Done():
+			return true
+		}
+		s.mu.Lock()
+		refused = s.getRefused
+		s.mu.Unlock()
+		return !refused
+	}
+	if !wait() {
+		s.startGET()
+		wait()
 	}
 }
 
@@ -588,6 +627,11 @@ func (s *streamable) listen(ctx context.Context, gen uint64, ready func()) {
 			if e := s.log.Debug(); e.Enabled() {
 				e.Str("answer", se.Error()).Msg("backend offers no standalone event stream")
 			}
+			s.mu.Lock()
+			if s.gen == gen {
+				s.getRefused = true
+			}
+			s.mu.Unlock()
 			return
 		case err != nil:
 			if e := s.log.Debug(); e.Enabled() {
@@ -707,7 +751,7 @@ func (s *streamable) rejoin(ctx context.Context, gen uint64) error {
 	// host set: the router restores them on this notification.
 	s.deliver(frame.NewNotification(MethodReinitialized, nil))
 	if initNote != nil {
-		s.startGET(nil)
+		s.startGET()
 	}
 	return nil
 }
@@ -749,7 +793,11 @@ func (s *streamable) replay(ctx context.Context, n int, initReq, initNote []byte
 	if initNote == nil {
 		return nil
 	}
-	resp, err = s.postBody(ctx, initNote, st, false)
+	note, err := stored(initNote)
+	if err != nil {
+		return fmt.Errorf("stored initialized: %w", err)
+	}
+	resp, err = s.postBody(ctx, note, st, false)
 	if err != nil {
 		return fmt.Errorf("initialized: %s", netReason(err))
 	}

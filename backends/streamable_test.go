@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -400,6 +401,71 @@ func TestStreamableStandaloneStream(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The standalone stream is opened as soon as the initialize answer is in
+// (as go-sdk's client does), before notifications/initialized. A server
+// that refuses a GET until it saw initialized is asked once more after it,
+// and its notifications still arrive.
+func TestStreamableGETRefusedBeforeInitialized(t *testing.T) {
+	srv := newMCPServer()
+	ts, rc := serveStreamable(t, srv, false, nil)
+	var mu sync.Mutex
+	sawInitialized := false
+	rc.setIntercept(func(w http.ResponseWriter, r *http.Request, rec recorded) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if rec.rpc == methodInitialized {
+			sawInitialized = true
+		}
+		if r.Method == http.MethodGet && !sawInitialized {
+			http.Error(w, "session not initialized", http.StatusBadRequest)
+			return true
+		}
+		return false
+	})
+	d := newDriver(t, openTest(t, config.KindHTTP, ts.URL, nil))
+	d.send(initRequest)
+	d.await("1")
+	// The first GET needs no notifications/initialized.
+	for deadline := time.Now().Add(testWait); rc.count(http.MethodGet, "") == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no GET before notifications/initialized")
+		}
+	}
+	d.send(initialized)
+	d.send(`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
+	d.await("2")
+
+	var order []string
+	for _, r := range rc.requests() {
+		if r.method == http.MethodGet || r.rpc == methodInitialized {
+			order = append(order, r.method+" "+r.rpc)
+		}
+	}
+	if want := []string{"GET ", "POST " + methodInitialized, "GET "}; !slices.Equal(order, want) {
+		t.Fatalf("GETs and initialized in this order: %q, want %q", order, want)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	got := make(chan struct{})
+	go func() {
+		for i := 0; ; i++ {
+			srv.AddTool(&mcp.Tool{Name: fmt.Sprintf("late%d", i), InputSchema: json.RawMessage(`{"type":"object"}`)},
+				func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+					return textResult("late"), nil
+				})
+			select {
+			case <-got:
+				return
+			case <-ctx.Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	d.note("notifications/tools/list_changed")
+	close(got)
 }
 
 func TestStreamableSessionLost(t *testing.T) {

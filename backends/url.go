@@ -1,7 +1,6 @@
 package backends
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -84,10 +83,7 @@ func (u *urlSession) decide(m outMsg, status int, detail string) bool {
 		}
 		return false
 	}
-	first, err := frame.Parse(bytes.Clone(m.body))
-	if err != nil {
-		return false // cannot happen: the body is a frame's encoding
-	}
+	first := m.f
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.closed || u.switching {

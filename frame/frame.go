@@ -333,6 +333,26 @@ func (f *Frame) Encoded() []byte {
 	return f.AppendTo(make([]byte, 0, f.Len()))
 }
 
+// Segments returns the frame as it will be written (edits applied,
+// without a trailing newline) as a list of slices of the frame's own bytes
+// and its edits, copying nothing: as net.Buffers it is an HTTP request
+// body that a 16 MiB message reaches the socket from without being
+// assembled first (issue #6). The slices must not be modified.
+func (f *Frame) Segments() [][]byte {
+	segs := make([][]byte, 0, 2*len(f.edits)+1)
+	last := 0
+	for _, e := range f.edits {
+		if e.Start > last {
+			segs = append(segs, f.raw[last:e.Start])
+		}
+		if len(e.repl) > 0 {
+			segs = append(segs, e.repl)
+		}
+		last = e.End
+	}
+	return append(segs, f.raw[last:])
+}
+
 // WriteTo writes the frame with edits applied, without copying the
 // unedited stretches, and without a trailing newline.
 func (f *Frame) WriteTo(w io.Writer) (int64, error) {

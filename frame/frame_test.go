@@ -77,6 +77,19 @@ func TestEditsKeepEverythingElse(t *testing.T) {
 	if f.Len() != len(want) {
 		t.Fatalf("Len = %d, want %d", f.Len(), len(want))
 	}
+	if got := string(bytes.Join(f.Segments(), nil)); got != want {
+		t.Fatalf("Segments joined\n got %s\nwant %s", got, want)
+	}
+	// A frame without edits, then an insertion at the very start.
+	g, _ := Parse([]byte(`{"jsonrpc":"2.0","id":1,"method":"m"}`))
+	if segs := g.Segments(); len(segs) != 1 || string(segs[0]) != string(g.Raw()) {
+		t.Fatalf("unedited Segments = %q", segs)
+	}
+	g.Replace(Span{0, 0}, []byte(" "))
+	g.SetID([]byte(`"x"`))
+	if got, want := string(bytes.Join(g.Segments(), nil)), ` {"jsonrpc":"2.0","id":"x","method":"m"}`; got != want {
+		t.Fatalf("Segments joined = %s, want %s", got, want)
+	}
 }
 
 func TestInsertMember(t *testing.T) {
