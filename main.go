@@ -36,9 +36,17 @@ var version = "0.1.0-dev"
 const maxDepth = 3
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == backends.SuperviseArg {
-		// Re-executed as a stdio backend's process-group leader.
-		os.Exit(backends.Supervise(os.Args[2:]))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case backends.GuardArg:
+			// Re-executed as the guard of the stdio backends' process
+			// groups (Linux).
+			os.Exit(backends.Guard())
+		case backends.SuperviseArg:
+			// Re-executed as a stdio backend's process-group leader
+			// (other Unix systems).
+			os.Exit(backends.Supervise(os.Args[2:]))
+		}
 	}
 	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
 }

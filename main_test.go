@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpbridge/mcpbridge/backends"
 	"github.com/mcpbridge/mcpbridge/frame"
 	"github.com/mcpbridge/mcpbridge/internal/testserver"
 	"github.com/mcpbridge/mcpbridge/internal/wiretest"
@@ -69,6 +71,9 @@ func runTestServer(name string) {
 	}
 	if os.Getenv("E2E_GRANDCHILD") != "" {
 		c := exec.Command("sleep", "300")
+		if os.Getenv("E2E_GRANDCHILD_STDOUT") != "" {
+			c.Stdout = os.Stdout // holds the backend's stdout open after it exits
+		}
 		if err := c.Start(); err == nil {
 			os.WriteFile(os.Getenv("E2E_GRANDCHILD"), []byte(strconv.Itoa(c.Process.Pid)), 0o644)
 		}
@@ -438,12 +443,84 @@ func TestProcessTreeIsGone(t *testing.T) {
 }
 
 // TestKilledBridgeTakesTheTreeAlong: SIGKILL of the bridge itself leaves
-// no backend process behind, grandchildren included: the supervisor that
-// leads the backend's group sees its parent die and kills the group.
+// no backend process behind, grandchildren included: the bridge's guard
+// reads EOF on its pipe and kills the backend's group, then ends too.
 func TestKilledBridgeTakesTheTreeAlong(t *testing.T) {
 	p, pid := startWithGrandchild(t, "orphan")
+	guards := childrenWithArg(p.cmd.Process.Pid, backends.GuardArg)
+	if len(guards) != 1 {
+		t.Errorf("%d guard processes, want 1", len(guards))
+	}
 	p.cmd.Process.Kill()
 	requireGone(t, pid, "a SIGKILL of the bridge")
+	for _, g := range guards {
+		requireGone(t, g, "a SIGKILL of the bridge (the guard itself)")
+	}
+}
+
+// TestExitedBackendTakesItsGroupAlong: a backend that exits while a child
+// of its own still holds its stdout is noticed at once (the child is
+// killed with the backend's group, so stdout ends), its call is answered
+// with an error, and it is restarted.
+func TestExitedBackendTakesItsGroupAlong(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "grandchild.pid")
+	p := startBridge(t, append(serverEnvFor("holder"), "E2E_GRANDCHILD="+pidFile, "E2E_GRANDCHILD_STDOUT=1"), "--stdio", stdioBackend("holder"))
+	handshake(t, p)
+	var pid int
+	for range 100 {
+		b, _ := os.ReadFile(pidFile)
+		if pid, _ = strconv.Atoi(string(b)); pid != 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if pid == 0 {
+		t.Fatal("the backend did not start its grandchild")
+	}
+	start := time.Now()
+	p.Send(`{"jsonrpc":"2.0","id":"c","method":"tools/call","params":{"name":"crash","arguments":{}}}`)
+	if r := p.Response(`"c"`); !strings.Contains(string(r.Error()), "holder") {
+		t.Errorf("the call that crashed the backend: %s", r.Raw())
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("the error took %v", d)
+	}
+	requireGone(t, pid, "its backend's exit")
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
+		id := strconv.Itoa(1000 + i)
+		p.Send(echoCall(id, "back"))
+		if r := p.Response(id); r.Result() != nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatal("the backend was not restarted")
+}
+
+// childrenWithArg lists the children of ppid whose command line has arg.
+func childrenWithArg(ppid int, arg string) []int {
+	var pids []int
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(fields) < 2 || fields[1] != strconv.Itoa(ppid) {
+			continue
+		}
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if slices.Contains(strings.Split(string(cmdline), "\x00"), arg) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 func TestSignalStopsWithinFiveSeconds(t *testing.T) {

@@ -61,7 +61,8 @@ type Session interface {
 const MethodReinitialized = "mcpbridge/reinitialized"
 
 // SuperviseArg is the first argument that turns the mcpbridge binary into
-// a backend's supervisor (see Supervise).
+// a backend's supervisor (see Supervise; not used on Linux, where one
+// guard serves every backend).
 const SuperviseArg = "__mcpbridge_supervise"
 
 // parentEnv tells the supervisor which process must stay its parent.
@@ -79,9 +80,12 @@ type Options struct {
 	// MaxMessage caps one message from the backend. If zero,
 	// frame.DefaultMaxLine.
 	MaxMessage int
-	// Supervisor is the path of an mcpbridge binary to run each stdio
-	// backend under (see Supervise). If empty, backends run directly and
-	// only the direct child dies with a killed bridge.
+	// Supervisor is the path of the mcpbridge binary. On Linux it is
+	// re-executed once as the guard that ends the stdio backends' process
+	// groups if the bridge dies (see Guard); on other Unix systems each
+	// stdio backend runs under it (see Supervise). If empty, only the
+	// direct child dies with a killed bridge (and on Linux the rest of a
+	// backend's group when the backend exits).
 	Supervisor string
 }
 

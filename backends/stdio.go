@@ -152,8 +152,9 @@ func (s *stream) Close() error {
 type stdioSession struct {
 	*stream
 	cmd     *exec.Cmd
-	done    chan struct{} // closed by waitLoop when the process has exited
-	exit    error         // set by waitLoop before done is closed
+	exited  <-chan struct{} // closed once the process exited and its group was ended (Linux)
+	done    chan struct{}   // closed by waitLoop when the process has exited
+	exit    error           // set by waitLoop before done is closed
 	once    sync.Once
 	release func() // lets go of the Windows Job Object, ending the tree
 }
@@ -166,13 +167,14 @@ func openStdio(ctx context.Context, cfg config.Backend, opts Options) (Session, 
 	}
 	cmd := exec.Command(path, cfg.Args...)
 	cmd.Args[0] = cfg.Command
-	if opts.Supervisor != "" {
+	supervise := opts.Supervisor != "" && !guardSupported
+	if supervise {
 		cmd.Path, cmd.Args = supervised(opts.Supervisor, path, cfg.Args)
 		env = append(env, parentEnv+"="+strconv.Itoa(os.Getpid()))
 	}
 	cmd.Env = env
 	cmd.Dir = cfg.Dir
-	setProcessGroup(cmd, opts.Supervisor != "")
+	setProcessGroup(cmd, supervise)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, fmt.Errorf("backend %q: stdin pipe: %w", cfg.Name, err)
@@ -192,9 +194,10 @@ func openStdio(ctx context.Context, cfg config.Backend, opts Options) (Session, 
 	if err != nil {
 		opts.Logger.Warn().Err(err).Msg("the backend's process tree may outlive the bridge")
 	}
+	exited := trackExit(cmd, opts)
 	growPipe(stdin)
 	growPipe(stdout)
-	s := &stdioSession{cmd: cmd, done: make(chan struct{}), release: sync.OnceFunc(release)}
+	s := &stdioSession{cmd: cmd, exited: exited, done: make(chan struct{}), release: sync.OnceFunc(release)}
 	s.stream = newStream(cfg.Name, stdout, stdin, opts)
 	s.stream.ended = s.exitReason
 	s.log.Info().Int("pid", cmd.Process.Pid).Str("command", opts.Redact(strings.Join(append([]string{cfg.Command}, cfg.Args...), " "))).Msg("backend started")
@@ -229,10 +232,11 @@ func (s *stdioSession) stderrLoop(stderr io.Reader, redact func(string) string, 
 }
 
 // waitLoop reaps the process once its stdout and stderr are at EOF, as
-// exec.Cmd.Wait requires.
+// exec.Cmd.Wait requires, and trackExit has ended the rest of its group.
 func (s *stdioSession) waitLoop(stderrDone chan struct{}) {
 	<-s.readDone
 	<-stderrDone
+	<-s.exited
 	s.exit = s.cmd.Wait()
 	close(s.done)
 }
@@ -258,8 +262,11 @@ func (s *stdioSession) Close() error {
 			s.log.Error().Msg("backend process did not exit after SIGKILL")
 		}
 	})
-	// Whatever else the group left behind goes with it.
-	signalGroup(s.cmd, true)
+	if !guardSupported {
+		// Whatever else the group left behind goes with it (on Linux
+		// trackExit did that before the process was reaped).
+		signalGroup(s.cmd, true)
+	}
 	s.release()
 	return nil
 }

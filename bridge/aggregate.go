@@ -372,8 +372,8 @@ func (l *link) allows(tool string) bool {
 
 // nameByte reports whether c may appear in a name hosts accept
 // (^[a-zA-Z0-9_-]{1,64}$: Claude and VS Code enforce it). Hand-written
-// rather than a regexp: compiling one at init costs every process start,
-// and the supervisor re-executes this binary for each stdio backend.
+// rather than a regexp: compiling one at init costs every process start
+// (issue #6: cold start), the guard's and supervisors' included.
 func nameByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
 }

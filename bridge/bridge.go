@@ -47,8 +47,10 @@ type Config struct {
 	Open func(ctx context.Context, cfg config.Backend, opts backends.Options) (backends.Session, error)
 	// ShutdownGrace bounds closing the backends at exit. If zero, 5s.
 	ShutdownGrace time.Duration
-	// Supervisor is passed on to backends.Options: the mcpbridge binary
-	// that leads each stdio backend's process group. If empty, none.
+	// Supervisor is passed on to backends.Options: the mcpbridge binary,
+	// re-executed as the guard of the stdio backends' process groups
+	// (Linux) or as the leader of each (other Unix systems). If empty,
+	// none.
 	Supervisor string
 }
 

@@ -194,7 +194,7 @@ func run(ctx context.Context, cfg *config, out *os.File) (err error) {
 		return err
 	}
 	if has(cfg.targets, "bridge-http") || has(cfg.targets, "bridge-stdio") {
-		if err := goBuild(ctx, root, e.bridge, "."); err != nil {
+		if err := buildBridge(ctx, root, e.bridge); err != nil {
 			return err
 		}
 	}
@@ -279,6 +279,19 @@ func goBuild(ctx context.Context, root, out, pkg string) error {
 	cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("go build %s: %w", pkg, err)
+	}
+	return nil
+}
+
+// buildBridge builds mcpbridge the way the README installs it
+// (scripts/build.sh: static, without urfave/cli's docs generators).
+func buildBridge(ctx context.Context, root, out string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "scripts", "build.sh"), out)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("scripts/build.sh: %w", err)
 	}
 	return nil
 }
