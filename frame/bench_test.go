@@ -54,6 +54,34 @@ func BenchmarkParse(b *testing.B) {
 	}
 }
 
+// textLine is callLine with realistic text instead of one repeated byte:
+// UTF-8 beyond ASCII and escapes (quotes, tabs, newlines) every few dozen
+// bytes, so the string scanner's slow path is exercised too.
+func textLine(n int) []byte {
+	const unit = `The quick brown fox jumps over the lazy dog: caf\u00e9, naïve, 日本語, \"quoted\"\tand a tab.\n`
+	text := strings.Repeat(unit, max(1, n/len(unit))) // whole units: no escape cut
+	return []byte(`{"jsonrpc":"2.0","id":"front-1","method":"tools/call","params":{"name":"echo","arguments":{"text":"` + text + `"},"_meta":{"progressToken":7}}}`)
+}
+
+// BenchmarkParseText is BenchmarkParse on text (see textLine), up to the
+// 16 MiB a message may reach.
+func BenchmarkParseText(b *testing.B) {
+	for _, p := range []struct {
+		name string
+		size int
+	}{{"100KiB", 100 << 10}, {"1MiB", 1 << 20}, {"16MiB", 16 << 20}} {
+		b.Run(p.name, func(b *testing.B) {
+			line := textLine(p.size)
+			b.SetBytes(int64(len(line)))
+			for b.Loop() {
+				if _, err := Parse(line); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkRemap is the router's edit of a request: locate the progress
 // token, splice a new id and token, and write the frame out.
 func BenchmarkRemap(b *testing.B) {

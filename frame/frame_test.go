@@ -162,7 +162,9 @@ func TestLineReaderLongLineUnderCap(t *testing.T) {
 // FuzzScanAgreesWithStdlib checks the validating scanner against
 // encoding/json, and that an unedited frame is written back byte for byte.
 func FuzzScanAgreesWithStdlib(f *testing.F) {
-	for _, s := range []string{`{}`, `{"jsonrpc":"2.0","id":1,"method":"x","params":{"a":[1,-0.5e+3,"\u00e9\n",true,false,null]}}`, `[1,2`, `"\ud800"`, `01`, `-`, `1.e5`, `{"a":1,}`, "\"\x01\"", `{"a" : { "b" : [ ] } }`} {
+	for _, s := range []string{`{}`, `{"jsonrpc":"2.0","id":1,"method":"x","params":{"a":[1,-0.5e+3,"\u00e9\n",true,false,null]}}`, `[1,2`, `"\ud800"`, `01`, `-`, `1.e5`, `{"a":1,}`, "\"\x01\"", `{"a" : { "b" : [ ] } }`,
+		// Strings longer than the scanner's 8-byte words.
+		`{"text":"0123456789abcdef\"quoted\" caf\u00e9 \\ tab\t0123456789abcdef"}`, "\"0123456789abcdef\x1f0123456789\"", "\"01234567\\x01234567\""} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -267,4 +269,86 @@ func TestMemberAndSetMember(t *testing.T) {
 	if got := string(SetMember([]byte(`{"a":1}`), "name", []byte(`"x"`))); got != `{"name":"x","a":1}` {
 		t.Errorf("SetMember insert = %s", got)
 	}
+}
+
+// validStringBytewise is validString as it was before the word-at-a-time
+// scan: the reference for TestStringScanWords.
+func validStringBytewise(b []byte, i int) (int, error) {
+	i++
+	for {
+		for i < len(b) && plain[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			return i, syntaxErr(i, "unterminated string")
+		}
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, nil
+		case c == '\\':
+			if i+1 >= len(b) {
+				return i, syntaxErr(i, "unexpected end in string")
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if len(b)-i < 6 || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
+					return i, syntaxErr(i, "bad \\u escape")
+				}
+				i += 6
+			default:
+				return i, syntaxErr(i, "bad escape")
+			}
+		default:
+			return i, syntaxErr(i, "control character in string")
+		}
+	}
+}
+
+// TestStringScanWords puts every byte value at every offset 0..17 of
+// strings whose lengths straddle the 8-byte words plainRun reads, among
+// fillers that neighbour the special bytes, and holds the string scanner
+// to the byte-by-byte loop and to encoding/json.
+func TestStringScanWords(t *testing.T) {
+	// Neighbours of '"' (0x22), '\\' (0x5C) and 0x20, and bytes >= 0x80,
+	// which the SWAR tests must not mistake for special ones.
+	fillers := []byte{'a', ' ', '!', '#', '[', ']', 0x7F, 0x80, 0xA2, 0xDC, 0xFF}
+	for n := 0; n <= 25; n++ {
+		for _, fill := range fillers {
+			for off := 0; off < min(n, 18); off++ {
+				for c := 0; c < 256; c++ {
+					s := bytes.Repeat([]byte{fill}, n)
+					s[off] = byte(c)
+					if got, want := plainRun(s), firstSpecial(s); got != want {
+						t.Fatalf("plainRun(%q) = %d, want %d", s, got, want)
+					}
+					doc := append(append([]byte{'"'}, s...), `","x"]`...)
+					end, err := validString(doc, 0)
+					wantEnd, wantErr := validStringBytewise(doc, 0)
+					if end != wantEnd || (err == nil) != (wantErr == nil) {
+						t.Fatalf("validString(%q) = %d, %v; byte loop says %d, %v", doc, end, err, wantEnd, wantErr)
+					}
+					str := doc[:len(doc)-len(`,"x"]`)]
+					if got, want := Valid(str), json.Valid(str); got != want {
+						t.Fatalf("Valid(%q) = %v, encoding/json says %v", str, got, want)
+					}
+					if arr := append([]byte{'['}, doc...); Valid(arr) != json.Valid(arr) {
+						t.Fatalf("Valid(%q) = %v, encoding/json disagrees", arr, Valid(arr))
+					}
+				}
+			}
+		}
+	}
+}
+
+// firstSpecial is the index of the first byte a JSON string may not hold
+// as is, or len(s).
+func firstSpecial(s []byte) int {
+	for i, c := range s {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return i
+		}
+	}
+	return len(s)
 }
