@@ -87,6 +87,7 @@ type httpCore struct {
 	cancel context.CancelFunc
 	recv   chan *frame.Frame // never closed: producers are many; they select on ctx
 	sem    chan struct{}     // one slot per outstanding POST
+	jobs   chan func()       // unbuffered: spawn hands a job to an idle worker
 
 	lifeMu  sync.Mutex // guards closing and wg.Add against Close's wg.Wait
 	closing bool
@@ -118,6 +119,7 @@ func newHTTPCore(cfg config.Backend, opts Options) *httpCore {
 		cancel: cancel,
 		recv:   make(chan *frame.Frame, recvBuffer),
 		sem:    make(chan struct{}, maxOutstandingPosts),
+		jobs:   make(chan func()),
 	}
 }
 
@@ -151,18 +153,47 @@ func (c *httpCore) launch(m outMsg, post func(outMsg)) error {
 
 // spawn runs fn in a goroutine that Close waits for. It reports false,
 // running nothing, once Close has begun.
+//
+// The goroutines are workers that stay for workerIdle after their job,
+// taking the next one: a POST goes through net/http's deep call chains,
+// and growing a fresh goroutine's stack to fit them was a tenth of the
+// bridge's CPU per small call (issue #6).
 func (c *httpCore) spawn(fn func()) bool {
 	c.lifeMu.Lock()
 	defer c.lifeMu.Unlock()
 	if c.closing {
 		return false
 	}
+	select {
+	case c.jobs <- fn: // an idle worker took it
+		return true
+	default:
+	}
 	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		fn()
-	}()
+	go c.worker(fn)
 	return true
+}
+
+// workerIdle is how long a worker waits for another job before it ends.
+const workerIdle = 10 * time.Second
+
+// worker runs fn, then the jobs spawn hands it, until it has been idle
+// for workerIdle or the session closes.
+func (c *httpCore) worker(fn func()) {
+	defer c.wg.Done()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		fn()
+		idle.Reset(workerIdle)
+		select {
+		case fn = <-c.jobs:
+		case <-idle.C:
+			return
+		case <-c.ctx.Done():
+			return
+		}
+	}
 }
 
 // shutdown stops new goroutines and cancels the running ones; the caller
