@@ -264,6 +264,11 @@ func (c *httpCore) recvFrame(ctx context.Context, failed <-chan struct{}, failEr
 	}
 }
 
+// smallBody is the largest POST body assembled into one buffer: up to
+// there a second system call costs more than the copy; beyond, a fresh
+// buffer costs page faults.
+const smallBody = 32 << 10
+
 // newRequest builds a request carrying the configured headers. Header
 // values are never logged: they may hold secrets. The body, if not nil, is
 // read from the frame's own bytes and edits (frame.Segments): a large
@@ -275,6 +280,12 @@ func (c *httpCore) newRequest(ctx context.Context, method, target string, body *
 	}
 	if body != nil {
 		bodyReader := func() (io.ReadCloser, error) {
+			if body.Len() <= smallBody {
+				// net/http writes headers and body of an in-memory
+				// reader with one system call (anything else gets a
+				// second, for the headers alone).
+				return io.NopCloser(bytes.NewReader(body.Encoded())), nil
+			}
 			segs := net.Buffers(body.Segments())
 			return io.NopCloser(&segs), nil
 		}
