@@ -458,6 +458,55 @@ func TestKilledBridgeTakesTheTreeAlong(t *testing.T) {
 	}
 }
 
+// TestGuardIsReplaced: a guard that dies is replaced at the next backend
+// start, and the new one is handed the groups alive: a SIGKILL of the
+// bridge still takes the restarted backend's tree along.
+func TestGuardIsReplaced(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "grandchild.pid")
+	p := startBridge(t, append(serverEnvFor("reguard"), "E2E_GRANDCHILD="+pidFile), "--stdio", stdioBackend("reguard"))
+	handshake(t, p)
+	grandchild := func(not int) int {
+		for range 250 {
+			b, _ := os.ReadFile(pidFile)
+			if pid, _ := strconv.Atoi(string(b)); pid != 0 && pid != not {
+				return pid
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatal("the backend did not start its grandchild")
+		return 0
+	}
+	first := grandchild(0)
+	guards := childrenWithArg(p.cmd.Process.Pid, backends.GuardArg)
+	if len(guards) != 1 {
+		t.Fatalf("%d guard processes, want 1", len(guards))
+	}
+	syscall.Kill(guards[0], syscall.SIGKILL)
+	requireGone(t, guards[0], "its SIGKILL")
+
+	p.Send(`{"jsonrpc":"2.0","id":"c","method":"tools/call","params":{"name":"crash","arguments":{}}}`)
+	p.Response(`"c"`)
+	requireGone(t, first, "its backend's exit")
+	second := grandchild(first)
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		if time.Now().After(deadline) {
+			t.Fatal("the backend was not restarted")
+		}
+		id := strconv.Itoa(1000 + i)
+		p.Send(echoCall(id, "back"))
+		if r := p.Response(id); r.Result() != nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if guards := childrenWithArg(p.cmd.Process.Pid, backends.GuardArg); len(guards) != 1 {
+		t.Fatalf("%d guard processes after the restart, want 1", len(guards))
+	}
+	p.cmd.Process.Kill()
+	requireGone(t, second, "a SIGKILL of the bridge, after its guard was replaced")
+}
+
 // TestExitedBackendTakesItsGroupAlong: a backend that exits while a child
 // of its own still holds its stdout is noticed at once (the child is
 // killed with the backend's group, so stdout ends), its call is answered

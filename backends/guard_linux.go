@@ -63,52 +63,100 @@ func Guard() int {
 }
 
 // guard is the bridge's end of its guard: the write end of the guard's
-// stdin. It is started by the first stdio backend that asks for it and
-// lives as long as the bridge: exiting closes the pipe, which is what
-// the guard waits for.
+// stdin, and the groups handed to it. The guard is started by the first
+// stdio backend that asks for it and lives as long as the bridge: exiting
+// closes the pipe, which is what the guard waits for. Should it die (a
+// write fails), the next backend start starts another and hands it every
+// group still alive (at most maxGuardStarts in all).
 var guard struct {
-	once sync.Once
-	w    *os.File // nil if the pipe could not be made
-	warn sync.Once
+	mu     sync.Mutex
+	w      *os.File // nil while no guard runs
+	live   map[int]bool
+	starts int
 }
 
-// guardPipe returns the guard's stdin, starting the guard (the binary at
-// path) the first time. The process starts in the background: what is
-// written before it runs waits in the pipe.
-func guardPipe(path string, log zerolog.Logger) *os.File {
-	guard.once.Do(func() {
-		r, w, err := os.Pipe()
-		if err != nil {
-			log.Warn().Err(err).Msg("no guard for stdio backends: their process trees may outlive a killed bridge")
-			return
-		}
-		guard.w = w
-		go func() {
-			defer r.Close()
-			cmd := exec.Command(path, GuardArg)
-			cmd.Stdin, cmd.Stderr = r, os.Stderr
-			// Its own group: a signal to the bridge's group (Ctrl-C in a
-			// terminal) must not take the guard before the bridge.
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-			if err := cmd.Start(); err != nil {
-				log.Warn().Err(err).Msg("could not start the guard for stdio backends: their process trees may outlive a killed bridge")
-				return
-			}
-			go func() { _ = cmd.Wait() }() // reap it should it ever end first
-		}()
-	})
-	return guard.w
+const maxGuardStarts = 5
+
+// startGuard starts the guard (the binary at path) and waits until it
+// runs, so a backend started next is covered from its first instant.
+// Callers hold guard.mu.
+func startGuard(path string, log zerolog.Logger) bool {
+	if guard.starts >= maxGuardStarts {
+		return false
+	}
+	guard.starts++
+	r, w, err := os.Pipe()
+	if err != nil {
+		log.Warn().Err(err).Msg("no guard for stdio backends: their process trees may outlive a killed bridge")
+		return false
+	}
+	defer r.Close()
+	cmd := exec.Command(path, GuardArg)
+	cmd.Stdin, cmd.Stderr = r, os.Stderr
+	// Its own group: a signal to the bridge's group (Ctrl-C in a
+	// terminal) must not take the guard before the bridge.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		log.Warn().Err(err).Msg("could not start the guard for stdio backends: their process trees may outlive a killed bridge")
+		return false
+	}
+	go func() { _ = cmd.Wait() }() // reap it should it end before the bridge
+	guard.w = w
+	// A guard started after another died gets every group still alive.
+	var all []byte
+	for g := range guard.live {
+		all = fmt.Appendf(all, "+%d\n", g)
+	}
+	return len(all) == 0 || guardWrite(all, log)
 }
 
-func guardLine(w *os.File, op byte, pgid int, log zerolog.Logger) {
-	if w == nil {
+// guardReady starts the guard, if it does not run yet, before a backend
+// is started: a bridge killed in the instant after that start then still
+// leaves no tree behind.
+func guardReady(opts Options) {
+	if opts.Supervisor == "" {
 		return
 	}
-	if _, err := w.Write(fmt.Appendf(nil, "%c%d\n", op, pgid)); err != nil {
-		guard.warn.Do(func() {
-			log.Warn().Err(err).Msg("the guard for stdio backends is gone: process trees may outlive a killed bridge")
-		})
+	guard.mu.Lock()
+	defer guard.mu.Unlock()
+	if guard.w == nil {
+		startGuard(opts.Supervisor, opts.Logger)
 	}
+}
+
+// guardGroup hands the process group pgid to the guard (op '+') or takes
+// it back (op '-').
+func guardGroup(path string, op byte, pgid int, log zerolog.Logger) {
+	guard.mu.Lock()
+	defer guard.mu.Unlock()
+	if guard.live == nil {
+		guard.live = map[int]bool{}
+	}
+	if op == '+' {
+		guard.live[pgid] = true
+	} else {
+		delete(guard.live, pgid)
+	}
+	if guard.w != nil && guardWrite(fmt.Appendf(nil, "%c%d\n", op, pgid), log) {
+		return
+	}
+	if op == '+' {
+		startGuard(path, log) // a new guard gets this group with the others
+	}
+}
+
+// guardWrite writes to the guard; a failed write means it died (EPIPE:
+// Go does not raise SIGPIPE for a pipe other than stdout or stderr).
+// Callers hold guard.mu.
+func guardWrite(b []byte, log zerolog.Logger) bool {
+	if _, err := guard.w.Write(b); err != nil {
+		guard.w.Close()
+		guard.w = nil
+		log.Warn().Err(err).Msg("the guard for stdio backends is gone; a new one starts with the next backend")
+		return false
+	}
+	return true
 }
 
 // trackExit watches the backend cmd (started as the leader of its own
@@ -120,10 +168,9 @@ func guardLine(w *os.File, op byte, pgid int, log zerolog.Logger) {
 // the group is also handed to the guard for the time it lives.
 func trackExit(cmd *exec.Cmd, opts Options) (exited <-chan struct{}) {
 	pid := cmd.Process.Pid
-	var w *os.File
-	if opts.Supervisor != "" {
-		w = guardPipe(opts.Supervisor, opts.Logger)
-		guardLine(w, '+', pid, opts.Logger)
+	guarded := opts.Supervisor != ""
+	if guarded {
+		guardGroup(opts.Supervisor, '+', pid, opts.Logger)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -137,7 +184,9 @@ func trackExit(cmd *exec.Cmd, opts Options) (exited <-chan struct{}) {
 			}
 		}
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		guardLine(w, '-', pid, opts.Logger)
+		if guarded {
+			guardGroup(opts.Supervisor, '-', pid, opts.Logger)
+		}
 	}()
 	return done
 }

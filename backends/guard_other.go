@@ -13,6 +13,9 @@ const GuardArg = "__mcpbridge_guard"
 // Guard is only used on Linux.
 func Guard() int { return 2 }
 
+// guardReady has nothing to start: there is no guard.
+func guardReady(Options) {}
+
 // trackExit has nothing to watch: the supervisor ends the group when the
 // backend exits.
 func trackExit(*exec.Cmd, Options) <-chan struct{} {

@@ -187,6 +187,7 @@ func openStdio(ctx context.Context, cfg config.Backend, opts Options) (Session, 
 	if err != nil {
 		return nil, fmt.Errorf("backend %q: stderr pipe: %w", cfg.Name, err)
 	}
+	guardReady(opts)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("backend %q: start %s: %w", cfg.Name, opts.Redact(cfg.Command), err)
 	}

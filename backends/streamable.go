@@ -55,9 +55,11 @@ type streamable struct {
 	initReq   []byte // the router's initialize, as written, replayed after a loss
 	initNote  []byte // the router's notifications/initialized, as written
 	getCancel context.CancelFunc
-	// getReady is closed once the standalone stream's first attempt has
-	// an answer; getRefused says the server refused it (a 4xx).
+	// getReady is closed once the standalone stream of generation getGen
+	// had a first answer; getRefused says the server refused it with a
+	// 4xx other than 405 (perhaps only until notifications/initialized).
 	getReady   chan struct{}
+	getGen     uint64
 	getRefused bool
 }
 
@@ -538,8 +540,8 @@ func (s *streamable) startGET() {
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	s.getCancel = cancel
-	s.getReady, s.getRefused = ready, false
 	gen := s.gen
+	s.getReady, s.getGen, s.getRefused = ready, gen, false
 	s.mu.Unlock()
 	signal := sync.OnceFunc(func() { close(ready) })
 	if !s.spawn(func() { defer cancel(); defer signal(); s.listen(ctx, gen, signal) }) {
@@ -561,7 +563,10 @@ func (s *streamable) awaitGET() {
 	defer t.Stop()
 	wait := func() bool {
 		s.mu.Lock()
-		ready, refused := s.getReady, s.getRefused
+		ready := s.getReady
+		if s.getGen != s.gen {
+			ready = nil // the stream of a session since lost
+		}
 		s.mu.Unlock()
 		if ready == nil {
 			return false
@@ -574,7 +579,7 @@ func (s *streamable) awaitGET() {
 			return true
 		}
 		s.mu.Lock()
-		refused = s.getRefused
+		refused := s.getRefused
 		s.mu.Unlock()
 		return !refused
 	}
@@ -627,11 +632,13 @@ func (s *streamable) listen(ctx context.Context, gen uint64, ready func()) {
 			if e := s.log.Debug(); e.Enabled() {
 				e.Str("answer", se.Error()).Msg("backend offers no standalone event stream")
 			}
-			s.mu.Lock()
-			if s.gen == gen {
-				s.getRefused = true
+			if se.code != http.StatusMethodNotAllowed { // 405: no stream, ever
+				s.mu.Lock()
+				if s.getGen == gen {
+					s.getRefused = true
+				}
+				s.mu.Unlock()
 			}
-			s.mu.Unlock()
 			return
 		case err != nil:
 			if e := s.log.Debug(); e.Enabled() {
@@ -724,6 +731,7 @@ func (s *streamable) rejoin(ctx context.Context, gen uint64) error {
 	if s.getCancel != nil {
 		s.getCancel() // the old session's stream is gone with it
 		s.getCancel = nil
+		s.getReady = nil
 	}
 	s.mu.Unlock()
 	s.log.Info().Msg("backend lost the session; starting a new one")
@@ -750,9 +758,10 @@ func (s *streamable) rejoin(ctx context.Context, gen uint64) error {
 	// The new session knows nothing of the log level or subscriptions the
 	// host set: the router restores them on this notification.
 	s.deliver(frame.NewNotification(MethodReinitialized, nil))
-	if initNote != nil {
-		s.startGET()
-	}
+	// The new session's standalone stream, as at the router's first
+	// initialize answer: also when the session was lost before the host
+	// sent notifications/initialized.
+	s.startGET()
 	return nil
 }
 

@@ -468,6 +468,70 @@ func TestStreamableGETRefusedBeforeInitialized(t *testing.T) {
 	close(got)
 }
 
+// A session the server loses between the initialize answer and
+// notifications/initialized (its standalone stream, opened at the answer,
+// sees the 404) is replaced, and the new session gets a standalone stream
+// of its own: its notifications arrive.
+func TestStreamableSessionLostBeforeInitialized(t *testing.T) {
+	srv := newMCPServer()
+	ts, rc := serveStreamable(t, srv, false, nil)
+	d := newDriver(t, openTest(t, config.KindHTTP, ts.URL, nil))
+	d.send(initRequest)
+	d.await("1")
+	for deadline := time.Now().Add(testWait); rc.count(http.MethodGet, "") == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no GET at the initialize answer")
+		}
+	}
+	oldSID := ""
+	for _, r := range rc.requests() {
+		if r.method == http.MethodGet {
+			oldSID = r.header.Get(headerSessionID)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodDelete, ts.URL, nil)
+	req.Header.Set(headerSessionID, oldSID)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	d.note(MethodReinitialized)
+	d.send(initialized)
+	d.send(`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
+	d.await("2")
+
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	got := make(chan struct{})
+	go func() {
+		for i := 0; ; i++ {
+			srv.AddTool(&mcp.Tool{Name: fmt.Sprintf("late%d", i), InputSchema: json.RawMessage(`{"type":"object"}`)},
+				func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+					return textResult("late"), nil
+				})
+			select {
+			case <-got:
+				return
+			case <-ctx.Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	d.note("notifications/tools/list_changed")
+	close(got)
+	newGETs := 0
+	for _, r := range rc.requests() {
+		if r.method == http.MethodGet && r.header.Get(headerSessionID) != oldSID {
+			newGETs++
+		}
+	}
+	if newGETs == 0 {
+		t.Fatal("no standalone GET for the new session")
+	}
+}
+
 func TestStreamableSessionLost(t *testing.T) {
 	for _, flavour := range []string{"404", "400"} {
 		t.Run(flavour, func(t *testing.T) {
