@@ -71,6 +71,7 @@ type config struct {
 	targets  []target
 	payloads []payload
 	jsonFile string
+	bridge   string // a prebuilt mcpbridge to measure instead of building one
 }
 
 func main() {
@@ -97,6 +98,7 @@ func parseFlags(args []string) (*config, error) {
 	targets := fs.String("targets", "", "comma-separated targets (default all): "+targetNames(allTargets))
 	payloads := fs.String("payloads", "", `comma-separated payloads (default all): "13B,100KiB,1MiB"`)
 	jsonFile := fs.String("json", "", "write the raw results to `FILE`")
+	bridge := fs.String("bridge", "", "measure this mcpbridge `BINARY` instead of building one (to compare two builds)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -105,7 +107,7 @@ func parseFlags(args []string) (*config, error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	cfg := &config{rounds: *rounds, calls: *calls, smoke: *smoke, jsonFile: *jsonFile}
+	cfg := &config{rounds: *rounds, calls: *calls, smoke: *smoke, jsonFile: *jsonFile, bridge: *bridge}
 	pls := *payloads
 	if cfg.smoke {
 		if !set["rounds"] {
@@ -193,7 +195,11 @@ func run(ctx context.Context, cfg *config, out *os.File) (err error) {
 	if err := goBuild(ctx, root, e.echo, "./testdata/echoserver"); err != nil {
 		return err
 	}
-	if has(cfg.targets, "bridge-http") || has(cfg.targets, "bridge-stdio") {
+	if cfg.bridge != "" {
+		if e.bridge, err = filepath.Abs(cfg.bridge); err != nil {
+			return err
+		}
+	} else if has(cfg.targets, "bridge-http") || has(cfg.targets, "bridge-stdio") {
 		if err := buildBridge(ctx, root, e.bridge); err != nil {
 			return err
 		}
