@@ -380,6 +380,13 @@ func TestBackendCrashIsAnsweredAndRestarted(t *testing.T) {
 	}
 	p.Response(`"c"`)
 	// Restarted with backoff: a later call succeeds.
+	awaitRestart(t, p)
+}
+
+// awaitRestart calls echo until a call succeeds: the backend is back
+// after its restart backoff.
+func awaitRestart(t *testing.T, p *bridgeProc) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for i := 0; time.Now().Before(deadline); i++ {
 		id := strconv.Itoa(1000 + i)
@@ -398,15 +405,22 @@ func startWithGrandchild(t *testing.T, name string) (*bridgeProc, int) {
 	pidFile := filepath.Join(t.TempDir(), "grandchild.pid")
 	p := startBridge(t, append(serverEnvFor(name), "E2E_GRANDCHILD="+pidFile), "--stdio", stdioBackend(name))
 	handshake(t, p)
-	for range 100 {
+	return p, grandchildPID(t, pidFile, 0)
+}
+
+// grandchildPID waits for the backend to write its child's pid to pidFile,
+// one other than not, and returns it.
+func grandchildPID(t *testing.T, pidFile string, not int) int {
+	t.Helper()
+	for range 250 {
 		b, _ := os.ReadFile(pidFile)
-		if pid, _ := strconv.Atoi(string(b)); pid != 0 {
-			return p, pid
+		if pid, _ := strconv.Atoi(string(b)); pid != 0 && pid != not {
+			return pid
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal("the backend did not start its grandchild")
-	return nil, 0
+	return 0
 }
 
 // requireGone waits up to 5 s for pid to be gone, and kills it if not.
@@ -465,18 +479,7 @@ func TestGuardIsReplaced(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "grandchild.pid")
 	p := startBridge(t, append(serverEnvFor("reguard"), "E2E_GRANDCHILD="+pidFile), "--stdio", stdioBackend("reguard"))
 	handshake(t, p)
-	grandchild := func(not int) int {
-		for range 250 {
-			b, _ := os.ReadFile(pidFile)
-			if pid, _ := strconv.Atoi(string(b)); pid != 0 && pid != not {
-				return pid
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		t.Fatal("the backend did not start its grandchild")
-		return 0
-	}
-	first := grandchild(0)
+	first := grandchildPID(t, pidFile, 0)
 	guards := childrenWithArg(p.cmd.Process.Pid, backends.GuardArg)
 	if len(guards) != 1 {
 		t.Fatalf("%d guard processes, want 1", len(guards))
@@ -487,19 +490,8 @@ func TestGuardIsReplaced(t *testing.T) {
 	p.Send(`{"jsonrpc":"2.0","id":"c","method":"tools/call","params":{"name":"crash","arguments":{}}}`)
 	p.Response(`"c"`)
 	requireGone(t, first, "its backend's exit")
-	second := grandchild(first)
-	deadline := time.Now().Add(10 * time.Second)
-	for i := 0; ; i++ {
-		if time.Now().After(deadline) {
-			t.Fatal("the backend was not restarted")
-		}
-		id := strconv.Itoa(1000 + i)
-		p.Send(echoCall(id, "back"))
-		if r := p.Response(id); r.Result() != nil {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	second := grandchildPID(t, pidFile, first)
+	awaitRestart(t, p)
 	if guards := childrenWithArg(p.cmd.Process.Pid, backends.GuardArg); len(guards) != 1 {
 		t.Fatalf("%d guard processes after the restart, want 1", len(guards))
 	}
@@ -515,17 +507,7 @@ func TestExitedBackendTakesItsGroupAlong(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "grandchild.pid")
 	p := startBridge(t, append(serverEnvFor("holder"), "E2E_GRANDCHILD="+pidFile, "E2E_GRANDCHILD_STDOUT=1"), "--stdio", stdioBackend("holder"))
 	handshake(t, p)
-	var pid int
-	for range 100 {
-		b, _ := os.ReadFile(pidFile)
-		if pid, _ = strconv.Atoi(string(b)); pid != 0 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if pid == 0 {
-		t.Fatal("the backend did not start its grandchild")
-	}
+	pid := grandchildPID(t, pidFile, 0)
 	start := time.Now()
 	p.Send(`{"jsonrpc":"2.0","id":"c","method":"tools/call","params":{"name":"crash","arguments":{}}}`)
 	if r := p.Response(`"c"`); !strings.Contains(string(r.Error()), "holder") {
@@ -535,16 +517,7 @@ func TestExitedBackendTakesItsGroupAlong(t *testing.T) {
 		t.Errorf("the error took %v", d)
 	}
 	requireGone(t, pid, "its backend's exit")
-	deadline := time.Now().Add(10 * time.Second)
-	for i := 0; time.Now().Before(deadline); i++ {
-		id := strconv.Itoa(1000 + i)
-		p.Send(echoCall(id, "back"))
-		if r := p.Response(id); r.Result() != nil {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatal("the backend was not restarted")
+	awaitRestart(t, p)
 }
 
 // childrenWithArg lists the children of ppid whose command line has arg.

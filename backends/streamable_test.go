@@ -376,26 +376,7 @@ func TestStreamableStandaloneStream(t *testing.T) {
 
 			// The server drops a change notification when no GET stream is
 			// attached yet, so keep changing until one arrives.
-			ctx, cancel := context.WithTimeout(context.Background(), testWait)
-			defer cancel()
-			got := make(chan struct{})
-			go func() {
-				for i := 0; ; i++ {
-					srv.AddTool(&mcp.Tool{Name: fmt.Sprintf("late%d", i), InputSchema: json.RawMessage(`{"type":"object"}`)},
-						func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-							return textResult("late"), nil
-						})
-					select {
-					case <-got:
-						return
-					case <-ctx.Done():
-						return
-					case <-time.After(50 * time.Millisecond):
-					}
-				}
-			}()
-			d.note("notifications/tools/list_changed")
-			close(got)
+			awaitListChanged(d, srv)
 			if rc.count(http.MethodGet, "") == 0 {
 				t.Fatal("no GET stream was opened")
 			}
@@ -428,11 +409,7 @@ func TestStreamableGETRefusedBeforeInitialized(t *testing.T) {
 	d.send(initRequest)
 	d.await("1")
 	// The first GET needs no notifications/initialized.
-	for deadline := time.Now().Add(testWait); rc.count(http.MethodGet, "") == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no GET before notifications/initialized")
-		}
-	}
+	awaitGETCount(t, rc, "no GET before notifications/initialized")
 	d.send(initialized)
 	d.send(`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
 	d.await("2")
@@ -446,26 +423,7 @@ func TestStreamableGETRefusedBeforeInitialized(t *testing.T) {
 	if want := []string{"GET ", "POST " + methodInitialized, "GET "}; !slices.Equal(order, want) {
 		t.Fatalf("GETs and initialized in this order: %q, want %q", order, want)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), testWait)
-	defer cancel()
-	got := make(chan struct{})
-	go func() {
-		for i := 0; ; i++ {
-			srv.AddTool(&mcp.Tool{Name: fmt.Sprintf("late%d", i), InputSchema: json.RawMessage(`{"type":"object"}`)},
-				func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-					return textResult("late"), nil
-				})
-			select {
-			case <-got:
-				return
-			case <-ctx.Done():
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}()
-	d.note("notifications/tools/list_changed")
-	close(got)
+	awaitListChanged(d, srv)
 }
 
 // A session the server loses between the initialize answer and
@@ -478,49 +436,20 @@ func TestStreamableSessionLostBeforeInitialized(t *testing.T) {
 	d := newDriver(t, openTest(t, config.KindHTTP, ts.URL, nil))
 	d.send(initRequest)
 	d.await("1")
-	for deadline := time.Now().Add(testWait); rc.count(http.MethodGet, "") == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no GET at the initialize answer")
-		}
-	}
+	awaitGETCount(t, rc, "no GET at the initialize answer")
 	oldSID := ""
 	for _, r := range rc.requests() {
 		if r.method == http.MethodGet {
 			oldSID = r.header.Get(headerSessionID)
 		}
 	}
-	req, _ := http.NewRequest(http.MethodDelete, ts.URL, nil)
-	req.Header.Set(headerSessionID, oldSID)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	endSession(t, ts.URL, oldSID)
 	d.note(MethodReinitialized)
 	d.send(initialized)
 	d.send(`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
 	d.await("2")
 
-	ctx, cancel := context.WithTimeout(context.Background(), testWait)
-	defer cancel()
-	got := make(chan struct{})
-	go func() {
-		for i := 0; ; i++ {
-			srv.AddTool(&mcp.Tool{Name: fmt.Sprintf("late%d", i), InputSchema: json.RawMessage(`{"type":"object"}`)},
-				func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-					return textResult("late"), nil
-				})
-			select {
-			case <-got:
-				return
-			case <-ctx.Done():
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}()
-	d.note("notifications/tools/list_changed")
-	close(got)
+	awaitListChanged(d, srv)
 	newGETs := 0
 	for _, r := range rc.requests() {
 		if r.method == http.MethodGet && r.header.Get(headerSessionID) != oldSID {
@@ -545,13 +474,7 @@ func TestStreamableSessionLost(t *testing.T) {
 
 			switch flavour {
 			case "404": // the server forgets the session, as after a restart
-				req, _ := http.NewRequest(http.MethodDelete, ts.URL, nil)
-				req.Header.Set(headerSessionID, oldSID)
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				resp.Body.Close()
+				endSession(t, ts.URL, oldSID)
 			case "400": // some servers say 400 and name the session
 				rc.setIntercept(func(w http.ResponseWriter, r *http.Request, rec recorded) bool {
 					if r.Header.Get(headerSessionID) == oldSID && r.Method == http.MethodPost {
@@ -799,4 +722,55 @@ func TestStreamableWireID(t *testing.T) {
 	if got := string(f.OutID()); got != "42" {
 		t.Fatalf("edited: %s", got)
 	}
+}
+
+// awaitListChanged adds tools to srv until the session delivers a
+// tools/list_changed. The server drops a change notification while no
+// standalone stream is attached, so one change may not be enough.
+func awaitListChanged(d *driver, srv *mcp.Server) {
+	d.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	got := make(chan struct{})
+	defer close(got)
+	go func() {
+		for i := 0; ; i++ {
+			srv.AddTool(&mcp.Tool{Name: fmt.Sprintf("late%d", i), InputSchema: json.RawMessage(`{"type":"object"}`)},
+				func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+					return textResult("late"), nil
+				})
+			select {
+			case <-got:
+				return
+			case <-ctx.Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	d.note("notifications/tools/list_changed")
+}
+
+// awaitGETCount waits for the recorder to have seen a GET, failing with
+// msg if none comes.
+func awaitGETCount(t *testing.T, rc *recorder, msg string) {
+	t.Helper()
+	for deadline := time.Now().Add(testWait); rc.count(http.MethodGet, "") == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal(msg)
+		}
+	}
+}
+
+// endSession makes the server forget session sid (DELETE), as a server
+// restart or an expiry would.
+func endSession(t *testing.T, url, sid string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodDelete, url, nil)
+	req.Header.Set(headerSessionID, sid)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
 }
