@@ -185,10 +185,24 @@ func (c *httpCore) Name() string { return c.name }
 func (c *httpCore) closedErr() error { return fmt.Errorf("backend %q: %w", c.name, ErrClosed) }
 
 // launch orders m after notifications/initialized and POSTs it with post
-// in its own goroutine, which holds the semaphore slot the caller acquired.
+// in its own goroutine, which holds the semaphore slot the caller acquired
+// and, for notifications/initialized, opens the gate of what follows once
+// post returned.
 func (c *httpCore) launch(m outMsg, post func(outMsg)) error {
 	c.order(&m)
-	if !c.spawn(func() { defer c.release(); post(m) }) {
+	if !c.spawn(func() {
+		defer c.release()
+		if m.gate != nil {
+			defer close(m.gate)
+		}
+		if !c.waitTurn(m) {
+			return
+		}
+		if e := c.log.Debug(); e.Enabled() {
+			e.Str("kind", m.kind.String()).Str("method", m.method).Bytes("id", m.id).Int("bytes", m.f.Len()).Msg("to backend")
+		}
+		post(m)
+	}) {
 		c.release()
 		return c.closedErr()
 	}

@@ -429,17 +429,8 @@ func (s *sseSession) Send(f *frame.Frame) error {
 	return s.launch(m, s.post)
 }
 
-// post runs in m's own goroutine and holds one semaphore slot for it.
+// post runs in m's own goroutine (see launch).
 func (s *sseSession) post(m outMsg) {
-	if m.gate != nil {
-		defer close(m.gate)
-	}
-	if !s.waitTurn(m) {
-		return
-	}
-	if e := s.log.Debug(); e.Enabled() {
-		e.Str("kind", m.kind.String()).Str("method", m.method).Bytes("id", m.id).Int("bytes", m.f.Len()).Msg("to backend")
-	}
 	ctx := s.ctx
 	endpoint, err := s.waitEndpoint(ctx)
 	if err != nil {

@@ -135,17 +135,8 @@ func (s *streamable) observe(m outMsg) {
 	}
 }
 
-// post runs in m's own goroutine and holds one semaphore slot for it.
+// post runs in m's own goroutine (see launch).
 func (s *streamable) post(m outMsg) {
-	if m.gate != nil {
-		defer close(m.gate)
-	}
-	if !s.waitTurn(m) {
-		return
-	}
-	if e := s.log.Debug(); e.Enabled() {
-		e.Str("kind", m.kind.String()).Str("method", m.method).Bytes("id", m.id).Int("bytes", m.f.Len()).Msg("to backend")
-	}
 	if m.kind == frame.Request {
 		s.postRequest(m)
 	} else {
@@ -457,7 +448,8 @@ func streamEnd(err error) string {
 }
 
 // pumpAnswer delivers the messages of one answer stream until the
-// response for id (got) or the end of the stream (err).
+// response for id (got) or the end of the stream (err). With a nil id it
+// delivers everything until the end (the standalone stream).
 func (s *streamable) pumpAnswer(rd *sseReader, id []byte, onAnswer func(*frame.Frame), tooBig *error) (progress, got bool, err error) {
 	for {
 		ev, err := rd.Next()
@@ -648,13 +640,13 @@ func (s *streamable) listen(ctx context.Context, gen uint64, ready func()) {
 			streamed = true
 			rd := newSSEReader(resp.Body, s.maxMsg)
 			rd.LastEventID = lastID
-			n, err := s.pumpAll(rd)
+			progress, err := s.pumpAll(rd)
 			resp.Body.Close()
 			lastID = rd.LastEventID
 			if ctx.Err() != nil {
 				return
 			}
-			if n > 0 {
+			if progress {
 				bo.reset()
 			}
 			if e := s.log.Debug(); e.Enabled() {
@@ -673,27 +665,12 @@ func (s *streamable) listen(ctx context.Context, gen uint64, ready func()) {
 	}
 }
 
-// pumpAll delivers every message of a stream until it ends; n counts them.
-func (s *streamable) pumpAll(rd *sseReader) (n int, err error) {
-	for {
-		ev, err := rd.Next()
-		if errors.Is(err, errEventTooLong) {
-			s.log.Warn().Err(err).Msg("skipping an oversized message from backend")
-			continue
-		}
-		if err != nil {
-			return n, err
-		}
-		if ev.Type != "message" {
-			continue
-		}
-		if f, ok := s.parseMessage(ev.Data); ok {
-			n++
-			if !s.deliver(f) {
-				return n, s.ctx.Err()
-			}
-		}
-	}
+// pumpAll delivers every message of a stream until it ends; progress
+// says a message came.
+func (s *streamable) pumpAll(rd *sseReader) (progress bool, err error) {
+	var tooBig error
+	progress, _, err = s.pumpAnswer(rd, nil, nil, &tooBig)
+	return progress, err
 }
 
 // rejoin replaces upstream session generation gen, which the server lost,
