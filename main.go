@@ -48,7 +48,24 @@ func main() {
 			os.Exit(backends.Supervise(os.Args[2:]))
 		}
 	}
-	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
+	if os.Getenv("GOMAXPROCS") == "" {
+		// One thread runs Go code (blocking system calls still get their
+		// own). A bridge does microseconds of work per message and hands
+		// each one between goroutines (host reader, router, HTTP worker,
+		// writer); with a second P every hand-off wakes another thread,
+		// and on a virtual machine those futex wake-ups and context
+		// switches cost more than the work (issue #6, `go run
+		// ./bench/compare`: CPU per 1,000 small calls and per 100 KiB call
+		// both fell by about a quarter). GOMAXPROCS in the environment
+		// still wins.
+		runtime.GOMAXPROCS(1)
+	}
+	in, out, restore := pollableStdio()
+	code := run(os.Args, in, out, os.Stderr)
+	restore()
+	runtime.KeepAlive(in)
+	runtime.KeepAlive(out)
+	os.Exit(code)
 }
 
 // exitError carries an exit status through urfave/cli.
