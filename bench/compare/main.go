@@ -28,9 +28,12 @@
 // the echo server counted; per target, the cold start (spawn to the first
 // tools/list that names echo), the sessions and HTTP requests at startup, and
 // the wall time of 100 sequential small calls. The machine is assumed noisy:
-// each round runs every target in a rotated order, every difference and
-// ratio against direct-http is taken within a round, and the table reports
-// medians over rounds. Nothing here asserts timing.
+// each round starts every target in a rotated order and keeps them all
+// running; the sequential calls of each payload go to the targets in turns
+// of 10 calls (the order rotating each turn), so a slow stretch of a shared
+// machine falls on all targets alike; every difference and ratio against
+// direct-http is taken within a round, and the table reports medians over
+// rounds. Nothing here asserts timing.
 //
 // Flags: -rounds N, -calls N (sequential calls for 13 B, and as many with 16
 // in flight; 100 KiB gets N/10 and 1 MiB N/40), -payloads, -targets (comma
@@ -218,25 +221,27 @@ func run(ctx context.Context, cfg *config, out *os.File) (err error) {
 
 	var results []*result
 	var failures []string
-rounds:
 	for r := range cfg.rounds {
-		for i := range cfg.targets {
-			t := cfg.targets[(i+r)%len(cfg.targets)]
-			if ctx.Err() != nil {
-				break rounds // interrupted: report what there is
-			}
-			fmt.Fprintf(os.Stderr, "round %d/%d: %s\n", r+1, cfg.rounds, t.name)
-			res, err := measure(ctx, e, t, r, cfg.payloads)
-			if err != nil {
-				msg := fmt.Sprintf("round %d, %s: %v", r+1, t.name, err)
+		if ctx.Err() != nil {
+			break // interrupted: report what there is
+		}
+		order := make([]target, len(cfg.targets))
+		for i := range order {
+			order[i] = cfg.targets[(i+r)%len(cfg.targets)]
+		}
+		fmt.Fprintf(os.Stderr, "round %d/%d: %s\n", r+1, cfg.rounds, targetNames(order))
+		res, errs := measureRound(ctx, e, order, r, cfg.payloads)
+		for i, t := range order {
+			if errs[i] != nil {
+				msg := fmt.Sprintf("round %d, %s: %v", r+1, t.name, errs[i])
 				fmt.Fprintln(os.Stderr, "compare: FAILED", msg)
 				failures = append(failures, msg)
 				continue
 			}
-			for _, p := range res.Problems {
+			for _, p := range res[i].Problems {
 				fmt.Fprintf(os.Stderr, "compare: round %d, %s: count off: %s\n", r+1, t.name, p)
 			}
-			results = append(results, res)
+			results = append(results, res[i])
 		}
 	}
 

@@ -119,71 +119,146 @@ func (r *result) problem(format string, args ...any) {
 	r.Problems = append(r.Problems, fmt.Sprintf(format, args...))
 }
 
-// measure runs every payload against t once.
-func measure(ctx context.Context, e *env, t target, round int, payloads []payload) (res *result, err error) {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
-	defer cancel()
-	res = &result{Target: t.name, Round: round, Requests: -1, thirdParty: t.thirdParty}
+// measure runs every payload against t once: a round of one target.
+func measure(ctx context.Context, e *env, t target, round int, payloads []payload) (*result, error) {
+	res, errs := measureRound(ctx, e, []target{t}, round, payloads)
+	if errs[0] != nil {
+		return nil, errs[0]
+	}
+	return res[0], nil
+}
 
-	var srv *echoHTTP
+// seqBlock is how many sequential calls one target makes before the next
+// target takes its turn.
+const seqBlock = 10
+
+// measureRound runs every payload against every target of one round, in
+// the order given. The targets are started (and their cold starts timed)
+// one after another, then live side by side: the sequential calls of each
+// payload go to the targets in turns of seqBlock calls, so that a slow
+// minute of a shared machine falls on every target alike instead of on
+// whichever ran then. Calls with 16 in flight, and everything measured from
+// /proc, are per target as before. res[i] and errs[i] are targets[i]'s:
+// one target's failure is its own; the others go on.
+func measureRound(ctx context.Context, e *env, targets []target, round int, payloads []payload) (res []*result, errs []error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(len(targets))*15*time.Minute)
+	defer cancel()
+	res, errs = make([]*result, len(targets)), make([]error, len(targets))
+	var ls []*live
+	defer func() {
+		for _, l := range ls {
+			l.kill() // after a failure; a no-op for a live that ended well
+		}
+	}()
+	for i, t := range targets {
+		l, err := start(ctx, e, t, round)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		l.index = i
+		ls = append(ls, l)
+	}
+	for _, pl := range payloads {
+		for _, l := range ls {
+			l.beginPayload(ctx, pl)
+		}
+		for i := 0; i < pl.Calls; i += seqBlock {
+			for j := range ls {
+				l := ls[(j+i/seqBlock)%len(ls)]
+				for range min(seqBlock, pl.Calls-i) {
+					l.timedCall(ctx)
+				}
+			}
+		}
+		for _, l := range ls {
+			l.endPayload(ctx)
+		}
+	}
+	for _, l := range ls {
+		res[l.index], errs[l.index] = l.finish(ctx)
+	}
+	return res, errs
+}
+
+// A live target is started and connected: a session to call through, and
+// what measures it. Once err is set the target makes no more calls.
+type live struct {
+	t         target
+	index     int
+	res       *result
+	srv       *echoHTTP // nil without an HTTP echo server
+	p         *proc     // nil for direct-http
+	sess      *mcp.ClientSession
+	close     func() error
+	idle      func() // closes the direct client's idle connections
+	tool      string
+	statsFile string
+	calls     int // made so far, to check a stdio echo server's count
+	err       error
+
+	// the payload being measured
+	pl     payload
+	args   *echoArgs
+	lat    []time.Duration
+	before counts
+	cpu0   float64
+	cur    payloadResult
+}
+
+// start starts t, times its cold start (spawn or connect to the first
+// tools/list that names echo) and its first 100 sequential small calls.
+func start(ctx context.Context, e *env, t target, round int) (l *live, err error) {
+	l = &live{t: t, res: &result{Target: t.name, Round: round, Requests: -1, thirdParty: t.thirdParty}}
+	defer func() {
+		if err != nil {
+			err = l.fail(err)
+			l.kill()
+		}
+	}()
+	url := ""
 	if t.http {
-		if srv, err = startEchoHTTP(ctx, e.echo); err != nil {
+		if l.srv, err = startEchoHTTP(ctx, e.echo); err != nil {
 			return nil, err
 		}
-		defer srv.stop()
+		url = l.srv.url
 	}
-	url := ""
-	if srv != nil {
-		url = srv.url
-	}
-	statsFile := filepath.Join(e.dir, fmt.Sprintf("%s-%d.stats", t.name, round))
+	l.statsFile = filepath.Join(e.dir, fmt.Sprintf("%s-%d.stats", t.name, round))
 
-	// Cold start: spawn (or connect) to the first tools/list that names echo.
 	start := time.Now()
 	var transport mcp.Transport
-	var p *proc
 	if t.command == nil {
 		ht := &http.Transport{MaxIdleConnsPerHost: 4 * inFlight}
-		defer ht.CloseIdleConnections()
+		l.idle = ht.CloseIdleConnections
 		transport = &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: &http.Client{Transport: ht}}
 	} else {
-		if p, err = startProc(t.name, t.command(e, url, statsFile), true, nil); err != nil {
+		if l.p, err = startProc(t.name, t.command(e, url, l.statsFile), true, nil); err != nil {
 			return nil, err
 		}
-		defer func() {
-			if err != nil { // no patience on the way out of a failure
-				p.stop(syscall.SIGTERM, time.Second)
-				err = fmt.Errorf("%w\n%s stderr (tail):\n%s", err, t.name, p.stderr)
-			}
-			p.stop(0, 5*time.Second)
-		}()
-		transport = &mcp.IOTransport{Reader: p.stdout, Writer: p.stdin, MaxLineLength: maxLine}
+		transport = &mcp.IOTransport{Reader: l.p.stdout, Writer: l.p.stdin, MaxLineLength: maxLine}
 	}
 	cctx, ccancel := context.WithTimeout(ctx, connectTimeout)
 	defer ccancel()
-	sess, err := e.client.Connect(cctx, transport, &mcp.ClientSessionOptions{ProtocolVersion: protocolVersion})
-	if err != nil {
+	if l.sess, err = e.client.Connect(cctx, transport, &mcp.ClientSessionOptions{ProtocolVersion: protocolVersion}); err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
-	closeSession := sync.OnceValue(sess.Close)
-	defer closeSession()
-	if v := sess.InitializeResult().ProtocolVersion; v != protocolVersion {
-		res.problem("negotiated protocol %s, not %s", v, protocolVersion)
+	l.close = sync.OnceValue(l.sess.Close)
+	if v := l.sess.InitializeResult().ProtocolVersion; v != protocolVersion {
+		l.res.problem("negotiated protocol %s, not %s", v, protocolVersion)
 	}
-	tool, err := findEcho(cctx, sess)
-	if err != nil {
+	if l.tool, err = findEcho(cctx, l.sess); err != nil {
 		return nil, err
 	}
-	res.ColdStart = time.Since(start)
+	l.res.ColdStart = time.Since(start)
 
-	var before counts
-	if srv != nil {
-		if before, err = srv.counts(ctx); err != nil {
+	if l.srv != nil {
+		before, err := l.srv.counts(ctx)
+		if err != nil {
 			return nil, err
 		}
-		res.Sessions, res.Requests = before.Sessions, before.Requests
+		l.res.Sessions, l.res.Requests = before.Sessions, before.Requests
 		if before.Sessions != 1 {
-			res.problem("%d sessions at startup, want 1", before.Sessions)
+			l.res.problem("%d sessions at startup, want 1", before.Sessions)
 		}
 	}
 
@@ -191,116 +266,177 @@ func measure(ctx context.Context, e *env, t target, round int, payloads []payloa
 	small := newArgs("hello, world!")
 	start = time.Now()
 	for range 100 {
-		if err := call(ctx, sess, tool, small); err != nil {
+		if err := call(ctx, l.sess, l.tool, small); err != nil {
 			return nil, err
 		}
 	}
-	res.Seq100 = time.Since(start)
-	calls := 100
-
-	for _, pl := range payloads {
-		r, err := measurePayload(ctx, sess, tool, p, t.proxy, srv, pl)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", pl.Name, err)
-		}
-		calls += warmup + 2*pl.Calls
-		if srv != nil && r.NewSessions != 0 {
-			res.problem("%s: %d new sessions during calls, want 0", pl.Name, r.NewSessions)
-		}
-		if srv != nil && r.Requests != int64(2*pl.Calls) {
-			res.problem("%s: %d HTTP requests for %d calls, want 1 each", pl.Name, r.Requests, 2*pl.Calls)
-		}
-		res.Payloads = append(res.Payloads, r)
-	}
-
-	// Shut down in order; a stdio echo server writes its counts on exit.
-	if err := closeSession(); err != nil && t.command == nil {
-		return nil, fmt.Errorf("close: %w", err)
-	}
-	if p != nil {
-		_ = p.stop(0, 5*time.Second) // exit status of a closed proxy is not ours to judge
-	}
-	if t.command != nil && !t.http {
-		c, err := waitCountsFile(ctx, statsFile)
-		if err != nil {
-			return nil, fmt.Errorf("echo server counts: %w", err)
-		}
-		res.Sessions = c.Sessions
-		if c.Sessions != 1 {
-			res.problem("%d backend sessions in the run, want 1", c.Sessions)
-		}
-		if c.Messages < int64(calls) {
-			res.problem("backend saw %d messages for %d calls", c.Messages, calls)
-		}
-	}
-	return res, nil
+	l.res.Seq100 = time.Since(start)
+	l.calls = 100
+	return l, nil
 }
 
-const warmup = 10
+// fail records err as the target's failure, with the tail of its stderr.
+func (l *live) fail(err error) error {
+	if l.err != nil {
+		return l.err
+	}
+	if l.p != nil {
+		err = fmt.Errorf("%w\n%s stderr (tail):\n%s", err, l.t.name, l.p.stderr)
+	}
+	l.err = err
+	return err
+}
 
-func measurePayload(ctx context.Context, sess *mcp.ClientSession, tool string, p *proc, proxy bool, srv *echoHTTP, pl payload) (payloadResult, error) {
-	r := payloadResult{Payload: pl.Name, Calls: pl.Calls, CPUPer1000: -1, RSSKiB: -1, PeakKiB: -1}
-	args := newArgs(payloadText(pl.Bytes))
+// kill stops whatever l started, without patience. finish has done it
+// already for a target that ended well.
+func (l *live) kill() {
+	if l.close != nil {
+		_ = l.close()
+	}
+	if l.idle != nil {
+		l.idle()
+	}
+	if l.p != nil {
+		_ = l.p.stop(syscall.SIGTERM, time.Second)
+	}
+	if l.srv != nil {
+		l.srv.stop()
+	}
+}
+
+// beginPayload warms the target up with pl and takes the counts its
+// sequential and concurrent calls are measured against.
+func (l *live) beginPayload(ctx context.Context, pl payload) {
+	l.pl, l.args, l.lat = pl, newArgs(payloadText(pl.Bytes)), l.lat[:0]
+	l.cur = payloadResult{Payload: pl.Name, Calls: pl.Calls, CPUPer1000: -1, RSSKiB: -1, PeakKiB: -1}
+	if l.err != nil {
+		return
+	}
 	for range warmup {
-		if err := call(ctx, sess, tool, args); err != nil {
-			return r, err
+		if err := call(ctx, l.sess, l.tool, l.args); err != nil {
+			l.fail(fmt.Errorf("%s: %w", pl.Name, err))
+			return
 		}
 	}
 	var err error
-	var before counts
-	if srv != nil {
-		if before, err = srv.counts(ctx); err != nil {
-			return r, err
+	if l.srv != nil {
+		if l.before, err = l.srv.counts(ctx); err != nil {
+			l.fail(fmt.Errorf("%s: %w", pl.Name, err))
+			return
 		}
 	}
-	var cpu0 float64
-	if proxy {
-		if cpu0, err = cpuSeconds(p.pid()); err != nil {
-			return r, err
+	if l.t.proxy {
+		if l.cpu0, err = cpuSeconds(l.p.pid()); err != nil {
+			l.fail(fmt.Errorf("%s: %w", pl.Name, err))
 		}
 	}
+}
 
-	lat := make([]time.Duration, pl.Calls)
-	for i := range lat {
-		t0 := time.Now()
-		if err := call(ctx, sess, tool, args); err != nil {
-			return r, err
-		}
-		lat[i] = time.Since(t0)
+// timedCall makes one sequential call and keeps its latency.
+func (l *live) timedCall(ctx context.Context) {
+	if l.err != nil {
+		return
 	}
-	slices.Sort(lat)
-	r.P50, r.P99 = percentile(lat, 50), percentile(lat, 99)
-	if proxy {
-		if r.RSSKiB, _, err = memKiB(p.pid()); err != nil {
-			return r, err
-		}
+	t0 := time.Now()
+	if err := call(ctx, l.sess, l.tool, l.args); err != nil {
+		l.fail(fmt.Errorf("%s: %w", l.pl.Name, err))
+		return
 	}
+	l.lat = append(l.lat, time.Since(t0))
+}
 
-	elapsed, err := concurrent(ctx, sess, tool, args, pl.Calls)
+// endPayload computes the sequential figures, then makes the calls with 16
+// in flight and takes the counts after both.
+func (l *live) endPayload(ctx context.Context) {
+	if l.err != nil {
+		return
+	}
+	if err := l.endPayloadErr(ctx); err != nil {
+		l.fail(fmt.Errorf("%s: %w", l.pl.Name, err))
+		return
+	}
+	r := l.cur
+	l.calls += warmup + 2*l.pl.Calls
+	if l.srv != nil && r.NewSessions != 0 {
+		l.res.problem("%s: %d new sessions during calls, want 0", r.Payload, r.NewSessions)
+	}
+	if l.srv != nil && r.Requests != int64(2*l.pl.Calls) {
+		l.res.problem("%s: %d HTTP requests for %d calls, want 1 each", r.Payload, r.Requests, 2*l.pl.Calls)
+	}
+	l.res.Payloads = append(l.res.Payloads, r)
+}
+
+func (l *live) endPayloadErr(ctx context.Context) error {
+	r := &l.cur
+	slices.Sort(l.lat)
+	r.P50, r.P99 = percentile(l.lat, 50), percentile(l.lat, 99)
+	var err error
+	if l.t.proxy {
+		if r.RSSKiB, _, err = memKiB(l.p.pid()); err != nil {
+			return err
+		}
+	}
+	elapsed, err := concurrent(ctx, l.sess, l.tool, l.args, l.pl.Calls)
 	if err != nil {
-		return r, err
+		return err
 	}
-	r.PerSec = float64(pl.Calls) / elapsed.Seconds()
-	if proxy {
-		cpu1, err := cpuSeconds(p.pid())
+	r.PerSec = float64(l.pl.Calls) / elapsed.Seconds()
+	if l.t.proxy {
+		cpu1, err := cpuSeconds(l.p.pid())
 		if err != nil {
-			return r, err
+			return err
 		}
-		r.CPUPer1000 = (cpu1 - cpu0) / float64(2*pl.Calls) * 1000
-		if _, r.PeakKiB, err = memKiB(p.pid()); err != nil {
-			return r, err
+		r.CPUPer1000 = (cpu1 - l.cpu0) / float64(2*l.pl.Calls) * 1000
+		if _, r.PeakKiB, err = memKiB(l.p.pid()); err != nil {
+			return err
 		}
 	}
-	if srv != nil {
-		after, err := srv.counts(ctx)
+	if l.srv != nil {
+		after, err := l.srv.counts(ctx)
 		if err != nil {
-			return r, err
+			return err
 		}
-		d := after.minus(before)
+		d := after.minus(l.before)
 		r.Requests, r.NewSessions = d.Requests, d.Sessions
 	}
-	return r, nil
+	return nil
 }
+
+// finish shuts the target down in order (a stdio echo server writes its
+// counts on exit) and checks those counts.
+func (l *live) finish(ctx context.Context) (*result, error) {
+	if l.err != nil {
+		return nil, l.err
+	}
+	if err := l.close(); err != nil && l.t.command == nil {
+		return nil, l.fail(fmt.Errorf("close: %w", err))
+	}
+	if l.idle != nil {
+		l.idle()
+	}
+	if l.p != nil {
+		_ = l.p.stop(0, 5*time.Second) // exit status of a closed proxy is not ours to judge
+	}
+	if l.srv != nil {
+		l.srv.stop()
+	}
+	if l.t.command != nil && !l.t.http {
+		c, err := waitCountsFile(ctx, l.statsFile)
+		if err != nil {
+			return nil, l.fail(fmt.Errorf("echo server counts: %w", err))
+		}
+		l.res.Sessions = c.Sessions
+		if c.Sessions != 1 {
+			l.res.problem("%d backend sessions in the run, want 1", c.Sessions)
+		}
+		if c.Messages < int64(l.calls) {
+			l.res.problem("backend saw %d messages for %d calls", c.Messages, l.calls)
+		}
+	}
+	return l.res, nil
+}
+
+const warmup = 10
 
 // concurrent makes n calls with inFlight of them outstanding at a time.
 func concurrent(ctx context.Context, sess *mcp.ClientSession, tool string, args *echoArgs, n int) (time.Duration, error) {
