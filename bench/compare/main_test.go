@@ -6,6 +6,7 @@ import (
 	"context"
 	"math"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -94,5 +95,44 @@ func TestMeasureFailingTargets(t *testing.T) {
 		if n != 0 {
 			t.Errorf("%v: %d processes left", argv, n)
 		}
+	}
+}
+
+// In a round, a target that fails is reported as failed and the others
+// still measure: the targets run side by side, so one must not take the
+// round down.
+func TestRoundOutlivesAFailingTarget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the echo server")
+	}
+	e := &env{dir: t.TempDir(), client: mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil)}
+	e.echo = filepath.Join(e.dir, "echoserver")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := goBuild(ctx, "../..", e.echo, "./testdata/echoserver"); err != nil {
+		t.Fatal(err)
+	}
+	good := allTargets[1] // direct-stdio
+	if good.name != "direct-stdio" {
+		t.Fatalf("allTargets[1] is %s", good.name)
+	}
+	bad := target{name: "false", command: func(*env, string, string) *exec.Cmd { return exec.Command("false") }}
+	pl := []payload{{Name: "13 B", Bytes: 13, Calls: 25}}
+	res, errs := measureRound(ctx, e, []target{bad, good, bad}, 0, pl)
+	if errs[0] == nil || errs[2] == nil {
+		t.Errorf("failing target: errors %v, %v", errs[0], errs[2])
+	}
+	if errs[1] != nil {
+		t.Fatalf("direct-stdio: %v", errs[1])
+	}
+	r := res[1]
+	if len(r.Payloads) != 1 || r.Payloads[0].P50 <= 0 || len(r.Problems) != 0 {
+		t.Errorf("direct-stdio result: %+v", r)
+	}
+	procsMu.Lock()
+	n := len(procs)
+	procsMu.Unlock()
+	if n != 0 {
+		t.Errorf("%d processes left", n)
 	}
 }

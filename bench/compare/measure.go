@@ -208,8 +208,8 @@ type live struct {
 
 // start starts t, times its cold start (spawn or connect to the first
 // tools/list that names echo) and its first 100 sequential small calls.
-func start(ctx context.Context, e *env, t target, round int) (l *live, err error) {
-	l = &live{t: t, res: &result{Target: t.name, Round: round, Requests: -1, thirdParty: t.thirdParty}}
+func start(ctx context.Context, e *env, t target, round int) (_ *live, err error) {
+	l := &live{t: t, res: &result{Target: t.name, Round: round, Requests: -1, thirdParty: t.thirdParty}}
 	defer func() {
 		if err != nil {
 			err = l.fail(err)
