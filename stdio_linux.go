@@ -43,8 +43,12 @@ func growStdio() {
 // cannot, and leaves its ends of the host's pipes non-blocking.
 func pollableStdio() (in, out *os.File, restore func()) {
 	var changed []int
-	nonblock := func(f *os.File) *os.File {
-		fd := int(f.Fd()) // f is os.Stdin or os.Stdout: blocking already
+	nonblock := func(f *os.File, fd int) *os.File {
+		// fd, not f.Fd(): Fd would put a pollable f back in blocking mode.
+		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+		if err != nil || fl&unix.O_NONBLOCK != 0 {
+			return f // non-blocking already: os served it by the poller from the start
+		}
 		var st unix.Stat_t
 		if unix.Fstat(fd, &st) != nil {
 			return f
@@ -60,7 +64,7 @@ func pollableStdio() (in, out *os.File, restore func()) {
 		// poller.
 		return os.NewFile(uintptr(fd), f.Name())
 	}
-	in, out = nonblock(os.Stdin), nonblock(os.Stdout)
+	in, out = nonblock(os.Stdin, 0), nonblock(os.Stdout, 1)
 	return in, out, func() {
 		for _, fd := range changed {
 			_ = unix.SetNonblock(fd, false)
