@@ -281,6 +281,13 @@ func (l *live) fail(err error) error {
 		return l.err
 	}
 	if l.p != nil {
+		if l.t.proxy && !l.t.thirdParty && errors.Is(err, context.DeadlineExceeded) {
+			// A call that got no answer: have mcpbridge print its
+			// goroutines (Go's SIGQUIT dump) into the stderr tail, so the
+			// failure says where it stuck.
+			_ = l.p.stop(syscall.SIGQUIT, 3*time.Second)
+			time.Sleep(200 * time.Millisecond) // the tail's reader catches up
+		}
 		err = fmt.Errorf("%w\n%s stderr (tail):\n%s", err, l.t.name, l.p.stderr)
 	}
 	l.err = err

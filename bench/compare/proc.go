@@ -43,7 +43,7 @@ var (
 // are connected to pipes the caller reads and writes; otherwise they are
 // /dev/null. firstLine, if not nil, receives the first line of stderr.
 func startProc(name string, cmd *exec.Cmd, pipes bool, firstLine chan<- string) (p *proc, err error) {
-	p = &proc{name: name, cmd: cmd, stderr: &tail{max: 16 << 10}, done: make(chan struct{})}
+	p = &proc{name: name, cmd: cmd, stderr: &tail{max: 64 << 10}, done: make(chan struct{})}
 	var closeAfterStart, closeOnError []*os.File
 	defer func() {
 		for _, f := range closeAfterStart {
