@@ -3,7 +3,7 @@
 // Command compare is mcpbridge's side-by-side benchmark (issue #6). From the
 // repository root:
 //
-//	go run ./bench/compare          # full run: 5 rounds, about 10 minutes on 2 cores
+//	go run ./bench/compare          # full run: 5 rounds, about 7 minutes on 2 cores
 //	go run ./bench/compare -smoke   # a few seconds; fails on any failed call or count that is off
 //
 // It builds mcpbridge and testdata/echoserver (a go-sdk server whose echo tool
