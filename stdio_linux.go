@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -33,40 +34,57 @@ func growStdio() {
 // thread then never sees the process idle: it keeps waking every 20 µs to
 // 10 ms to look at that thread, and on a virtual machine each of those
 // wake-ups costs more than relaying a small message (perf: 19 % of the
-// bridge's CPU in sysmon's nanosleep at 100 KiB calls). In non-blocking
-// mode a read that would wait parks the goroutine in the poller instead,
-// and the whole process sleeps between messages.
+// bridge's CPU in sysmon's nanosleep at 100 KiB calls). Served by the
+// poller, a read that would wait parks the goroutine instead, and the whole
+// process sleeps between messages.
 //
 // O_NONBLOCK belongs to the open file description, which the host may
-// share, so it is only set on pipes and sockets (never a terminal or a
-// file) and restore puts the blocking mode back; a bridge killed outright
-// cannot, and leaves its ends of the host's pipes non-blocking.
+// share. A pipe is therefore reopened through /proc/self/fd: a description
+// of the same pipe that only the bridge holds, non-blocking, while the
+// host's stays as it was. A socket cannot be reopened; it is switched to
+// non-blocking where it is (Node-based hosts hand over a socketpair end
+// that only the bridge holds; inetd, socat and systemd put one socket on
+// both fds, which then share the flag) and restore puts blocking mode back.
+// Terminals, files and anything already non-blocking (which os serves by
+// the poller from the start) are left alone.
 func pollableStdio() (in, out *os.File, restore func()) {
-	var changed []int
-	nonblock := func(f *os.File, fd int) *os.File {
-		// fd, not f.Fd(): Fd would put a pollable f back in blocking mode.
+	files := [2]*os.File{os.Stdin, os.Stdout}
+	// Look at both before changing either: one socket may be both.
+	var kind [2]uint32 // S_IFMT of a blocking pipe or socket; 0 otherwise
+	for fd := range 2 {
 		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-		if err != nil || fl&unix.O_NONBLOCK != 0 {
-			return f // non-blocking already: os served it by the poller from the start
-		}
 		var st unix.Stat_t
-		if unix.Fstat(fd, &st) != nil {
-			return f
+		if err != nil || fl&unix.O_NONBLOCK != 0 || unix.Fstat(fd, &st) != nil {
+			continue
 		}
-		if m := st.Mode & unix.S_IFMT; m != unix.S_IFIFO && m != unix.S_IFSOCK {
-			return f
+		kind[fd] = st.Mode & unix.S_IFMT
+	}
+	var sockets []int
+	for fd := range 2 {
+		switch kind[fd] {
+		case unix.S_IFIFO:
+			// O_NONBLOCK also keeps the open itself from waiting for a
+			// peer that has gone; on failure the pipe stays as it was.
+			access := os.O_RDONLY
+			if fd == 1 {
+				access = os.O_WRONLY
+			}
+			if f, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", fd), access|unix.O_NONBLOCK, 0); err == nil {
+				files[fd] = f
+			}
+		case unix.S_IFSOCK:
+			if unix.SetNonblock(fd, true) == nil {
+				sockets = append(sockets, fd)
+			}
 		}
-		if unix.SetNonblock(fd, true) != nil {
-			return f
-		}
-		changed = append(changed, fd)
+	}
+	for _, fd := range sockets {
 		// NewFile sees the non-blocking mode and registers fd with the
 		// poller.
-		return os.NewFile(uintptr(fd), f.Name())
+		files[fd] = os.NewFile(uintptr(fd), files[fd].Name())
 	}
-	in, out = nonblock(os.Stdin, 0), nonblock(os.Stdout, 1)
-	return in, out, func() {
-		for _, fd := range changed {
+	return files[0], files[1], func() {
+		for _, fd := range sockets {
 			_ = unix.SetNonblock(fd, false)
 		}
 	}

@@ -2,8 +2,11 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,11 +14,93 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The host's stdin and stdout pipes are non-blocking (served by the
-// runtime's poller) while the bridge runs, and blocking again once it has
-// exited: O_NONBLOCK belongs to the open file description, which the host
-// shares (issue #6).
-func TestHostPipesAreBlockingAgainAtExit(t *testing.T) {
+func nonblocking(t *testing.T, f *os.File) bool {
+	t.Helper()
+	fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fl&unix.O_NONBLOCK != 0
+}
+
+// nonblockingCopies counts pid's descriptors, other than 0 and 1, open on
+// the same pipe or socket as f and in non-blocking mode.
+func nonblockingCopies(t *testing.T, pid int, f *os.File) int {
+	t.Helper()
+	want, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if e.Name() == "0" || e.Name() == "1" {
+			continue
+		}
+		if link, _ := os.Readlink(filepath.Join(dir, e.Name())); link != want {
+			continue
+		}
+		info, _ := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%s", pid, e.Name()))
+		for _, line := range strings.Split(string(info), "\n") {
+			if v, ok := strings.CutPrefix(line, "flags:"); ok {
+				if fl, err := strconv.ParseUint(strings.TrimSpace(v), 8, 64); err == nil && fl&unix.O_NONBLOCK != 0 {
+					n++
+				}
+			}
+		}
+	}
+	return n
+}
+
+// startOn starts mcpbridge in front of the test's "solo" stdio server with
+// the given stdin and stdout, which the test keeps its own copies of.
+func startOn(t *testing.T, stdin, stdout *os.File) (cmd *exec.Cmd, exited <-chan struct{}, waitErr *error) {
+	cmd = exec.Command(bridgeBin, "--stdio", stdioBackend("solo"))
+	cmd.Env = append(os.Environ(), serverEnvFor("solo")...)
+	cmd.Stdin, cmd.Stdout = stdin, stdout
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var werr error
+	go func() { werr = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("mcpbridge stderr:\n%s", tail(stderr.String(), 4000))
+		}
+	})
+	return cmd, done, &werr
+}
+
+func awaitExit(t *testing.T, exited <-chan struct{}, waitErr *error) {
+	t.Helper()
+	select {
+	case <-exited:
+		if *waitErr != nil {
+			t.Errorf("exit: %v", *waitErr)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("mcpbridge still running 5 s after stdin EOF")
+	}
+}
+
+// The host's stdin and stdout pipes keep their blocking mode, while the
+// bridge reads and writes them through non-blocking descriptions of its
+// own, served by the runtime's poller (issue #6): O_NONBLOCK belongs to
+// the open file description, which the host shares.
+func TestHostPipesStayBlocking(t *testing.T) {
 	pipe := func() (r, w *os.File) {
 		var fds [2]int
 		if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
@@ -27,40 +112,9 @@ func TestHostPipesAreBlockingAgainAtExit(t *testing.T) {
 		t.Cleanup(func() { r.Close(); w.Close() })
 		return r, w
 	}
-	nonblocking := func(f *os.File) bool {
-		fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return fl&unix.O_NONBLOCK != 0
-	}
 	inR, inW := pipe()
 	outR, outW := pipe()
-
-	cmd := exec.Command(bridgeBin, "--stdio", stdioBackend("solo"))
-	cmd.Env = append(os.Environ(), serverEnvFor("solo")...)
-	cmd.Stdin, cmd.Stdout = inR, outW // the test keeps its copies to look at
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
-	defer func() {
-		if t.Failed() {
-			t.Logf("mcpbridge stderr:\n%s", tail(stderr.String(), 4000))
-		}
-	}()
-	defer func() {
-		select {
-		case <-exited:
-		default:
-			cmd.Process.Kill()
-			<-exited
-		}
-	}()
+	cmd, exited, waitErr := startOn(t, inR, outW)
 
 	if _, err := inW.WriteString(initLine + "\n"); err != nil {
 		t.Fatal(err)
@@ -78,20 +132,60 @@ func TestHostPipesAreBlockingAgainAtExit(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no initialize answer within 10 s")
 	}
-	if !nonblocking(inR) || !nonblocking(outW) {
-		t.Errorf("while running: stdin non-blocking %v, stdout %v; want both", nonblocking(inR), nonblocking(outW))
+	if nonblocking(t, inR) || nonblocking(t, outW) {
+		t.Errorf("while running: the host's stdin non-blocking %v, stdout %v; want neither", nonblocking(t, inR), nonblocking(t, outW))
+	}
+	if a, b := nonblockingCopies(t, cmd.Process.Pid, inR), nonblockingCopies(t, cmd.Process.Pid, outW); a != 1 || b != 1 {
+		t.Errorf("the bridge holds %d non-blocking descriptions of its stdin pipe and %d of its stdout pipe; want 1 each", a, b)
 	}
 
 	inW.Close()
-	select {
-	case <-exited:
-		if waitErr != nil {
-			t.Errorf("exit: %v", waitErr)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatalf("mcpbridge still running 5 s after stdin EOF; stderr:\n%s", tail(stderr.String(), 3000))
+	awaitExit(t, exited, waitErr)
+	if nonblocking(t, inR) || nonblocking(t, outW) {
+		t.Errorf("after exit: stdin non-blocking %v, stdout %v; want neither", nonblocking(t, inR), nonblocking(t, outW))
 	}
-	if nonblocking(inR) || nonblocking(outW) {
-		t.Errorf("after exit: stdin non-blocking %v, stdout %v; want neither", nonblocking(inR), nonblocking(outW))
+}
+
+// One socket as both stdin and stdout (inetd, socat EXEC:, systemd socket
+// units): both fds share its mode flag, so both must be served by the
+// poller, or writes fail with EAGAIN once the socket buffer is full. A
+// 4 MiB echo is answered in full, and the socket is blocking again after
+// the bridge exits.
+func TestOneSocketForStdinAndStdout(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, child := os.NewFile(uintptr(fds[0]), "host"), os.NewFile(uintptr(fds[1]), "child")
+	t.Cleanup(func() { host.Close(); child.Close() })
+	_, exited, waitErr := startOn(t, child, child)
+
+	text := strings.Repeat("x", 4<<20)
+	go func() {
+		host.WriteString(initLine + "\n" + `{"jsonrpc":"2.0","method":"notifications/initialized"}` + "\n" + echoCall("7", text) + "\n")
+	}()
+	got := make(chan string, 1)
+	go func() {
+		r := bufio.NewReaderSize(host, 1<<20)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil || strings.Contains(line, `"id":7`) {
+				got <- line
+				return
+			}
+		}
+	}()
+	select {
+	case line := <-got:
+		if !strings.Contains(line, text) {
+			t.Fatalf("the 4 MiB echo came back as %d bytes: %.200q", len(line), line)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no answer to the 4 MiB echo within 30 s")
+	}
+	unix.Shutdown(int(host.Fd()), unix.SHUT_WR) // stdin EOF
+	awaitExit(t, exited, waitErr)
+	if nonblocking(t, child) {
+		t.Errorf("after exit the socket is still non-blocking")
 	}
 }

@@ -184,6 +184,7 @@ func (r *router) run(ctx context.Context, in io.Reader) error {
 	go func() { readDone <- r.readFront(in) }()
 
 	var err error
+	writerEnded := false
 	select {
 	case err = <-readDone:
 		if err != nil {
@@ -196,6 +197,7 @@ func (r *router) run(ctx context.Context, in io.Reader) error {
 	case <-r.life.Done():
 		// The bridge gave up (no backend could be initialized).
 	case err = <-writerDone:
+		writerEnded = true
 		r.log.Error().Err(err).Msg("writing to host")
 	}
 
@@ -218,8 +220,10 @@ func (r *router) run(ctx context.Context, in io.Reader) error {
 		r.log.Warn().Msg("backends did not close within the grace period")
 	}
 	stopWriter()
-	if werr := <-writerDone; werr != nil && err == nil && !errors.Is(werr, context.Canceled) {
-		err = werr
+	if !writerEnded { // its one value was taken above otherwise
+		if werr := <-writerDone; werr != nil && err == nil && !errors.Is(werr, context.Canceled) {
+			err = werr
+		}
 	}
 	r.mu.Lock()
 	fatal := r.host.fatal

@@ -3,12 +3,16 @@ package bridge
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/mcpbridge/mcpbridge/backends"
+	"github.com/mcpbridge/mcpbridge/config"
 	"github.com/mcpbridge/mcpbridge/frame"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -316,5 +320,36 @@ func TestProgressResetsTheIdleTimeout(t *testing.T) {
 	_ = json.Unmarshal(r.Error(), &e)
 	if e.Code != frame.CodeTimeout {
 		t.Errorf("the absolute cap did not end the call: %s", r.Raw())
+	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("host output gone") }
+
+// A host whose output fails (the bridge cannot write its answers) ends Run
+// with that error, promptly, although the host's input stays open: the
+// bridge must not hang waiting for a writer that already stopped.
+func TestHostWriteErrorEndsRun(t *testing.T) {
+	srv := testServer("a")
+	cfg := Config{
+		Backends: []config.Backend{{Name: "a", Kind: config.KindStdio, Command: "in-process"}},
+		Open: func(ctx context.Context, b config.Backend, _ backends.Options) (backends.Session, error) {
+			return serve(t, b.Name, srv), nil
+		},
+		Logger: testLogger(t),
+	}
+	inR, inW := io.Pipe()
+	defer inW.Close()
+	done := make(chan error, 1)
+	go func() { done <- Run(context.Background(), cfg, inR, failingWriter{}) }()
+	go inW.Write([]byte(initLine + "\n"))
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "host output gone") {
+			t.Errorf("Run returned %v, want the write error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run still running 10 s after the host's output failed")
 	}
 }

@@ -291,11 +291,15 @@ func (l *live) fail(err error) error {
 		err = fmt.Errorf("%w\n%s stderr (tail):\n%s", err, l.t.name, l.p.stderr)
 	}
 	l.err = err
+	// Now, not at the end of the round: a stuck target must not compete
+	// with the others for the rest of it.
+	l.kill()
 	return err
 }
 
 // kill stops whatever l started, without patience. finish has done it
-// already for a target that ended well.
+// already for a target that ended well, fail for one that failed; it is
+// safe to call again.
 func (l *live) kill() {
 	if l.close != nil {
 		_ = l.close()
