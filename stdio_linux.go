@@ -65,12 +65,14 @@ func pollableStdio() (in, out *os.File, restore func()) {
 		case unix.S_IFIFO:
 			// O_NONBLOCK also keeps the open itself from waiting for a
 			// peer that has gone; on failure the pipe stays as it was.
-			access := os.O_RDONLY
+			access := unix.O_RDONLY
 			if fd == 1 {
-				access = os.O_WRONLY
+				access = unix.O_WRONLY
 			}
-			if f, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", fd), access|unix.O_NONBLOCK, 0); err == nil {
-				files[fd] = f
+			if nfd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", fd), access|unix.O_NONBLOCK|unix.O_CLOEXEC, 0); err == nil {
+				// NewFile sees the non-blocking mode and registers nfd
+				// with the poller.
+				files[fd] = os.NewFile(uintptr(nfd), files[fd].Name())
 			}
 		case unix.S_IFSOCK:
 			if unix.SetNonblock(fd, true) == nil {
@@ -79,9 +81,14 @@ func pollableStdio() (in, out *os.File, restore func()) {
 		}
 	}
 	for _, fd := range sockets {
-		// NewFile sees the non-blocking mode and registers fd with the
-		// poller.
-		files[fd] = os.NewFile(uintptr(fd), files[fd].Name())
+		// A duplicate, not fd itself: Go kills a process whose write to
+		// fd 1 fails with EPIPE (SIGPIPE), which would skip restore; on
+		// another fd it is an error the bridge handles.
+		nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+		if err != nil {
+			nfd = fd
+		}
+		files[fd] = os.NewFile(uintptr(nfd), files[fd].Name())
 	}
 	return files[0], files[1], func() {
 		for _, fd := range sockets {

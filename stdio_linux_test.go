@@ -6,8 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,9 +25,9 @@ func nonblocking(t *testing.T, f *os.File) bool {
 	return fl&unix.O_NONBLOCK != 0
 }
 
-// nonblockingCopies counts pid's descriptors, other than 0 and 1, open on
+// nonblockingCopies returns pid's descriptors, other than 0 and 1, open on
 // the same pipe or socket as f and in non-blocking mode.
-func nonblockingCopies(t *testing.T, pid int, f *os.File) int {
+func nonblockingCopies(t *testing.T, pid int, f *os.File) []int {
 	t.Helper()
 	want, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
 	if err != nil {
@@ -36,7 +38,7 @@ func nonblockingCopies(t *testing.T, pid int, f *os.File) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
+	var fds []int
 	for _, e := range ents {
 		if e.Name() == "0" || e.Name() == "1" {
 			continue
@@ -48,12 +50,38 @@ func nonblockingCopies(t *testing.T, pid int, f *os.File) int {
 		for _, line := range strings.Split(string(info), "\n") {
 			if v, ok := strings.CutPrefix(line, "flags:"); ok {
 				if fl, err := strconv.ParseUint(strings.TrimSpace(v), 8, 64); err == nil && fl&unix.O_NONBLOCK != 0 {
-					n++
+					n, _ := strconv.Atoi(e.Name())
+					fds = append(fds, n)
 				}
 			}
 		}
 	}
-	return n
+	return fds
+}
+
+// polled returns the descriptors registered with pid's epoll instances:
+// those its Go runtime serves by the poller.
+func polled(t *testing.T, pid int) map[int]bool {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds := map[int]bool{}
+	for _, e := range ents {
+		if link, _ := os.Readlink(filepath.Join(dir, e.Name())); link != "anon_inode:[eventpoll]" {
+			continue
+		}
+		info, _ := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%s", pid, e.Name()))
+		for _, line := range strings.Split(string(info), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "tfd:" {
+				n, _ := strconv.Atoi(f[1])
+				fds[n] = true
+			}
+		}
+	}
+	return fds
 }
 
 // startOn starts mcpbridge in front of the test's "solo" stdio server with
@@ -135,8 +163,18 @@ func TestHostPipesStayBlocking(t *testing.T) {
 	if nonblocking(t, inR) || nonblocking(t, outW) {
 		t.Errorf("while running: the host's stdin non-blocking %v, stdout %v; want neither", nonblocking(t, inR), nonblocking(t, outW))
 	}
-	if a, b := nonblockingCopies(t, cmd.Process.Pid, inR), nonblockingCopies(t, cmd.Process.Pid, outW); a != 1 || b != 1 {
-		t.Errorf("the bridge holds %d non-blocking descriptions of its stdin pipe and %d of its stdout pipe; want 1 each", a, b)
+	pid := cmd.Process.Pid
+	a, b := nonblockingCopies(t, pid, inR), nonblockingCopies(t, pid, outW)
+	if len(a) != 1 || len(b) != 1 {
+		t.Fatalf("the bridge holds non-blocking descriptors %v of its stdin pipe and %v of its stdout pipe; want one each", a, b)
+	}
+	if p := polled(t, pid); !p[a[0]] || !p[b[0]] {
+		t.Errorf("descriptors %d and %d are not served by the poller (registered: %v)", a[0], b[0], p)
+	}
+	// And the bridge waits for the host there: no thread sits in read(0).
+	time.Sleep(50 * time.Millisecond)
+	if n := threadsReadingFD0(t, pid); n != 0 {
+		t.Errorf("%d threads of the bridge are blocked in read(2) on fd 0", n)
 	}
 
 	inW.Close()
@@ -185,6 +223,65 @@ func TestOneSocketForStdinAndStdout(t *testing.T) {
 	}
 	unix.Shutdown(int(host.Fd()), unix.SHUT_WR) // stdin EOF
 	awaitExit(t, exited, waitErr)
+	if nonblocking(t, child) {
+		t.Errorf("after exit the socket is still non-blocking")
+	}
+}
+
+// threadsReadingFD0 counts pid's threads blocked in read(2) on fd 0, from
+// /proc/PID/task/*/syscall (the system call number, then its arguments).
+func threadsReadingFD0(t *testing.T, pid int) int {
+	t.Helper()
+	var read string
+	switch runtime.GOARCH {
+	case "amd64":
+		read = "0"
+	case "arm64":
+		read = "63"
+	default:
+		t.Skipf("read(2)'s number on %s is not known here", runtime.GOARCH)
+	}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, task := range tasks {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/syscall", pid, task.Name()))
+		if f := strings.Fields(string(b)); len(f) >= 2 && f[0] == read && f[1] == "0x0" {
+			n++
+		}
+	}
+	return n
+}
+
+// A host that stops reading its socket: the bridge's next write fails with
+// EPIPE, which must come back as an error (not SIGPIPE, which Go raises
+// for fd 1 and which would skip restoring the socket's blocking mode). The
+// bridge exits and the socket is blocking again.
+func TestSocketHostGoneIsRestored(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, child := os.NewFile(uintptr(fds[0]), "host"), os.NewFile(uintptr(fds[1]), "child")
+	t.Cleanup(func() { host.Close(); child.Close() })
+	_, exited, waitErr := startOn(t, child, child)
+	r := bufio.NewReader(host)
+	host.WriteString(initLine + "\n")
+	if line, _ := r.ReadString('\n'); !strings.Contains(line, `"result"`) {
+		t.Fatalf("initialize answered %q", line)
+	}
+	unix.Shutdown(int(host.Fd()), unix.SHUT_RD) // the host stops reading
+	host.WriteString(`{"jsonrpc":"2.0","method":"notifications/initialized"}` + "\n" + echoCall("2", "hi") + "\n")
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("mcpbridge still running 10 s after its host stopped reading")
+	}
+	if ee, ok := (*waitErr).(*exec.ExitError); ok && ee.ProcessState.Sys().(syscall.WaitStatus).Signaled() {
+		t.Errorf("mcpbridge was killed by %v; want an exit", ee.ProcessState.Sys().(syscall.WaitStatus).Signal())
+	}
 	if nonblocking(t, child) {
 		t.Errorf("after exit the socket is still non-blocking")
 	}

@@ -191,7 +191,14 @@ func (r *router) run(ctx context.Context, in io.Reader) error {
 			r.log.Error().Err(err).Msg("reading from host")
 		}
 		r.log.Info().Msg("host input ended; answering what is in flight")
-		r.drain(ctx)
+		if werr, ended := r.drain(ctx, writerDone); ended {
+			// The answers have nowhere to go.
+			writerEnded = true
+			r.log.Error().Err(werr).Msg("writing to host")
+			if err == nil || errors.Is(err, io.EOF) {
+				err = werr
+			}
+		}
 	case <-ctx.Done():
 		r.log.Info().Msg("stopping on signal")
 	case <-r.life.Done():
@@ -239,11 +246,14 @@ func (r *router) run(ctx context.Context, in io.Reader) error {
 
 // drain waits until every host request read so far has been answered, or
 // ctx is done. Request timeouts bound it.
-func (r *router) drain(ctx context.Context) {
+//
+// It also ends when the writer to the host does (writerDone delivers its
+// result): then it returns that result and ended true.
+func (r *router) drain(ctx context.Context, writerDone <-chan error) (werr error, ended bool) {
 	r.mu.Lock()
 	if r.inflight == 0 && len(r.host.queued) == 0 {
 		r.mu.Unlock()
-		return
+		return nil, false
 	}
 	r.draining = true
 	r.drained = make(chan struct{})
@@ -252,7 +262,10 @@ func (r *router) drain(ctx context.Context) {
 	select {
 	case <-ch:
 	case <-ctx.Done():
+	case werr = <-writerDone:
+		return werr, true
 	}
+	return nil, false
 }
 
 // answered records that one host request got its answer. Call with r.mu held.

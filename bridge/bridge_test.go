@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -351,5 +352,54 @@ func TestHostWriteErrorEndsRun(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run still running 10 s after the host's output failed")
+	}
+}
+
+// switchWriter passes writes to w until fail is set, then fails them.
+type switchWriter struct {
+	fail atomic.Bool
+	w    io.Writer
+}
+
+func (s *switchWriter) Write(p []byte) (int, error) {
+	if s.fail.Load() {
+		return 0, errors.New("host output gone")
+	}
+	return s.w.Write(p)
+}
+
+// The host closes its input with requests in flight, and then its output
+// fails: the drain must end with the write error instead of waiting for
+// answers that have nowhere to go (a blocked request would hold it until
+// its timeout, 5 minutes by default).
+func TestHostWriteErrorEndsDrain(t *testing.T) {
+	srv := testServer("a")
+	cfg := Config{
+		Backends: []config.Backend{{Name: "a", Kind: config.KindStdio, Command: "in-process"}},
+		Open: func(ctx context.Context, b config.Backend, _ backends.Options) (backends.Session, error) {
+			return serve(t, b.Name, srv), nil
+		},
+		Logger: testLogger(t),
+	}
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	defer outR.Close()
+	out := &switchWriter{w: outW}
+	done := make(chan error, 1)
+	go func() { done <- Run(context.Background(), cfg, inR, out) }()
+	h := newWire(t, inW, outR)
+	handshake(h)
+	h.Send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"block","arguments":{}}}`)
+	h.Send(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"sleep","arguments":{"ms":300}}}`)
+	time.Sleep(50 * time.Millisecond) // both read by the bridge
+	out.fail.Store(true)
+	inW.Close()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "host output gone") {
+			t.Errorf("Run returned %v, want the write error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run still draining 10 s after the host's output failed")
 	}
 }
