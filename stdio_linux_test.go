@@ -190,12 +190,7 @@ func TestHostPipesStayBlocking(t *testing.T) {
 // 4 MiB echo is answered in full, and the socket is blocking again after
 // the bridge exits.
 func TestOneSocketForStdinAndStdout(t *testing.T) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, child := os.NewFile(uintptr(fds[0]), "host"), os.NewFile(uintptr(fds[1]), "child")
-	t.Cleanup(func() { host.Close(); child.Close() })
+	host, child := socketpair(t)
 	_, exited, waitErr := startOn(t, child, child)
 
 	text := strings.Repeat("x", 4<<20)
@@ -260,12 +255,7 @@ func threadsReadingFD0(t *testing.T, pid int) int {
 // for fd 1 and which would skip restoring the socket's blocking mode). The
 // bridge exits and the socket is blocking again.
 func TestSocketHostGoneIsRestored(t *testing.T) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, child := os.NewFile(uintptr(fds[0]), "host"), os.NewFile(uintptr(fds[1]), "child")
-	t.Cleanup(func() { host.Close(); child.Close() })
+	host, child := socketpair(t)
 	_, exited, waitErr := startOn(t, child, child)
 	r := bufio.NewReader(host)
 	host.WriteString(initLine + "\n")
@@ -285,4 +275,16 @@ func TestSocketHostGoneIsRestored(t *testing.T) {
 	if nonblocking(t, child) {
 		t.Errorf("after exit the socket is still non-blocking")
 	}
+}
+
+// socketpair returns the host's end and the bridge's end of a new socket
+// pair, closed when the test ends.
+func socketpair(t *testing.T) (host, child *os.File) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, child = os.NewFile(uintptr(fds[0]), "host"), os.NewFile(uintptr(fds[1]), "child")
+	t.Cleanup(func() { host.Close(); child.Close() })
+	return host, child
 }

@@ -324,6 +324,18 @@ func TestProgressResetsTheIdleTimeout(t *testing.T) {
 	}
 }
 
+// oneBackend is a Run config with one in-process test server, "a".
+func oneBackend(t *testing.T) Config {
+	srv := testServer("a")
+	return Config{
+		Backends: []config.Backend{{Name: "a", Kind: config.KindStdio, Command: "in-process"}},
+		Open: func(ctx context.Context, b config.Backend, _ backends.Options) (backends.Session, error) {
+			return serve(t, b.Name, srv), nil
+		},
+		Logger: testLogger(t),
+	}
+}
+
 type failingWriter struct{}
 
 func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("host output gone") }
@@ -332,14 +344,7 @@ func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("host out
 // with that error, promptly, although the host's input stays open: the
 // bridge must not hang waiting for a writer that already stopped.
 func TestHostWriteErrorEndsRun(t *testing.T) {
-	srv := testServer("a")
-	cfg := Config{
-		Backends: []config.Backend{{Name: "a", Kind: config.KindStdio, Command: "in-process"}},
-		Open: func(ctx context.Context, b config.Backend, _ backends.Options) (backends.Session, error) {
-			return serve(t, b.Name, srv), nil
-		},
-		Logger: testLogger(t),
-	}
+	cfg := oneBackend(t)
 	inR, inW := io.Pipe()
 	defer inW.Close()
 	done := make(chan error, 1)
@@ -373,14 +378,7 @@ func (s *switchWriter) Write(p []byte) (int, error) {
 // answers that have nowhere to go (a blocked request would hold it until
 // its timeout, 5 minutes by default).
 func TestHostWriteErrorEndsDrain(t *testing.T) {
-	srv := testServer("a")
-	cfg := Config{
-		Backends: []config.Backend{{Name: "a", Kind: config.KindStdio, Command: "in-process"}},
-		Open: func(ctx context.Context, b config.Backend, _ backends.Options) (backends.Session, error) {
-			return serve(t, b.Name, srv), nil
-		},
-		Logger: testLogger(t),
-	}
+	cfg := oneBackend(t)
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	defer outR.Close()
