@@ -178,6 +178,9 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00" // milliseconds: lifecycle steps are short
 	logger := zerolog.New(newRedactor(logOut, secrets(res.Backends))).Level(level).With().Timestamp().Logger()
+	for _, note := range stdioNotes {
+		logger.Debug().Msg("host " + note)
+	}
 	for _, note := range res.Ignored {
 		logger.Debug().Msg(note)
 	}

@@ -26,6 +26,10 @@ func growStdio() {
 	}
 }
 
+// stdioNotes says how pollableStdio left stdin and stdout; run logs them at
+// debug level once the logger exists.
+var stdioNotes []string
+
 // pollableStdio returns the host's stdin and stdout as files served by the
 // runtime's network poller when they are pipes or sockets (issue #6).
 //
@@ -47,17 +51,26 @@ func growStdio() {
 // both fds, which then share the flag) and restore puts blocking mode back.
 // Terminals, files and anything already non-blocking (which os serves by
 // the poller from the start) are left alone.
+//
+// It records what it did with each in stdioNotes, for the debug log.
 func pollableStdio() (in, out *os.File, restore func()) {
 	files := [2]*os.File{os.Stdin, os.Stdout}
+	names := [2]string{"stdin", "stdout"}
 	// Look at both before changing either: one socket may be both.
 	var kind [2]uint32 // S_IFMT of a blocking pipe or socket; 0 otherwise
 	for fd := range 2 {
 		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
 		var st unix.Stat_t
-		if err != nil || fl&unix.O_NONBLOCK != 0 || unix.Fstat(fd, &st) != nil {
-			continue
+		switch {
+		case err != nil || unix.Fstat(fd, &st) != nil:
+			stdioNotes = append(stdioNotes, names[fd]+": not open")
+		case fl&unix.O_NONBLOCK != 0:
+			stdioNotes = append(stdioNotes, names[fd]+": non-blocking already, served by the poller")
+		case st.Mode&unix.S_IFMT == unix.S_IFIFO || st.Mode&unix.S_IFMT == unix.S_IFSOCK:
+			kind[fd] = st.Mode & unix.S_IFMT
+		default:
+			stdioNotes = append(stdioNotes, names[fd]+": not a pipe or socket, read and written blocking")
 		}
-		kind[fd] = st.Mode & unix.S_IFMT
 	}
 	var sockets []int
 	for fd := range 2 {
@@ -69,15 +82,22 @@ func pollableStdio() (in, out *os.File, restore func()) {
 			if fd == 1 {
 				access = unix.O_WRONLY
 			}
-			if nfd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", fd), access|unix.O_NONBLOCK|unix.O_CLOEXEC, 0); err == nil {
-				// NewFile sees the non-blocking mode and registers nfd
-				// with the poller.
-				files[fd] = os.NewFile(uintptr(nfd), files[fd].Name())
+			nfd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", fd), access|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+			if err != nil {
+				stdioNotes = append(stdioNotes, fmt.Sprintf("%s: a pipe that could not be reopened (%v), read and written blocking", names[fd], err))
+				continue
 			}
+			// NewFile sees the non-blocking mode and registers nfd with
+			// the poller.
+			files[fd] = os.NewFile(uintptr(nfd), files[fd].Name())
+			stdioNotes = append(stdioNotes, names[fd]+": a pipe, reopened non-blocking")
 		case unix.S_IFSOCK:
-			if unix.SetNonblock(fd, true) == nil {
-				sockets = append(sockets, fd)
+			if err := unix.SetNonblock(fd, true); err != nil {
+				stdioNotes = append(stdioNotes, fmt.Sprintf("%s: a socket that could not be made non-blocking (%v)", names[fd], err))
+				continue
 			}
+			sockets = append(sockets, fd)
+			stdioNotes = append(stdioNotes, names[fd]+": a socket, made non-blocking until exit")
 		}
 	}
 	for _, fd := range sockets {
