@@ -80,7 +80,8 @@ func TestMeasureFailingTargets(t *testing.T) {
 		tg := target{name: argv[0], command: func(*env, string, string) *exec.Cmd { return exec.Command(argv[0], argv[1:]...) }}
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		start := time.Now()
-		_, err := measure(ctx, e, tg, 0, allPayloads[:1])
+		_, errs := measureRound(ctx, e, []target{tg}, 0, allPayloads[:1])
+		err := errs[0]
 		cancel()
 		if err == nil {
 			t.Errorf("%v: no error", argv)

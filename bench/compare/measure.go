@@ -119,15 +119,6 @@ func (r *result) problem(format string, args ...any) {
 	r.Problems = append(r.Problems, fmt.Sprintf(format, args...))
 }
 
-// measure runs every payload against t once: a round of one target.
-func measure(ctx context.Context, e *env, t target, round int, payloads []payload) (*result, error) {
-	res, errs := measureRound(ctx, e, []target{t}, round, payloads)
-	if errs[0] != nil {
-		return nil, errs[0]
-	}
-	return res[0], nil
-}
-
 // seqBlock is how many sequential calls one target makes before the next
 // target takes its turn.
 const seqBlock = 10
@@ -147,7 +138,7 @@ func measureRound(ctx context.Context, e *env, targets []target, round int, payl
 	var ls []*live
 	defer func() {
 		for _, l := range ls {
-			l.kill() // after a failure; a no-op for a live that ended well
+			l.kill() // what an interrupted round left running; a no-op for the rest
 		}
 	}()
 	for i, t := range targets {
