@@ -1,3 +1,8 @@
+// GOMAXPROCS is 1 (internal/procstart) or the environment's, never the
+// cgroup CPU limit's: the runtime need not read /proc/self/mountinfo at start.
+//
+//go:debug containermaxprocs=0
+
 // Command mcpbridge is one stdio MCP server in front of many: it spawns or
 // dials its backends (stdio commands, streamable-HTTP and SSE URLs), keeps
 // one initialized session per backend, and relays JSON-RPC both ways.
@@ -24,6 +29,7 @@ import (
 	"github.com/mcpbridge/mcpbridge/backends"
 	"github.com/mcpbridge/mcpbridge/bridge"
 	"github.com/mcpbridge/mcpbridge/config"
+	_ "github.com/mcpbridge/mcpbridge/internal/procstart" // first: prefault, GOMAXPROCS=1
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 )
@@ -47,18 +53,6 @@ func main() {
 			// (other Unix systems).
 			os.Exit(backends.Supervise(os.Args[2:]))
 		}
-	}
-	if os.Getenv("GOMAXPROCS") == "" {
-		// One thread runs Go code (blocking system calls still get their
-		// own). A bridge does microseconds of work per message and hands
-		// each one between goroutines (host reader, router, HTTP worker,
-		// writer); with a second P every hand-off wakes another thread,
-		// and on a virtual machine those futex wake-ups and context
-		// switches cost more than the work (issue #6, `go run
-		// ./bench/compare`: CPU per 1,000 small calls and per 100 KiB call
-		// both fell by about a quarter). GOMAXPROCS in the environment
-		// still wins.
-		runtime.GOMAXPROCS(1)
 	}
 	in, out, restore := pollableStdio()
 	code := run(os.Args, in, out, os.Stderr)

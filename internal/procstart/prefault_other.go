@@ -1,0 +1,6 @@
+//go:build !linux
+
+package procstart
+
+// prefault is Linux's only (MADV_POPULATE_READ).
+func prefault() {}
