@@ -29,3 +29,9 @@ go test -run XXX -fuzz '^FuzzRouter$' -fuzztime 10000x ./bridge
 
 echo "== benchmark smoke (no timing asserted; fails on a failed call or a wrong count)"
 go run ./bench/compare -smoke -targets direct-http,direct-stdio,bridge-http,bridge-stdio
+smoke=$(mktemp -d)
+trap 'rm -rf "$smoke"' EXIT
+./scripts/build.sh "$smoke/mcpbridge"
+go build -o "$smoke/echoserver" ./testdata/echoserver
+go run ./bench/coldstart -echo "$smoke/echoserver" -n 2 "$smoke/mcpbridge"
+go run ./bench/idle -bridge "$smoke/mcpbridge" -echo "$smoke/echoserver" -size 1024 -pause 10ms -calls 2
