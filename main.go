@@ -1,8 +1,3 @@
-// GOMAXPROCS is 1 (internal/procstart) or the environment's, never the
-// cgroup CPU limit's: the runtime need not read /proc/self/mountinfo at start.
-//
-//go:debug containermaxprocs=0
-
 // Command mcpbridge is one stdio MCP server in front of many: it spawns or
 // dials its backends (stdio commands, streamable-HTTP and SSE URLs), keeps
 // one initialized session per backend, and relays JSON-RPC both ways.

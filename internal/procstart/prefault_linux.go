@@ -14,7 +14,15 @@ const (
 
 // heapPrefault is how much heap prefault maps ahead: a cold start
 // (spawn to the first tools/list answer) touched about 1.9 MiB of heap.
+// Less is mapped when the runtime's first heap chunk ends sooner (Go 1.26
+// starts the heap at a random page of a 4 MiB chunk; the next chunk is
+// not mapped yet).
 const heapPrefault = 2 << 20
+
+// heapName is what /proc/self/maps calls the Go heap on kernels that name
+// anonymous mappings (CONFIG_ANON_VMA_NAME; Go 1.25 names its own). On
+// others the heap has no name.
+const heapName = "[anon: Go: heap]"
 
 // What prefault did, for the tests: exeBytes of the executable populated
 // without error; heapProbe, an object it allocated; heapLo to heapHi, the
@@ -37,21 +45,27 @@ var (
 // them by the end of a start anyway. Go's page allocator hands out the
 // lowest free addresses first, so the heap a start goes on to use lies
 // just above a fresh object. Resident memory at start grows by about
-// 2 MiB, pages the heap soon uses anyway. Before Linux 5.14 madvise fails
-// and nothing changes.
+// 2.3 MiB, mostly pages the heap soon uses anyway. Before Linux 5.14
+// madvise fails and nothing changes.
 func prefault() {
 	fd, err := syscall.Open("/proc/self/maps", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return
 	}
-	// A Go process has a few dozen mappings at start, the executable's
-	// first (they are its lowest addresses); a longer list is cut here.
+	// A Go process has a few dozen mappings at start; the executable's
+	// and the heap's come within the first lines (the lowest addresses)
+	// and a longer list is cut here. The kernel hands the list out about
+	// a page per read.
 	buf := make([]byte, 16<<10)
-	n, _ := syscall.Read(fd, buf)
-	syscall.Close(fd)
-	if n <= 0 {
-		return
+	n := 0
+	for n < len(buf) {
+		m, err := syscall.Read(fd, buf[n:])
+		if m <= 0 || err != nil {
+			break
+		}
+		n += m
 	}
+	syscall.Close(fd)
 	buf = buf[:n]
 
 	f := prefault
@@ -80,16 +94,34 @@ func prefault() {
 }
 
 // heapRange is the range prefault populates for a heap object at p: from
-// p's page up to heapPrefault further, within p's anonymous writable
-// mapping. It is empty when maps does not list one.
+// p's page up to heapPrefault further, within p's mapping when that is
+// writable heap (anonymous, or named heapName). It is empty otherwise.
 func heapRange(maps []byte, p uintptr) (lo, hi uintptr) {
 	page := p &^ (uintptr(syscall.Getpagesize()) - 1)
 	eachMapping(maps, func(mlo, mhi uintptr, writable bool, name []byte) {
-		if writable && len(name) == 0 && mlo <= page && page < mhi {
+		if writable && (len(name) == 0 || string(name) == heapName) && mlo <= page && page < mhi {
 			lo, hi = page, min(mhi, page+heapPrefault)
 		}
 	})
 	return lo, hi
+}
+
+// helper reports whether this process is mcpbridge re-executed as one of
+// its helpers: its first argument, from /proc/self/cmdline, starts with
+// helperPrefix (os.Args is not set yet).
+func helper() bool {
+	fd, err := syscall.Open("/proc/self/cmdline", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	var buf [512]byte
+	n, _ := syscall.Read(fd, buf[:])
+	syscall.Close(fd)
+	if n <= 0 {
+		return false
+	}
+	_, args, _ := cut(buf[:n], 0) // argv[0], then NUL-separated arguments
+	return len(args) >= len(helperPrefix) && string(args[:len(helperPrefix)]) == helperPrefix
 }
 
 // eachMapping calls fn for each complete line of /proc/self/maps ("lo-hi

@@ -6,11 +6,14 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"unsafe"
+
+	"github.com/mcpbridge/mcpbridge/backends"
 )
 
 func TestEachMapping(t *testing.T) {
@@ -19,6 +22,7 @@ func TestEachMapping(t *testing.T) {
 		"00c99000-00cf9000 rw-p 00899000 fe:00 123  /opt/my tools/mcpbridge\n" +
 		"00cf9000-02d3b000 rw-p 00000000 00:00 0 \n" +
 		"c000000000-c000400000 rw-p 00000000 00:00 0\n" +
+		"d000000000-d000400000 rw-p 00000000 00:00 0                          [anon: Go: heap]\n" +
 		"zz-1 r--p 0 0 0 /bad\n" +
 		"7ffc1000-7ffc2000 rw-p 00000000 00:00 0                          [stack]\n" +
 		"7fff0000-7fff1000 r-xp 00000000 00:00 0   /cut sho"
@@ -35,6 +39,7 @@ func TestEachMapping(t *testing.T) {
 		{0xc99000, 0xcf9000, true, "/opt/my tools/mcpbridge"},
 		{0xcf9000, 0x2d3b000, true, ""},
 		{0xc000000000, 0xc000400000, true, ""},
+		{0xd000000000, 0xd000400000, true, "[anon: Go: heap]"},
 		{0x7ffc1000, 0x7ffc2000, true, "[stack]"},
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -47,6 +52,9 @@ func TestEachMapping(t *testing.T) {
 	}
 	if lo, hi := heapRange([]byte(maps), 0xc0003ff010); lo != 0xc0003ff010&^(pg-1) || hi != 0xc000400000 {
 		t.Errorf("heapRange near the end of a mapping = %#x-%#x, want it cut at the mapping's end", lo, hi)
+	}
+	if lo, hi := heapRange([]byte(maps), 0xd000001000); lo != 0xd000001000 || hi != 0xd000001000+heapPrefault {
+		t.Errorf("heapRange in a mapping named %s = %#x-%#x", heapName, lo, hi)
 	}
 	if lo, hi := heapRange([]byte(maps), 0x7ffc1010); lo != hi {
 		t.Errorf("heapRange in [stack] = %#x-%#x, want none", lo, hi)
@@ -79,23 +87,53 @@ func TestExecutablePrefaulted(t *testing.T) {
 	}
 }
 
-// TestHeapPrefaulted: the heap range populated at init is present, page by
-// page (/proc/self/pagemap), though the program has not used most of it.
+// TestHeapPrefaulted: the heap range populated at init was present, page
+// by page (/proc/self/pagemap, read by TestMain before any test ran, so
+// that the scavenger has had no time to return pages), though the program
+// had not used most of it.
 func TestHeapPrefaulted(t *testing.T) {
 	needPopulate(t)
 	if heapHi <= heapLo {
 		t.Fatalf("no heap populated at init (%#x-%#x)", heapLo, heapHi)
 	}
+	if heapPresentErr != nil {
+		t.Skip(heapPresentErr)
+	}
+	if n := int((heapHi - heapLo) / uintptr(os.Getpagesize())); heapPresent < n {
+		t.Errorf("%d of the %d heap pages populated at init were present after it", heapPresent, n)
+	}
+}
+
+var (
+	heapPresent    int
+	heapPresentErr error
+)
+
+func TestMain(m *testing.M) {
+	heapPresent, heapPresentErr = pagesPresent(heapLo, heapHi)
+	if os.Getenv(reportEnv) != "" {
+		// A child of TestHelperNotPrefaulted: say what init did.
+		fmt.Printf("exe=%d heap=%d\n", exeBytes, heapHi-heapLo)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// pagesPresent counts the pages of lo-hi that are in memory.
+func pagesPresent(lo, hi uintptr) (int, error) {
+	if hi <= lo {
+		return 0, nil
+	}
 	f, err := os.Open("/proc/self/pagemap")
 	if err != nil {
-		t.Skip(err)
+		return 0, err
 	}
 	defer f.Close()
 	pg := uintptr(os.Getpagesize())
-	n := int((heapHi - heapLo) / pg)
+	n := int((hi - lo) / pg)
 	entries := make([]byte, 8*n)
-	if _, err := f.ReadAt(entries, int64(heapLo/pg*8)); err != nil {
-		t.Fatal(err)
+	if _, err := f.ReadAt(entries, int64(lo/pg*8)); err != nil {
+		return 0, err
 	}
 	present := 0
 	for i := range n {
@@ -103,8 +141,33 @@ func TestHeapPrefaulted(t *testing.T) {
 			present++
 		}
 	}
-	if present < n {
-		t.Errorf("%d of the %d heap pages populated at init are present", present, n)
+	return present, nil
+}
+
+const reportEnv = "PROCSTART_TEST_REPORT"
+
+// TestHelperNotPrefaulted: this test binary re-executed with a helper's
+// first argument (as the bridge starts its guard) prefaults nothing;
+// without it, it does.
+func TestHelperNotPrefaulted(t *testing.T) {
+	needPopulate(t)
+	for _, tc := range []struct {
+		arg  string
+		want bool
+	}{{backends.GuardArg, false}, {backends.SuperviseArg, false}, {"-test.run=^$", true}} {
+		cmd := exec.Command(os.Args[0], tc.arg)
+		cmd.Env = append(os.Environ(), reportEnv+"=1")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.arg, err)
+		}
+		var exe, heap int
+		if _, err := fmt.Sscanf(string(out), "exe=%d heap=%d", &exe, &heap); err != nil {
+			t.Fatalf("%s: %q: %v", tc.arg, out, err)
+		}
+		if got := exe > 0 && heap > 0; got != tc.want {
+			t.Errorf("first argument %s: prefaulted %d bytes of the executable and %d of heap; want prefault %v", tc.arg, exe, heap, tc.want)
+		}
 	}
 }
 

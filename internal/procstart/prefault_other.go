@@ -4,3 +4,6 @@ package procstart
 
 // prefault is Linux's only (MADV_POPULATE_READ).
 func prefault() {}
+
+// helper matters only to prefault.
+func helper() bool { return false }

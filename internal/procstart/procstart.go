@@ -4,9 +4,11 @@
 // its init among the first.
 //
 // First, on Linux, it maps the executable's read-only pages (code and
-// read-only data) into the process with one system call instead of one
-// page fault per first touch (prefault_linux.go). Then it runs Go code on
-// one thread (GOMAXPROCS=1) unless the environment sets GOMAXPROCS.
+// read-only data) and the heap a start is about to use into the process
+// with a few system calls instead of one page fault per first touch
+// (prefault_linux.go); not in the bridge's helper processes. Then it runs
+// Go code on one thread (GOMAXPROCS=1) unless the environment sets
+// GOMAXPROCS.
 //
 // Why one thread: a bridge does microseconds of work per message and hands
 // each message between goroutines (host reader, router, HTTP worker,
@@ -27,9 +29,17 @@ import (
 	"syscall"
 )
 
+// helperPrefix starts the first argument of mcpbridge re-executed as a
+// helper process (backends.GuardArg, backends.SuperviseArg).
+const helperPrefix = "__mcpbridge_"
+
 func init() {
-	prefault()
-	if _, set := syscall.Getenv("GOMAXPROCS"); !set {
+	if !helper() {
+		// A helper starts off the host's critical path and lives as long
+		// as the bridge: it would only keep the prefaulted memory.
+		prefault()
+	}
+	if v, _ := syscall.Getenv("GOMAXPROCS"); v == "" {
 		runtime.GOMAXPROCS(1)
 	}
 }
