@@ -35,7 +35,7 @@ var (
 
 // prefault maps, in one madvise call each, what a start is about to touch
 // page by page: every read-only mapping of the executable (code, read-only
-// data) and the next 2 MiB of heap.
+// data) and up to the next 2 MiB of heap.
 //
 // Why: on the virtual machines that run many MCP hosts a page fault costs
 // 10 to 20 µs, and a cold start (issue #6) took about 500 of them: code
