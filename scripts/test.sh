@@ -33,5 +33,7 @@ smoke=$(mktemp -d)
 trap 'rm -rf "$smoke"' EXIT
 ./scripts/build.sh "$smoke/mcpbridge"
 go build -o "$smoke/echoserver" ./testdata/echoserver
-go run ./bench/coldstart -echo "$smoke/echoserver" -n 2 "$smoke/mcpbridge"
+CGO_ENABLED=0 go build -trimpath -o "$smoke/floor" ./bench/coldstart/floor
+CGO_ENABLED=0 go build -trimpath -o "$smoke/rawfloor" ./bench/coldstart/rawfloor
+go run ./bench/coldstart -echo "$smoke/echoserver" -n 2 "$smoke/mcpbridge" "$smoke/floor" "$smoke/rawfloor"
 go run ./bench/idle -bridge "$smoke/mcpbridge" -echo "$smoke/echoserver" -size 1024 -pause 10ms -calls 2
