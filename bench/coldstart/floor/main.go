@@ -1,14 +1,16 @@
 // Command floor is the least a stdio-to-streamable-HTTP bridge written in
-// Go can do: it POSTs each line of stdin to the URL and prints the
-// answers, one at a time, with the standard library alone: no flags, no
-// logging, no configuration, no signal handling, no standalone stream, no
-// concurrency, no checks. It is not a bridge anyone should use. It exists
-// to measure the floor of mcpbridge's cold start on a machine
+// Go on net/http can do: it POSTs each line of stdin to the URL and prints
+// the answers, one at a time, with the standard library alone: no flags,
+// no logging, no configuration, no signal handling, no standalone stream,
+// no concurrency, no checks. It is not a bridge anyone should use. It
+// exists to measure the floor of mcpbridge's cold start on a machine
 // (PERFORMANCE.md, "Fifth session"). It imports internal/procstart, as
-// mcpbridge does, so that the two start alike:
+// mcpbridge does, so that the two start alike, and is built static, as
+// scripts/build.sh builds mcpbridge (a dynamically linked build starts
+// about 3 ms slower here):
 //
-//	go build -o /tmp/floor ./bench/coldstart/floor
-//	go run ./bench/coldstart -echo /tmp/echoserver -n 60 /tmp/floor /tmp/mcpbridge
+//	CGO_ENABLED=0 go build -trimpath -o /tmp/floor ./bench/coldstart/floor
+//	go run ./bench/coldstart -echo /tmp/echoserver -n 100 /tmp/mcpbridge /tmp/floor
 //
 // It takes mcpbridge's arguments as bench/coldstart passes them and uses
 // the URL of the last one that holds "=http".
@@ -41,8 +43,9 @@ func main() {
 	out := bufio.NewWriterSize(os.Stdout, 64<<10)
 	session := ""
 	for {
-		line, err := in.ReadBytes('\n')
+		line, readErr := in.ReadBytes('\n')
 		if len(bytes.TrimSpace(line)) > 0 {
+			var err error
 			if session, err = post(url, session, line, out); err != nil {
 				fmt.Fprintln(os.Stderr, "floor:", err)
 				os.Exit(1)
@@ -51,7 +54,7 @@ func main() {
 				os.Exit(1)
 			}
 		}
-		if err != nil {
+		if readErr != nil {
 			return
 		}
 	}

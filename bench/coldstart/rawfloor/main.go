@@ -2,7 +2,7 @@
 // relay, speaking HTTP/1.1 by hand on one connection (TLS for https URLs,
 // so that it links what a bridge able to reach remote servers must). It
 // handles only what the echo server sends (Content-Length or chunked
-// bodies, one JSON answer or an event stream that ends with its request);
+// bodies, one JSON answer or an event stream that ends with its answer);
 // it is a measurement, not an HTTP client. See PERFORMANCE.md, "Fifth
 // session":
 //
@@ -41,7 +41,7 @@ func main() {
 	path = "/" + path
 	addr := host
 	if _, _, err := net.SplitHostPort(host); err != nil {
-		addr = net.JoinHostPort(host, map[bool]string{false: "80", true: "443"}[secure])
+		addr = net.JoinHostPort(strings.Trim(host, "[]"), map[bool]string{false: "80", true: "443"}[secure])
 	}
 	var c net.Conn
 	var err error
@@ -60,7 +60,7 @@ func main() {
 	session := ""
 	var req bytes.Buffer
 	for {
-		line, err := in.ReadBytes('\n')
+		line, readErr := in.ReadBytes('\n')
 		line = bytes.TrimSpace(line)
 		if len(line) > 0 {
 			req.Reset()
@@ -77,9 +77,11 @@ func main() {
 				fmt.Fprintln(os.Stderr, "rawfloor:", err)
 				os.Exit(1)
 			}
-			out.Flush()
+			if err := out.Flush(); err != nil {
+				os.Exit(1)
+			}
 		}
-		if err != nil {
+		if readErr != nil {
 			return
 		}
 	}
