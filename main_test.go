@@ -734,6 +734,27 @@ func TestThousandCallsInFlight(t *testing.T) {
 	t.Logf("bridge RSS: %d KiB idle, %d KiB with %d calls in flight: %.2f KiB per call in flight", idle, busy, n, float64(busy-idle)/n)
 }
 
+// TestBurstOfCallsAllAnswered: a host's burst of a few thousand calls to a
+// healthy stdio backend is queued and answered, none refused as "queue
+// full" (the bridge's one thread reads a whole pipeful of calls before its
+// writer to the backend runs; a 1,024-frame queue refused hundreds).
+func TestBurstOfCallsAllAnswered(t *testing.T) {
+	p := startBridge(t, serverEnvFor("burst"), "--stdio", stdioBackend("burst"))
+	handshake(t, p)
+	const n = 3000
+	var burst strings.Builder
+	for i := range n {
+		burst.WriteString(`{"jsonrpc":"2.0","id":` + strconv.Itoa(i+1) + `,"method":"tools/call","params":{"name":"echo","arguments":{"text":"t` + strconv.Itoa(i+1) + `"}}}` + "\n")
+	}
+	p.Send(strings.TrimSuffix(burst.String(), "\n"))
+	for i := range n {
+		r := p.Response(strconv.Itoa(i + 1))
+		if r.Result() == nil || !strings.Contains(string(r.Result()), `"t`+strconv.Itoa(i+1)+`"`) {
+			t.Fatalf("call %d of the burst: %s", i+1, wiretest.Truncate(r.Raw()))
+		}
+	}
+}
+
 // rssKiB reads a process's resident set size from /proc.
 func rssKiB(t *testing.T, pid int) int {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

@@ -19,10 +19,18 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// stdioQueue bounds the frames waiting for a stdio backend to read its
-// stdin; a backend that stops reading costs at most this many frames and
-// never stalls the others (issue #5).
-const stdioQueue = 1024
+// stdioQueue and stdioQueueBytes bound what waits for a stdio backend to
+// read its stdin: a backend that stops reading costs at most this much and
+// never stalls the others (issue #5). The frame count is as deep as HTTP
+// backends' posts in flight: a host's burst of a few thousand calls is
+// taken while a healthy backend works through it (with one thread, the
+// host's reader queues a whole read of lines before the writer runs; a
+// 1,024-frame queue answered hundreds of calls of a 2,000-call burst with
+// "queue full"). The bytes bound keeps a stuck backend's cost in memory.
+const (
+	stdioQueue      = 4096
+	stdioQueueBytes = 32 << 20
+)
 
 // closeGrace is how long each step of the shutdown ladder waits.
 const closeGrace = 1500 * time.Millisecond
@@ -56,7 +64,7 @@ func newStream(name string, r io.Reader, w io.WriteCloser, opts Options) *stream
 	s := &stream{
 		name:       name,
 		log:        opts.Logger,
-		out:        frame.NewWriter(w, stdioQueue),
+		out:        frame.NewWriter(w, stdioQueue, stdioQueueBytes),
 		in:         make(chan *frame.Frame, 256),
 		cancel:     cancel,
 		writerDone: make(chan struct{}),

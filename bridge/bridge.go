@@ -147,7 +147,7 @@ func newRouter(cfg Config, out io.Writer) *router {
 	r := &router{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		front:   frame.NewWriter(out, 1024),
+		front:   frame.NewWriter(out, 1024, 0),
 		byName:  make(map[string]*link),
 		ids:     newIDMap(),
 		batches: make(map[string]*batch),

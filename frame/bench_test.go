@@ -110,7 +110,7 @@ func BenchmarkWriter(b *testing.B) {
 			f, _ := Parse(line)
 			f.SetID([]byte(`"front-1"`))
 			b.SetBytes(int64(len(line)))
-			w := NewWriter(io.Discard, 1024)
+			w := NewWriter(io.Discard, 1024, 0)
 			done := make(chan error)
 			ctx, cancel := contextWithCancel()
 			go func() { done <- w.Run(ctx) }()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 )
 
 // DefaultMaxLine is the default cap on one line of newline-delimited JSON:
@@ -156,31 +157,59 @@ func (lr *LineReader) skip() ([]byte, error) {
 type Writer struct {
 	w  *bufio.Writer
 	ch chan *Frame // never closed: senders are many; Run stops on ctx
+	// maxBytes, if positive, bounds the bytes of the frames queued in ch
+	// (queued) as TryPut sees them. A frame is not edited once queued, so
+	// its Len is the same when Run takes it out.
+	maxBytes int64
+	queued   atomic.Int64
 }
 
-// NewWriter returns a writer to w with a queue of size frames.
-func NewWriter(w io.Writer, size int) *Writer {
-	return &Writer{w: bufio.NewWriterSize(w, 64<<10), ch: make(chan *Frame, size)}
+// NewWriter returns a writer to w with a queue of size frames. If maxBytes
+// is positive, TryPut also refuses a frame that would take the bytes
+// queued over it, unless the queue is empty (any one frame fits).
+func NewWriter(w io.Writer, size int, maxBytes int64) *Writer {
+	return &Writer{w: bufio.NewWriterSize(w, 64<<10), ch: make(chan *Frame, size), maxBytes: maxBytes}
 }
 
 // Put queues f, waiting for room until ctx is done.
 func (w *Writer) Put(ctx context.Context, f *Frame) error {
+	n := w.count(f)
 	select {
 	case w.ch <- f:
 		return nil
 	case <-ctx.Done():
+		w.queued.Add(-n)
 		return ctx.Err()
 	}
 }
 
 // TryPut queues f or returns ErrQueueFull at once.
 func (w *Writer) TryPut(f *Frame) error {
+	n := w.count(f)
+	if w.maxBytes > 0 {
+		if q := w.queued.Load(); q > w.maxBytes && q != n {
+			w.queued.Add(-n)
+			return ErrQueueFull
+		}
+	}
 	select {
 	case w.ch <- f:
 		return nil
 	default:
+		w.queued.Add(-n)
 		return ErrQueueFull
 	}
+}
+
+// count adds f's bytes to the queued total and returns them (0 without a
+// byte bound).
+func (w *Writer) count(f *Frame) int64 {
+	if w.maxBytes <= 0 {
+		return 0
+	}
+	n := int64(f.Len())
+	w.queued.Add(n)
+	return n
 }
 
 // Run writes queued frames until ctx is done or a write fails. When ctx is
@@ -190,6 +219,7 @@ func (w *Writer) Run(ctx context.Context) error {
 	for {
 		select {
 		case f := <-w.ch:
+			w.uncount(f)
 			if err := w.write(f); err != nil {
 				return err
 			}
@@ -202,6 +232,7 @@ func (w *Writer) Run(ctx context.Context) error {
 			for {
 				select {
 				case f := <-w.ch:
+					w.uncount(f)
 					if err := w.write(f); err != nil {
 						return err
 					}
@@ -210,6 +241,13 @@ func (w *Writer) Run(ctx context.Context) error {
 				}
 			}
 		}
+	}
+}
+
+// uncount takes a frame Run took out of the queue off the queued total.
+func (w *Writer) uncount(f *Frame) {
+	if w.maxBytes > 0 {
+		w.queued.Add(-int64(f.Len()))
 	}
 }
 
