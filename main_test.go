@@ -755,6 +755,43 @@ func TestBurstOfCallsAllAnswered(t *testing.T) {
 	}
 }
 
+// TestCancelBeforeRouted: a host request cancelled before the bridge has
+// routed it (queued behind initialize, or waiting in the aggregator of
+// several backends) is dropped: no answer reaches the host, and the
+// cancellation is not lost as "not in flight" (found by a stress review:
+// both answered the cancelled call).
+func TestCancelBeforeRouted(t *testing.T) {
+	self, _ := os.Executable()
+	call := `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"%s","arguments":{"ms":800}}}`
+	cancel := `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7,"reason":"user"}}`
+	check := func(t *testing.T, p *bridgeProc) {
+		t.Helper()
+		time.Sleep(1500 * time.Millisecond) // the call would have been answered by now
+		p.Send(`{"jsonrpc":"2.0","id":"ping","method":"ping"}`)
+		p.Response(`"ping"`)
+		if n := p.Count(func(f *frame.Frame) bool { return f.Kind == frame.Response && string(f.ID()) == "7" }); n != 0 {
+			t.Errorf("the host got %d answer(s) to the request it cancelled", n)
+		}
+		if strings.Contains(p.stderr.String(), "cancel for a request not in flight") {
+			t.Errorf("the cancellation was lost:\n%s", p.stderr.String())
+		}
+	}
+	t.Run("pipelined behind initialize", func(t *testing.T) {
+		p := startBridge(t, serverEnvFor("pipe"), "--log-level", "debug", "--stdio", stdioBackend("pipe"))
+		p.Send(strings.Join([]string{initLine, `{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+			fmt.Sprintf(call, "sleep"), cancel}, "\n"))
+		p.Response("0")
+		check(t, p)
+	})
+	t.Run("several backends", func(t *testing.T) {
+		p := startBridge(t, serverEnvFor("a"), "--log-level", "debug", "--stdio", "a="+self,
+			"--stdio", "b=env "+serverEnv+"=b "+self)
+		handshake(t, p)
+		p.Send(fmt.Sprintf(call, "a_sleep") + "\n" + cancel)
+		check(t, p)
+	})
+}
+
 // rssKiB reads a process's resident set size from /proc.
 func rssKiB(t *testing.T, pid int) int {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

@@ -217,6 +217,9 @@ func (a *aggregator) list(f *frame.Frame, kind string) {
 // cancellation drops the answer, as for forwarded requests. ok is false
 // when the request was answered already (a duplicate).
 func (a *aggregator) claim(f *frame.Frame) (*call, bool) {
+	if a.r.takePending(f.ID()) {
+		return nil, false
+	}
 	c := &call{method: f.Method, frontID: bytes.Clone(f.ID())}
 	a.r.mu.Lock()
 	ok := a.r.ids.addCall(c, false)

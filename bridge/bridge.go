@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcpbridge/mcpbridge/backends"
@@ -127,6 +128,21 @@ type router struct {
 	// batches maps the raw ids of a batch's requests to the batch that
 	// gathers their answers (2025-03-26 JSON-RPC batches).
 	batches map[string]*batch
+	// pending holds, by raw id, the host requests the reader handed on
+	// that are not in the id map yet: queued behind initialize, or routed
+	// by a goroutine of the aggregator (which may wait for lists). A
+	// notifications/cancelled for one marks it, and whoever takes it up
+	// next drops it (takePending). npending counts the entries, so that
+	// the hot path need not lock when there are none.
+	pending  map[string]*pendingReq
+	npending atomic.Int32
+}
+
+// A pendingReq is one or more host requests of one raw id (a host that
+// reuses ids) waiting to be routed, and how many of them the host
+// cancelled (each notifications/cancelled drops one).
+type pendingReq struct {
+	n, cancelled int
 }
 
 // hostState is what the host told us at initialize and since.
@@ -151,6 +167,7 @@ func newRouter(cfg Config, out io.Writer) *router {
 		byName:  make(map[string]*link),
 		ids:     newIDMap(),
 		batches: make(map[string]*batch),
+		pending: make(map[string]*pendingReq),
 	}
 	r.host.initialized = make(chan struct{})
 	r.host.initDone = make(chan struct{})
@@ -290,6 +307,9 @@ func (r *router) toHost(f *frame.Frame) {
 // EOF ends when the count reaches zero, and must not end with an answer
 // still to be queued (FuzzRouter found that race).
 func (r *router) reply(id []byte, f *frame.Frame) {
+	if r.takePending(id) {
+		return
+	}
 	key := string(id)
 	if id == nil {
 		key = "null"
@@ -305,6 +325,70 @@ func (r *router) reply(id []byte, f *frame.Frame) {
 	r.mu.Lock()
 	r.answeredLocked()
 	r.mu.Unlock()
+}
+
+// markPendingLocked records that the host request id was handed on
+// without entering the id map yet (see pending). r.mu is held.
+func (r *router) markPendingLocked(id []byte) {
+	p := r.pending[string(id)]
+	if p == nil {
+		p = &pendingReq{}
+		r.pending[string(id)] = p
+		r.npending.Add(1)
+	}
+	p.n++
+}
+
+// cancelPendingLocked marks a pending host request cancelled and reports
+// whether there was one. r.mu is held.
+func (r *router) cancelPendingLocked(id []byte) bool {
+	p := r.pending[string(id)]
+	if p == nil {
+		return false
+	}
+	p.cancelled = min(p.cancelled+1, p.n)
+	return true
+}
+
+// takePending is called where a host request leaves the reader's hands
+// for good: entering the id map (forward, claim) or being answered
+// (reply). It ends the request's pending state, if it had one, and
+// reports whether the host cancelled it meanwhile: then the request is
+// dropped unanswered, as a cancelled request is (issue #3), counted as
+// done, and a batch it belongs to stops waiting for it.
+func (r *router) takePending(id []byte) (cancelled bool) {
+	if r.npending.Load() == 0 {
+		return false
+	}
+	key := string(id)
+	r.mu.Lock()
+	p := r.pending[key]
+	if p == nil {
+		r.mu.Unlock()
+		return false
+	}
+	if p.n--; p.n == 0 {
+		delete(r.pending, key)
+		r.npending.Add(-1)
+	}
+	if p.cancelled == 0 {
+		r.mu.Unlock()
+		return false
+	}
+	p.cancelled--
+	var batchDone *frame.Frame
+	if b := r.batches[key]; b != nil {
+		batchDone = b.add(key, nil, r.batches)
+	}
+	r.mu.Unlock()
+	if batchDone != nil {
+		r.toHost(batchDone)
+	}
+	r.mu.Lock()
+	r.answeredLocked()
+	r.mu.Unlock()
+	r.log.Debug().Bytes("frontID", id).Msg("dropping a request the host cancelled before it was routed")
+	return true
 }
 
 func (r *router) replyError(id []byte, code int, msg string, data any) {

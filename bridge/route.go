@@ -73,10 +73,17 @@ func (r *router) fromHost(f *frame.Frame) {
 		// it until the backends are initialized, in order.
 		r.mu.Lock()
 		if !isClosed(r.host.initDone) {
+			r.markPendingLocked(f.ID())
 			r.host.queued = append(r.host.queued, f)
 			r.mu.Unlock()
 			return
 		}
+		r.mu.Unlock()
+	}
+	if !r.raw {
+		// The aggregator routes it from a goroutine of its own.
+		r.mu.Lock()
+		r.markPendingLocked(f.ID())
 		r.mu.Unlock()
 	}
 	r.route(f)
@@ -105,6 +112,9 @@ func isClosed(ch chan struct{}) bool {
 // progress token; the answer comes back through backendResponse. edit, if
 // not nil, rewrites the frame further (prefixed names) before it is sent.
 func (r *router) forward(l *link, f *frame.Frame, edit func(*frame.Frame)) {
+	if r.takePending(f.ID()) {
+		return
+	}
 	c := &call{backend: l, method: f.Method, frontID: bytes.Clone(f.ID())}
 	tok := f.Param("_meta", "progressToken")
 	r.mu.Lock()
@@ -243,6 +253,13 @@ func (r *router) hostCancel(f *frame.Frame) {
 		// must not wait for it.
 		if b := r.batches[string(c.frontID)]; b != nil {
 			batchDone = b.add(string(c.frontID), nil, r.batches)
+		}
+	}
+	if c == nil {
+		if r.cancelPendingLocked(f.Bytes(rid)) {
+			r.mu.Unlock()
+			r.log.Debug().Bytes("frontID", f.Bytes(rid)).Msg("cancel for a request not routed yet: it will be dropped")
+			return
 		}
 	}
 	r.mu.Unlock()
