@@ -664,14 +664,6 @@ func TestHTTPServerRestartsAtSameURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	serveOn := func(ln net.Listener, name string) *httptest.Server {
-		srv := testserver.New(name)
-		ts := httptest.NewUnstartedServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil))
-		ts.Listener.Close()
-		ts.Listener = ln
-		ts.Start()
-		return ts
-	}
 	first := serveOn(ln, "first")
 	p := startBridge(t, nil, "--http", "r=http://"+addr+"/mcp")
 	handshake(t, p)
@@ -709,6 +701,60 @@ func TestHTTPServerRestartsAtSameURL(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatal("the restarted server was not picked up within 10 s")
+}
+
+// serveOn serves the test server name over streamable HTTP on ln.
+func serveOn(ln net.Listener, name string) *httptest.Server {
+	srv := testserver.New(name)
+	ts := httptest.NewUnstartedServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil))
+	ts.Listener.Close()
+	ts.Listener = ln
+	ts.Start()
+	return ts
+}
+
+// TestUpcallsOfALostHTTPSession: a backend's sampling request is waiting
+// on the host when the HTTP server restarts and the bridge sets up a new
+// session. The host is told the old request is cancelled; the new
+// session's own sampling request (numbered from the start again) reaches
+// the host; and the host's late answer to the old one is dropped, not
+// taken as the answer to the new one (found by a stress review: the new
+// request was refused as a duplicate, or got the stale answer).
+func TestUpcallsOfALostHTTPSession(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	first := serveOn(ln, "first")
+	p := startBridge(t, nil, "--http", "r=http://"+addr+"/mcp")
+	handshake(t, p)
+	isSampling := func(f *frame.Frame) bool { return f.Kind == frame.Request && f.Method == "sampling/createMessage" }
+	p.Send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"sample","arguments":{}}}`)
+	old := p.WaitFor("the first session's sampling request", isSampling)
+
+	first.CloseClientConnections()
+	first.Close()
+	ln2, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot listen on %s again: %v", addr, err)
+	}
+	second := serveOn(ln2, "second")
+	defer func() { second.CloseClientConnections(); second.Close() }()
+	p.Response("1") // lost with its answer stream
+
+	p.Send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"sample","arguments":{}}}`)
+	p.WaitFor("the host told the old request is cancelled", func(f *frame.Frame) bool {
+		return f.Kind == frame.Notification && f.Method == "notifications/cancelled" && string(f.Bytes(f.Param("requestId"))) == string(old.ID())
+	})
+	fresh := p.WaitFor("the new session's sampling request", func(f *frame.Frame) bool {
+		return isSampling(f) && string(f.ID()) != string(old.ID())
+	})
+	p.Send(`{"jsonrpc":"2.0","id":` + string(old.ID()) + `,"result":{"role":"assistant","content":{"type":"text","text":"STALE"},"model":"m"}}`)
+	p.Send(`{"jsonrpc":"2.0","id":` + string(fresh.ID()) + `,"result":{"role":"assistant","content":{"type":"text","text":"fresh"},"model":"m"}}`)
+	if r := p.Response("2"); !strings.Contains(string(r.Result()), `"fresh"`) {
+		t.Errorf("the new session's call: %s", r.Raw())
+	}
 }
 
 // TestThousandCallsInFlight: 1,000 calls in flight at once on a slow

@@ -341,6 +341,12 @@ func (s *sseSession) replay(st *sseStream, initReq, initNote []byte) {
 		case <-ctx.Done():
 			return fmt.Errorf("initialize: no answer: %w", ctx.Err())
 		}
+		// Before the server may send anything of the new session (it
+		// waits for notifications/initialized): the router forgets the
+		// lost session's requests to the host first, and restores what
+		// the host set (log level, subscriptions) in the new one, which
+		// waits until the session is ready.
+		s.deliver(frame.NewNotification(MethodReinitialized, nil))
 		if initNote != nil {
 			note, err := stored(initNote)
 			if err != nil {
@@ -362,7 +368,6 @@ func (s *sseSession) replay(st *sseStream, initReq, initNote []byte) {
 	st.established.Store(true)
 	if s.markReady(st) {
 		s.log.Info().Msg("backend session re-initialized")
-		s.deliver(frame.NewNotification(MethodReinitialized, nil))
 	}
 }
 

@@ -717,6 +717,14 @@ func (s *streamable) rejoin(ctx context.Context, gen uint64) error {
 	err := s.replay(rctx, n, initReq, initNote)
 	cancel()
 
+	if err == nil {
+		// Before any message of the new session can reach Recv (requests
+		// waiting for this rejoin go on once it is published, the new
+		// standalone stream starts after): the router forgets the lost
+		// session's requests to the host first, and restores what the
+		// host set (log level, subscriptions) in the new one.
+		s.deliver(frame.NewNotification(MethodReinitialized, nil))
+	}
 	// Publish the outcome: on success the generation moves on, so a request
 	// that fails later with the old one knows it was already handled.
 	s.mu.Lock()
@@ -732,9 +740,6 @@ func (s *streamable) rejoin(ctx context.Context, gen uint64) error {
 		return err
 	}
 	s.log.Info().Msg("backend session re-initialized")
-	// The new session knows nothing of the log level or subscriptions the
-	// host set: the router restores them on this notification.
-	s.deliver(frame.NewNotification(MethodReinitialized, nil))
 	// The new session's standalone stream, as at the router's first
 	// initialize answer: also when the session was lost before the host
 	// sent notifications/initialized.

@@ -244,14 +244,12 @@ func (l *link) failInFlight(cause error) {
 		r.ids.dropCall(c)
 		c.timer.stop()
 	}
-	for _, u := range r.ids.upsOf(l) {
-		r.ids.dropUp(u)
-	}
 	r.mu.Unlock()
 	reason := "connection to the backend was lost"
 	if cause != nil && !errors.Is(cause, context.Canceled) {
 		reason += ": " + cause.Error()
 	}
+	l.abandonUps(reason)
 	for _, c := range calls {
 		msg := fmt.Sprintf("backend %q: %s", l.name, reason)
 		ef := frame.NewError(frame.AppendInt(nil, c.backendID), frame.ErrorObject{Code: frame.CodeInternalError, Message: msg, Data: backendErrorData(l.name, reason)})
@@ -351,8 +349,33 @@ func (l *link) sendAny(f *frame.Frame) error {
 // session on its own: restore what the host set and refresh lists.
 func (l *link) reinitialized() {
 	l.log.Info().Msg("backend session re-initialized")
+	// The lost session's requests to the host died with it, and the new
+	// session numbers its own from the start again: an old one left in
+	// the map would refuse a new one as a duplicate, or take the host's
+	// late answer meant for the old one.
+	l.abandonUps("the backend's session was lost and replaced")
 	l.restoreState()
 	l.r.agg.backendChanged(l)
+}
+
+// abandonUps forgets the backend's requests still waiting on the host and
+// tells the host they are cancelled (a sampling or elicitation dialog
+// can close); an answer the host sends anyway is dropped as unknown.
+func (l *link) abandonUps(reason string) {
+	r := l.r
+	r.mu.Lock()
+	ups := r.ids.upsOf(l)
+	for _, u := range ups {
+		r.ids.dropUp(u)
+	}
+	r.mu.Unlock()
+	for _, u := range ups {
+		params, _ := json.Marshal(map[string]any{"requestId": u.hostID, "reason": fmt.Sprintf("backend %q: %s", l.name, reason)})
+		r.toHost(frame.NewNotification(mCancelled, params))
+	}
+	if len(ups) > 0 {
+		l.log.Info().Int("requests", len(ups)).Str("reason", reason).Msg("cancelled the backend's requests to the host")
+	}
 }
 
 // restoreState replays the host's log level and subscriptions.
