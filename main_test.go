@@ -659,12 +659,8 @@ func TestScriptedSession(t *testing.T) {
 // with all sessions lost; the bridge picks it up again within seconds
 // (issue #5).
 func TestHTTPServerRestartsAtSameURL(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	first := serveOn(ln, "first")
+	first := serveHTTP(t, "127.0.0.1:0", "first")
+	addr := first.Listener.Addr().String()
 	p := startBridge(t, nil, "--http", "r=http://"+addr+"/mcp")
 	handshake(t, p)
 	p.Send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}`)
@@ -674,8 +670,7 @@ func TestHTTPServerRestartsAtSameURL(t *testing.T) {
 
 	// The server process dies: connections drop (the bridge's GET stream
 	// included) and nothing listens any more.
-	first.CloseClientConnections()
-	first.Close()
+	kill(first)
 	start := time.Now()
 	p.Send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami","arguments":{}}}`)
 	if r := p.Response("2"); !strings.Contains(string(r.Error()), `"r"`) {
@@ -685,12 +680,7 @@ func TestHTTPServerRestartsAtSameURL(t *testing.T) {
 		t.Errorf("the error while down took %v", d)
 	}
 
-	ln2, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("cannot listen on %s again: %v", addr, err)
-	}
-	second := serveOn(ln2, "second")
-	defer func() { second.CloseClientConnections(); second.Close() }()
+	serveHTTP(t, addr, "second")
 	deadline := time.Now().Add(10 * time.Second)
 	for i := 0; time.Now().Before(deadline); i++ {
 		id := strconv.Itoa(100 + i)
@@ -703,14 +693,29 @@ func TestHTTPServerRestartsAtSameURL(t *testing.T) {
 	t.Fatal("the restarted server was not picked up within 10 s")
 }
 
-// serveOn serves the test server name over streamable HTTP on ln.
-func serveOn(ln net.Listener, name string) *httptest.Server {
+// serveHTTP serves the test server name over streamable HTTP at addr
+// ("127.0.0.1:0": any port; a server's old address: its restart) until
+// the test ends.
+func serveHTTP(t *testing.T, addr, name string) *httptest.Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot listen on %s: %v", addr, err)
+	}
 	srv := testserver.New(name)
 	ts := httptest.NewUnstartedServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil))
 	ts.Listener.Close()
 	ts.Listener = ln
 	ts.Start()
+	t.Cleanup(func() { kill(ts) })
 	return ts
+}
+
+// kill stops a test HTTP server the way a dying process does: every
+// connection drops.
+func kill(ts *httptest.Server) {
+	ts.CloseClientConnections()
+	ts.Close()
 }
 
 // TestUpcallsOfALostHTTPSession: a backend's sampling request is waiting
@@ -721,26 +726,16 @@ func serveOn(ln net.Listener, name string) *httptest.Server {
 // taken as the answer to the new one (found by a stress review: the new
 // request was refused as a duplicate, or got the stale answer).
 func TestUpcallsOfALostHTTPSession(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	first := serveOn(ln, "first")
+	first := serveHTTP(t, "127.0.0.1:0", "first")
+	addr := first.Listener.Addr().String()
 	p := startBridge(t, nil, "--http", "r=http://"+addr+"/mcp")
 	handshake(t, p)
 	isSampling := func(f *frame.Frame) bool { return f.Kind == frame.Request && f.Method == "sampling/createMessage" }
 	p.Send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"sample","arguments":{}}}`)
 	old := p.WaitFor("the first session's sampling request", isSampling)
 
-	first.CloseClientConnections()
-	first.Close()
-	ln2, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("cannot listen on %s again: %v", addr, err)
-	}
-	second := serveOn(ln2, "second")
-	defer func() { second.CloseClientConnections(); second.Close() }()
+	kill(first)
+	serveHTTP(t, addr, "second")
 	p.Response("1") // lost with its answer stream
 
 	p.Send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"sample","arguments":{}}}`)
