@@ -698,11 +698,16 @@ func TestHTTPServerRestartsAtSameURL(t *testing.T) {
 // the test ends.
 func serveHTTP(t *testing.T, addr, name string) *httptest.Server {
 	t.Helper()
+	return serveServer(t, addr, testserver.New(name))
+}
+
+// serveServer serves srv over streamable HTTP at addr, as serveHTTP.
+func serveServer(t *testing.T, addr string, srv *mcp.Server) *httptest.Server {
+	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Skipf("cannot listen on %s: %v", addr, err)
 	}
-	srv := testserver.New(name)
 	ts := httptest.NewUnstartedServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil))
 	ts.Listener.Close()
 	ts.Listener = ln
@@ -749,6 +754,59 @@ func TestUpcallsOfALostHTTPSession(t *testing.T) {
 	p.Send(`{"jsonrpc":"2.0","id":` + string(fresh.ID()) + `,"result":{"role":"assistant","content":{"type":"text","text":"fresh"},"model":"m"}}`)
 	if r := p.Response("2"); !strings.Contains(string(r.Result()), `"fresh"`) {
 		t.Errorf("the new session's call: %s", r.Raw())
+	}
+}
+
+// TestCancelWhileTheSessionIsReplaced: the HTTP server restarts, the host's
+// next call finds the session gone and waits while the bridge sets up a
+// new one (whose initialize takes a second here), and the host cancels the
+// call meanwhile. The call must not be left running in the new session:
+// it is either never sent or cancelled there (found by a stress review:
+// the cancellation was posted without a session id and lost, and the
+// call ran on).
+func TestCancelWhileTheSessionIsReplaced(t *testing.T) {
+	var started, cancelled atomic.Int32
+	testserver.OnBlockCancelled = func(string) { cancelled.Add(1) }
+	t.Cleanup(func() { testserver.OnBlockCancelled = nil })
+	first := serveHTTP(t, "127.0.0.1:0", "first")
+	addr := first.Listener.Addr().String()
+	p := startBridge(t, nil, "--http", "r=http://"+addr+"/mcp")
+	handshake(t, p)
+	p.Send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}}`)
+	p.Response("1")
+
+	kill(first)
+	second := testserver.New("second")
+	second.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			switch method {
+			case "initialize":
+				time.Sleep(time.Second)
+			case "tools/call":
+				if req.GetParams().(*mcp.CallToolParamsRaw).Name == "block" {
+					started.Add(1)
+				}
+			}
+			return next(ctx, method, req)
+		}
+	})
+	serveServer(t, addr, second)
+	p.Send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"block","arguments":{}}}`)
+	time.Sleep(400 * time.Millisecond) // the new session's initialize is under way
+	p.Send(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":2,"reason":"user"}}`)
+	p.Send(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"whoami","arguments":{}}}`)
+	if r := p.Response("3"); !strings.Contains(string(r.Result()), `"second"`) {
+		t.Fatalf("a call in the new session: %s", r.Raw())
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for started.Load() != cancelled.Load() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s, c := started.Load(), cancelled.Load(); s != c {
+		t.Errorf("the new session got the cancelled call %d time(s) and saw %d cancellation(s) of it", s, c)
+	}
+	if n := p.Count(func(f *frame.Frame) bool { return f.Kind == frame.Response && string(f.ID()) == "2" }); n != 0 {
+		t.Errorf("the host got %d answer(s) to the call it cancelled", n)
 	}
 }
 

@@ -45,6 +45,8 @@ const (
 const (
 	methodInitialize  = "initialize"
 	methodInitialized = "notifications/initialized"
+	methodCancelled   = "notifications/cancelled"
+	methodProgress    = "notifications/progress"
 
 	headerSessionID   = "Mcp-Session-Id"
 	headerProtocol    = "Mcp-Protocol-Version" // the spec spells it MCP-Protocol-Version; headers are case-insensitive

@@ -61,6 +61,11 @@ type streamable struct {
 	getReady   chan struct{}
 	getGen     uint64
 	getRefused bool
+	// unsent holds the requests handed to Send and not yet POSTed (waiting
+	// for notifications/initialized or for a new session), by id, and
+	// whether the router cancelled one meanwhile: the cancellation marks
+	// it instead of racing it to the server, and it is never sent.
+	unsent map[string]bool
 }
 
 // A rejoinCall is one re-initialization in flight; requests that found
@@ -94,7 +99,7 @@ func newStreamable(cfg config.Backend, opts Options) (*streamable, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &streamable{httpCore: newHTTPCore(cfg, opts), url: u.String()}, nil
+	return &streamable{httpCore: newHTTPCore(cfg, opts), url: u.String(), unsent: make(map[string]bool)}, nil
 }
 
 // state snapshots what the next request goes out with. A request keeps
@@ -118,7 +123,52 @@ func (s *streamable) Send(f *frame.Frame) error {
 	m := newOutMsg(f)
 	m.first = s.firstSent.CompareAndSwap(false, true)
 	s.observe(m)
-	return s.launch(m, s.post)
+	if m.kind == frame.Request {
+		s.markUnsent(m.id)
+	}
+	if err := s.launch(m, s.post); err != nil {
+		s.takeUnsent(m.id)
+		return err
+	}
+	return nil
+}
+
+// markUnsent records that request id waits to be POSTed.
+func (s *streamable) markUnsent(id []byte) {
+	s.mu.Lock()
+	s.unsent[string(id)] = false
+	s.mu.Unlock()
+}
+
+// takeUnsent ends request id's unsent state and reports whether it was
+// cancelled meanwhile. Later calls report false.
+func (s *streamable) takeUnsent(id []byte) (cancelled bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cancelled = s.unsent[string(id)]
+	delete(s.unsent, string(id))
+	return cancelled
+}
+
+// cancelUnsent marks the request a notifications/cancelled is about, if
+// it was not POSTed yet, and reports whether it did: the cancellation need
+// not be sent then.
+func (s *streamable) cancelUnsent(m outMsg) bool {
+	if m.method != methodCancelled {
+		return false
+	}
+	f, err := frame.Parse(m.f.Encoded())
+	if err != nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := string(f.Bytes(f.Param("requestId")))
+	if _, ok := s.unsent[id]; !ok {
+		return false
+	}
+	s.unsent[id] = true
+	return true
 }
 
 // observe keeps the handshake messages for replay after a session loss.
@@ -151,6 +201,7 @@ func (s *streamable) postRequest(m outMsg) {
 	// open after the answer.
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
+	defer s.takeUnsent(m.id)
 	isInit := m.method == methodInitialize
 	// At most two rounds: the second only after the server lost the
 	// session and a new one was set up.
@@ -164,6 +215,10 @@ func (s *streamable) postRequest(m outMsg) {
 				return
 			}
 			st = s.state()
+		}
+		if s.takeUnsent(m.id) {
+			s.fail(m.id, "cancelled before it was sent")
+			return
 		}
 		resp, err := s.postBody(ctx, m.f, st, isInit)
 		if err != nil {
@@ -212,6 +267,9 @@ func (s *streamable) postRequest(m outMsg) {
 		}
 		if !retried && !isInit && s.sessionLost(resp.StatusCode, body, st) {
 			s.log.Debug().Int("status", resp.StatusCode).Msg("backend lost the session")
+			// Unsent again until the new session has it: a cancellation
+			// meanwhile stops it here instead of racing it there.
+			s.markUnsent(m.id)
 			if err := s.rejoin(ctx, st.gen); err != nil {
 				s.fail(m.id, fmt.Sprintf("the server lost the session (HTTP %s) and starting a new one failed: %v", resp.Status, err))
 				return
@@ -244,7 +302,31 @@ func (s *streamable) answered(m outMsg, resp *http.Response, body []byte) bool {
 // failures are only logged.
 func (s *streamable) postOther(m outMsg) {
 	ctx := s.ctx
+	if s.cancelUnsent(m) {
+		s.log.Debug().Msg("a request cancelled before it was sent: it will not be")
+		return
+	}
 	st := s.state()
+	if st.lost {
+		if m.kind == frame.Response || m.method == methodProgress {
+			// About a request of the lost session, whose ids and tokens
+			// the new session reuses for its own: drop it.
+			s.log.Debug().Str("kind", m.kind.String()).Msg("dropping a message of a lost session")
+			return
+		}
+		// A new session is being set up (or the last try failed): the
+		// rest belongs in it (a cancellation names a request under the
+		// bridge's own id, unique across sessions). Without a session id
+		// the server would take the POST as a session of its own and
+		// drop it unseen.
+		if err := s.rejoin(ctx, st.gen); err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn().Str("method", m.method).Str("error", s.redact(err.Error())).Msg("dropping a message: the server lost the session and starting a new one failed")
+			}
+			return
+		}
+		st = s.state()
+	}
 	resp, err := s.postBody(ctx, m.f, st, false)
 	if err != nil {
 		if ctx.Err() == nil {
