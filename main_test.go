@@ -368,7 +368,11 @@ func TestBackendCrashIsAnsweredAndRestarted(t *testing.T) {
 	p := startBridge(t, serverEnvFor("fragile"), "--stdio", stdioBackend("fragile"))
 	handshake(t, p)
 	p.Send(`{"jsonrpc":"2.0","id":"b","method":"tools/call","params":{"name":"block","arguments":{}}}`)
-	time.Sleep(100 * time.Millisecond) // let the block call reach the server
+	// A request of the backend's own waits on the host when it dies.
+	p.Send(`{"jsonrpc":"2.0","id":"s","method":"tools/call","params":{"name":"sample","arguments":{}}}`)
+	up := p.WaitFor("the backend's sampling request", func(f *frame.Frame) bool {
+		return f.Kind == frame.Request && f.Method == "sampling/createMessage"
+	})
 	start := time.Now()
 	p.Send(`{"jsonrpc":"2.0","id":"c","method":"tools/call","params":{"name":"crash","arguments":{}}}`)
 	r := p.Response(`"b"`)
@@ -379,6 +383,9 @@ func TestBackendCrashIsAnsweredAndRestarted(t *testing.T) {
 		t.Errorf("the error took %v", d)
 	}
 	p.Response(`"c"`)
+	p.WaitFor("the host told the backend's request is cancelled", func(f *frame.Frame) bool {
+		return f.Kind == frame.Notification && f.Method == "notifications/cancelled" && string(f.Bytes(f.Param("requestId"))) == string(up.ID())
+	})
 	// Restarted with backoff: a later call succeeds.
 	awaitRestart(t, p)
 }
