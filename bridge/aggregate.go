@@ -215,7 +215,8 @@ func (a *aggregator) list(f *frame.Frame, kind string) {
 // claim registers a host request that the bridge answers itself from
 // several backends, so that a duplicate id in flight is refused and a
 // cancellation drops the answer, as for forwarded requests. ok is false
-// when the request was answered already (a duplicate).
+// when the request was answered already (a duplicate) or dropped (the host
+// cancelled it before it got here).
 func (a *aggregator) claim(f *frame.Frame) (*call, bool) {
 	if a.r.takePending(f.ID()) {
 		return nil, false
