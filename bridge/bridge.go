@@ -154,6 +154,7 @@ type hostState struct {
 	initDone    chan struct{} // closed when the host's initialize was answered
 	queued      []*frame.Frame
 	held        []heldFrame       // backends' messages waiting for the host's initialized
+	released    bool              // held messages sent: backends' messages go straight to the host
 	logLevel    []byte            // raw params of the last logging/setLevel
 	subs        map[string][]byte // uri → raw params of resources/subscribe
 	fatal       error             // set when the bridge must exit non-zero

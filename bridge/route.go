@@ -197,8 +197,6 @@ func (r *router) hostNotification(f *frame.Frame) {
 			return
 		}
 		close(r.host.initialized)
-		held := r.host.held
-		r.host.held = nil
 		r.mu.Unlock()
 		// Each initialized backend gets its own notifications/initialized
 		// now, before this reader hands on the host's next line: servers
@@ -208,9 +206,7 @@ func (r *router) hostNotification(f *frame.Frame) {
 			l.sendInitialized()
 		}
 		// What backends sent before the host was ready goes out now, in order.
-		for _, h := range held {
-			r.fromBackend(h.link, h.f)
-		}
+		r.releaseHeld()
 		return
 	case mCancelled:
 		r.hostCancel(f)
@@ -338,9 +334,14 @@ func (r *router) backendResponse(l *link, f *frame.Frame) {
 // ping, or one the bridge does not know) under a host-facing ID. It is held
 // until the host has initialized.
 func (r *router) backendRequest(l *link, f *frame.Frame) {
-	if r.holdForHost(l, f) {
+	if r.holdForHost(heldFrame{link: l, f: f}) {
 		return
 	}
+	r.requestUp(l, f)
+}
+
+// requestUp maps a backend's request for the host and sends it.
+func (r *router) requestUp(l *link, f *frame.Frame) {
 	r.mu.Lock()
 	u, ok := r.ids.addUp(l, bytes.Clone(f.ID()))
 	var tokSpan frame.Span
@@ -362,6 +363,16 @@ func (r *router) backendRequest(l *link, f *frame.Frame) {
 }
 
 func (r *router) backendNotification(l *link, f *frame.Frame) {
+	if f.Method == mCancelled && r.holdForHost(heldFrame{link: l, f: f}) {
+		// It may name a request still held: mapped after that one, in order.
+		return
+	}
+	r.notificationUp(l, f)
+}
+
+// notificationUp maps a backend's notification for the host and sends it,
+// or holds it, mapped, until the host has initialized.
+func (r *router) notificationUp(l *link, f *frame.Frame) {
 	switch f.Method {
 	case mProgress:
 		tok := f.Param("progressToken")
@@ -404,35 +415,68 @@ func (r *router) backendNotification(l *link, f *frame.Frame) {
 			r.agg.tagLogger(l, f)
 		}
 	}
-	if r.holdForHost(l, f) {
+	if r.holdForHost(heldFrame{link: l, f: f, mapped: true}) {
 		return
 	}
 	r.toHost(f)
 }
 
 // heldFrame is a backend's message kept until the host has initialized.
+// A mapped one (a notification) is ready for the host as it is; the
+// others (requests, cancellations) are mapped when released, in order, as
+// if they had just arrived: mapping a frame twice edits it twice.
 type heldFrame struct {
-	link *link
-	f    *frame.Frame
+	link   *link
+	f      *frame.Frame
+	mapped bool
 }
 
-// holdForHost keeps f, a backend's request or notification, until the
-// host's notifications/initialized, and reports whether it did. The link's
-// reader must never block on that: the host's initialize answer may depend
-// on the same backend. A ping is answered here meanwhile, as the spec
-// allows pings before initialization.
-func (r *router) holdForHost(l *link, f *frame.Frame) bool {
+// holdForHost keeps h, a backend's request or notification, until the
+// host's notifications/initialized has been seen and everything held
+// before it released, and reports whether it did. The link's reader must
+// never block on that: the host's initialize answer may depend on the same
+// backend. A ping is answered here meanwhile, as the spec allows pings
+// before initialization.
+func (r *router) holdForHost(h heldFrame) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if isClosed(r.host.initialized) {
+	if r.host.released {
 		return false
 	}
-	if f.Kind == frame.Request && f.Method == mPing {
-		_ = l.sendAny(frame.NewResult(f.ID(), []byte("{}")))
+	if h.f.Kind == frame.Request && h.f.Method == mPing {
+		_ = h.link.sendAny(frame.NewResult(h.f.ID(), []byte("{}")))
 		return true
 	}
-	r.host.held = append(r.host.held, heldFrame{l, f})
+	r.host.held = append(r.host.held, h)
 	return true
+}
+
+// releaseHeld sends the host what backends sent before it initialized,
+// in order, and then lets their messages through. What arrives meanwhile
+// is held too and released in the next round, so nothing overtakes what
+// came before it (a backend's cancellation of a request still held, say).
+func (r *router) releaseHeld() {
+	for {
+		r.mu.Lock()
+		held := r.host.held
+		r.host.held = nil
+		if len(held) == 0 {
+			r.host.released = true
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+		for _, h := range held {
+			switch {
+			case h.mapped:
+				r.toHost(h.f)
+			case h.f.Kind == frame.Request:
+				r.requestUp(h.link, h.f)
+			default:
+				r.notificationUp(h.link, h.f)
+			}
+		}
+	}
 }
 
 // callTimer is a request's idle timeout (reset by progress) and absolute cap.
