@@ -276,8 +276,18 @@ func (f *Frame) String(s Span) (string, bool) {
 
 // Replace schedules the bytes at s to be replaced by repl when the frame is
 // written. repl must be one valid JSON value; s must not overlap an earlier
-// edit. Replace of a zero-width span inserts.
+// edit other than one of the same span, which repl then replaces (an edit
+// made twice must not write the value twice: WriteTo would cut the frame
+// wrong). Replace of a zero-width span inserts.
 func (f *Frame) Replace(s Span, repl []byte) {
+	if s.End > s.Start {
+		for i := range f.edits {
+			if f.edits[i].Span == s {
+				f.edits[i].repl = repl
+				return
+			}
+		}
+	}
 	e := edit{s, repl}
 	n := sort.Search(len(f.edits), func(i int) bool { return f.edits[i].Start > s.Start })
 	f.edits = append(f.edits, edit{})

@@ -53,6 +53,25 @@ func TestParse(t *testing.T) {
 	}
 }
 
+// TestReplaceTwice: a span edited twice is written once, with the last
+// value (a held log message tagged twice crashed the bridge's writer).
+func TestReplaceTwice(t *testing.T) {
+	f, err := Parse([]byte(`{"jsonrpc":"2.0","method":"notifications/message","params":{"logger":"core","data":1}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := f.Param("logger")
+	f.Replace(s, []byte(`"a/core"`))
+	f.Replace(s, []byte(`"b/core"`))
+	want := `{"jsonrpc":"2.0","method":"notifications/message","params":{"logger":"b/core","data":1}}`
+	if got := string(f.Encoded()); got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	if f.Len() != len(want) {
+		t.Fatalf("Len %d, want %d", f.Len(), len(want))
+	}
+}
+
 func TestEditsKeepEverythingElse(t *testing.T) {
 	in := `{"jsonrpc":"2.0","id":"front-7","method":"tools/call","params":{"name":"echo","arguments":{"big":12345678901234567890,"x":"\u00e9"},"_meta":{"progressToken":0,"vendor/k":[1.0e3]}},"x-unknown":{}}`
 	f, err := Parse([]byte(in))
