@@ -47,6 +47,11 @@ type aggregator struct {
 	// handled while a list answer is on its way must not be undone by
 	// storing the older answer afterwards.
 	gen uint64
+	// tablesGen is, per list kind, the gen at which the routing tables
+	// installed last (names, uris, tmpls) began to be gathered: a gather
+	// that began earlier does not overwrite them (a slow list finishing
+	// after a newer one would hide the tools the host was just shown).
+	tablesGen map[string]uint64
 }
 
 type target struct {
@@ -65,12 +70,13 @@ var listKinds = map[string]string{
 
 func newAggregator(r *router) *aggregator {
 	return &aggregator{
-		r:      r,
-		names:  map[string]map[string]target{"tools": {}, "prompts": {}},
-		uris:   map[string]*link{},
-		tmpls:  map[*link][]string{},
-		cache:  map[*link]map[string][]json.RawMessage{},
-		merged: map[string][]byte{},
+		r:         r,
+		names:     map[string]map[string]target{"tools": {}, "prompts": {}},
+		uris:      map[string]*link{},
+		tmpls:     map[*link][]string{},
+		cache:     map[*link]map[string][]json.RawMessage{},
+		merged:    map[string][]byte{},
+		tablesGen: map[string]uint64{},
 	}
 }
 
@@ -278,6 +284,12 @@ func (a *aggregator) gather(method, kind string) ([]byte, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	fresh := a.gen == startGen // no change announced while gathering
+	// Routing tables only from a gather at least as recent as the last
+	// one installed; the answer is built either way.
+	install := startGen >= a.tablesGen[kind]
+	if install {
+		a.tablesGen[kind] = startGen
+	}
 	switch kind {
 	case "tools", "prompts":
 		table := map[string]target{}
@@ -308,7 +320,9 @@ func (a *aggregator) gather(method, kind string) ([]byte, error) {
 				merged = append(merged, frame.SetMember(it, "name", q))
 			}
 		}
-		a.names[kind] = table
+		if install {
+			a.names[kind] = table
+		}
 	case "resources":
 		uris := map[string]*link{}
 		for i, l := range a.r.links {
@@ -323,8 +337,10 @@ func (a *aggregator) gather(method, kind string) ([]byte, error) {
 				merged = append(merged, it)
 			}
 		}
-		a.uris = uris
-		a.urisStale = !fresh
+		if install {
+			a.uris = uris
+			a.urisStale = !fresh
+		}
 	case "resourceTemplates":
 		for i, l := range a.r.links {
 			var ts []string
@@ -336,7 +352,7 @@ func (a *aggregator) gather(method, kind string) ([]byte, error) {
 				ts = append(ts, m.URITemplate)
 				merged = append(merged, it)
 			}
-			if per[i] != nil {
+			if per[i] != nil && install {
 				a.tmpls[l] = ts
 			}
 		}

@@ -1,0 +1,66 @@
+package bridge
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mcpbridge/mcpbridge/frame"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// TestStaleListKeepsNewerRoutes: a merged tools/list that began before a
+// backend's list_changed ends after a newer one; the tools the newer list
+// showed the host stay callable (found by a stress review: the older
+// gather overwrote the routing table while the newer list stayed cached,
+// and a listed tool answered "unknown tool" until the next change).
+func TestStaleListKeepsNewerRoutes(t *testing.T) {
+	srv := testServer("a")
+	var slow atomic.Bool
+	srv.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			if method == "tools/list" && slow.CompareAndSwap(true, false) {
+				res, err := next(ctx, method, req) // the list as it is now, answered late
+				time.Sleep(time.Second)
+				return res, err
+			}
+			return next(ctx, method, req)
+		}
+	})
+	h := bridgedWire(t, Config{Prefix: true}, namedServer{"a", srv})
+	handshake(h.wire)
+	isChanged := func(n int) func(*frame.Frame) bool {
+		seen := 0
+		return func(f *frame.Frame) bool {
+			if f.Method == "notifications/tools/list_changed" {
+				seen++
+			}
+			return seen == n
+		}
+	}
+	addTool := func(name string) {
+		mcp.AddTool(srv, &mcp.Tool{Name: name}, func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: name + " works"}}}, nil, nil
+		})
+	}
+	h.Send(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
+	h.Response("1")
+	addTool("first") // a change: the cached list is dropped
+	h.WaitFor("list_changed", isChanged(1))
+	slow.Store(true)
+	h.Send(`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`) // the slow, older gather
+	time.Sleep(200 * time.Millisecond)
+	addTool("fresh")
+	h.WaitFor("list_changed", isChanged(2))
+	h.Send(`{"jsonrpc":"2.0","id":3,"method":"tools/list"}`) // the newer gather
+	if r := h.Response("3"); !strings.Contains(string(r.Result()), `"a_fresh"`) {
+		t.Fatalf("the newer list lacks a_fresh: %s", r.Raw())
+	}
+	h.Response("2") // the older gather ends
+	h.Send(`{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"a_fresh","arguments":{}}}`)
+	if r := h.Response("4"); !strings.Contains(string(r.Result()), "fresh works") {
+		t.Errorf("a tool the host was shown: %s", r.Raw())
+	}
+}
