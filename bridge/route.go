@@ -161,7 +161,11 @@ func (r *router) ask(l *link, method string, params []byte, done func(*frame.Fra
 	r.ids.addCall(c, false)
 	r.mu.Unlock()
 	f := frame.NewRequest(frame.AppendInt(nil, c.backendID), method, params)
-	r.startTimer(c)
+	if method != mInitialize {
+		// initialize has its own bound (--init-timeout, or none for a
+		// backend that joins late), and must not be cancelled.
+		r.startTimer(c)
+	}
 	if err := l.send(f); err != nil {
 		if r.takeCall(c) {
 			done(frame.NewError(f.ID(), frame.ErrorObject{Code: frame.CodeInternalError, Message: err.Error(), Data: backendErrorData(l.name, err.Error())}))

@@ -64,3 +64,30 @@ func TestStaleListKeepsNewerRoutes(t *testing.T) {
 		t.Errorf("a tool the host was shown: %s", r.Raw())
 	}
 }
+
+// TestSlowBackendJoinsDespiteRequestTimeout: a backend slower to
+// initialize than both --init-timeout and --timeout still joins when it
+// is up; --timeout bounds the host's requests, not the bridge's own
+// initialize (found by a second stress review: the request timer ended
+// the initialize and the backend never joined).
+func TestSlowBackendJoinsDespiteRequestTimeout(t *testing.T) {
+	slow := testServer("b")
+	slow.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			if method == "initialize" {
+				time.Sleep(1500 * time.Millisecond)
+			}
+			return next(ctx, method, req)
+		}
+	})
+	h := bridgedWire(t, Config{InitTimeout: 300 * time.Millisecond, Timeout: 500 * time.Millisecond},
+		namedServer{"a", testServer("a")}, namedServer{"b", slow})
+	handshake(h.wire)
+	h.WaitFor("tools/list_changed when b joins", func(f *frame.Frame) bool {
+		return f.Method == "notifications/tools/list_changed"
+	})
+	h.Send(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
+	if r := h.Response("1"); !strings.Contains(string(r.Result()), `"b_echo"`) {
+		t.Errorf("b's tools after it joined: %s", r.Raw())
+	}
+}
