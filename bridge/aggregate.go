@@ -732,12 +732,20 @@ func (a *aggregator) backendChanged(l *link) {
 
 func (a *aggregator) notifyHost(method string) {
 	r := a.r
+	kind := strings.TrimSuffix(strings.TrimPrefix(method, "notifications/"), "/list_changed")
 	go func() {
 		select {
 		case <-r.host.initialized:
 		case <-r.life.Done():
 			return
 		case <-time.After(time.Minute):
+			return
+		}
+		r.mu.Lock()
+		announced := r.host.listChanged[kind]
+		r.mu.Unlock()
+		if !announced {
+			// The host was not offered listChanged for this kind.
 			return
 		}
 		r.toHost(frame.NewNotification(method, nil))

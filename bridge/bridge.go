@@ -155,6 +155,7 @@ type hostState struct {
 	queued      []*frame.Frame
 	held        []heldFrame       // backends' messages waiting for the host's initialized
 	released    bool              // held messages sent: backends' messages go straight to the host
+	listChanged map[string]bool   // list kinds whose listChanged capability the host was given
 	logLevel    []byte            // raw params of the last logging/setLevel
 	subs        map[string][]byte // uri → raw params of resources/subscribe
 	fatal       error             // set when the bridge must exit non-zero

@@ -162,6 +162,18 @@ func (r *router) finishInit() {
 	}
 }
 
+// announceListChanged records that the host was told the list kind k
+// ("tools", "prompts", "resources") may change (capabilities.k.listChanged):
+// the bridge sends its own notifications/k/list_changed only then.
+func (r *router) announceListChanged(k string) {
+	r.mu.Lock()
+	if r.host.listChanged == nil {
+		r.host.listChanged = map[string]bool{}
+	}
+	r.host.listChanged[k] = true
+	r.mu.Unlock()
+}
+
 // initializeResult is the bridge's answer to the host's initialize.
 func (r *router) initializeResult(version string, up []*link) []byte {
 	type result struct {
@@ -184,6 +196,11 @@ func (r *router) initializeResult(version string, up []*link) []byte {
 		info := res.ServerInfo
 		if info == nil {
 			info = r.serverInfo()
+		}
+		for _, k := range []string{"tools", "prompts", "resources"} {
+			if string(rawField(rawField(caps, k), "listChanged")) == "true" {
+				r.announceListChanged(k)
+			}
 		}
 		b, _ := json.Marshal(result{v, caps, info, res.Instructions})
 		return b
@@ -208,6 +225,7 @@ func (r *router) initializeResult(version string, up []*link) []byte {
 	for _, k := range []string{"tools", "prompts", "resources"} {
 		if _, ok := caps[k]; ok || k == "tools" {
 			caps[k] = mergeJSON(caps[k], json.RawMessage(`{"listChanged":true}`))
+			r.announceListChanged(k)
 		}
 	}
 	cb, _ := json.Marshal(caps)

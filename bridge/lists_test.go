@@ -91,3 +91,42 @@ func TestSlowBackendJoinsDespiteRequestTimeout(t *testing.T) {
 		t.Errorf("b's tools after it joined: %s", r.Raw())
 	}
 }
+
+// TestListChangedOnlyAsAnnounced: the bridge's own list_changed
+// notifications (a backend joined late, restarted) are sent only for the
+// list kinds whose listChanged it announced: with tools-only backends, no
+// prompts or resources notifications (found by a second stress review).
+func TestListChangedOnlyAsAnnounced(t *testing.T) {
+	toolsOnly := func(name string, initDelay time.Duration) *mcp.Server {
+		srv := mcp.NewServer(&mcp.Implementation{Name: name, Version: "1"}, nil)
+		mcp.AddTool(srv, &mcp.Tool{Name: "echo"}, func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: name}}}, nil, nil
+		})
+		srv.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+			return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+				if method == "initialize" {
+					time.Sleep(initDelay)
+				}
+				return next(ctx, method, req)
+			}
+		})
+		return srv
+	}
+	h := bridgedWire(t, Config{InitTimeout: 300 * time.Millisecond},
+		namedServer{"a", toolsOnly("a", 0)}, namedServer{"b", toolsOnly("b", time.Second)})
+	init := handshake(h.wire)
+	if caps := string(init.Result()); strings.Contains(caps, `"prompts"`) || strings.Contains(caps, `"resources"`) {
+		t.Fatalf("capabilities offered for lists no backend has: %s", caps)
+	}
+	h.WaitFor("tools/list_changed when b joins", func(f *frame.Frame) bool {
+		return f.Method == "notifications/tools/list_changed"
+	})
+	h.Send(`{"jsonrpc":"2.0","id":"p","method":"ping"}`)
+	h.Response(`"p"`)
+	time.Sleep(300 * time.Millisecond) // the notifications of one join go out together
+	if n := h.Count(func(f *frame.Frame) bool {
+		return f.Method == "notifications/prompts/list_changed" || f.Method == "notifications/resources/list_changed"
+	}); n != 0 {
+		t.Errorf("%d list_changed notification(s) for lists the host was not offered", n)
+	}
+}
