@@ -156,6 +156,8 @@ type hostState struct {
 	held        []heldFrame       // backends' messages waiting for the host's initialized
 	released    bool              // held messages sent: backends' messages go straight to the host
 	listChanged map[string]bool   // list kinds whose listChanged capability the host was given
+	open        bool              // queued released: host requests are routed at once
+	inputEnded  bool              // the host's input ended (or the bridge gives up)
 	logLevel    []byte            // raw params of the last logging/setLevel
 	subs        map[string][]byte // uri → raw params of resources/subscribe
 	fatal       error             // set when the bridge must exit non-zero
@@ -210,6 +212,10 @@ func (r *router) run(ctx context.Context, in io.Reader) error {
 			r.log.Error().Err(err).Msg("reading from host")
 		}
 		r.log.Info().Msg("host input ended; answering what is in flight")
+		r.mu.Lock()
+		r.host.inputEnded = true
+		r.mu.Unlock()
+		r.releaseQueued()
 		if werr, ended := r.drain(ctx, writerDone); ended {
 			// The answers have nowhere to go.
 			writerEnded = true

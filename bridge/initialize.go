@@ -123,13 +123,13 @@ func (r *router) initializeBackends(id []byte, version string) {
 		r.host.fatal = fmt.Errorf("%w: %s", ErrBackendsFailed, strings.Join(failures, "; "))
 		r.mu.Unlock()
 		r.replyError(id, frame.CodeInternalError, msg, data)
-		r.finishInit()
+		r.finishInit(true)
 		// The bridge has nothing to offer: stop, exit non-zero.
 		r.cancel()
 		return
 	}
 	r.reply(id, frame.NewResult(id, r.initializeResult(version, up)))
-	r.finishInit()
+	r.finishInit(false)
 }
 
 // joinLate waits for a backend that missed the host's initialize and tells
@@ -146,10 +146,28 @@ func (r *router) joinLate(l *link) {
 	}
 }
 
-// finishInit releases the host requests that were queued behind initialize.
-func (r *router) finishInit() {
+// finishInit marks the host's initialize answered and releases the host
+// requests queued behind it if the host has sent notifications/initialized
+// too (or has no more to say, or the bridge is giving up: fatal).
+func (r *router) finishInit(fatal bool) {
 	r.mu.Lock()
 	close(r.host.initDone)
+	r.host.inputEnded = r.host.inputEnded || fatal
+	r.mu.Unlock()
+	r.releaseQueued()
+}
+
+// releaseQueued routes, in order, the host requests held until its
+// initialize was answered and it sent notifications/initialized, once both
+// happened, or once the initialize was answered and the host's input
+// ended (a host that never sends initialized still gets its answers).
+func (r *router) releaseQueued() {
+	r.mu.Lock()
+	if r.host.open || !isClosed(r.host.initDone) || !(isClosed(r.host.initialized) || r.host.inputEnded) {
+		r.mu.Unlock()
+		return
+	}
+	r.host.open = true
 	queued := r.host.queued
 	r.host.queued = nil
 	r.mu.Unlock()

@@ -47,7 +47,7 @@ func (r *router) fromHost(f *frame.Frame) {
 	}
 	r.mu.Lock()
 	r.inflight++
-	started, done := r.host.initStarted, isClosed(r.host.initDone)
+	started, done, initialized := r.host.initStarted, isClosed(r.host.initDone), isClosed(r.host.initialized)
 	r.mu.Unlock()
 	switch f.Method {
 	case mInitialize:
@@ -59,20 +59,22 @@ func (r *router) fromHost(f *frame.Frame) {
 		r.replyError(f.ID(), frame.CodeMethodNotFound, "method not found: server/discover (this server speaks the initialize handshake)", nil)
 		return
 	case mPing:
-		if !done || !r.raw {
+		if !initialized || !r.raw {
 			r.reply(f.ID(), frame.NewResult(f.ID(), []byte("{}")))
 			return
 		}
 	}
-	if !done {
+	if !done || !initialized {
 		if !started {
 			r.replyError(f.ID(), frame.CodeInvalidRequest, "invalid request: the session is not initialized yet (send initialize first)", nil)
 			return
 		}
-		// Pipelined behind initialize (a script piping a session): hold
-		// it until the backends are initialized, in order.
+		// Pipelined behind initialize (a script piping a session), or sent
+		// before notifications/initialized (backends get theirs only
+		// then, and some refuse requests before it): hold it until both,
+		// in order (releaseQueued).
 		r.mu.Lock()
-		if !isClosed(r.host.initDone) {
+		if !r.host.open {
 			r.markPendingLocked(f.ID())
 			r.host.queued = append(r.host.queued, f)
 			r.mu.Unlock()
@@ -209,8 +211,10 @@ func (r *router) hostNotification(f *frame.Frame) {
 		for _, l := range r.links {
 			l.sendInitialized()
 		}
-		// What backends sent before the host was ready goes out now, in order.
+		// What backends sent before the host was ready goes out now, in
+		// order, and then what the host asked before it was.
 		r.releaseHeld()
+		r.releaseQueued()
 		return
 	case mCancelled:
 		r.hostCancel(f)
