@@ -185,6 +185,18 @@ func tail(s string, n int) string {
 }
 
 // waitExit waits for the bridge to exit and returns its status.
+// awaitLog waits up to 10 s for the bridge's log to contain text.
+func (p *bridgeProc) awaitLog(t *testing.T, text string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.stderr.String(), text) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the bridge did not log %q within 10 s", text)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func (p *bridgeProc) waitExit(t *testing.T, within time.Duration) int {
 	t.Helper()
 	select {
@@ -749,6 +761,7 @@ func TestUpcallsOfALostHTTPSession(t *testing.T) {
 	kill(first)
 	serveHTTP(t, addr, "second")
 	p.Response("1") // lost with its answer stream
+	p.awaitLog(t, "starting a new one") // not into the dying server's connection
 
 	p.Send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"sample","arguments":{}}}`)
 	p.WaitFor("the host told the old request is cancelled", func(f *frame.Frame) bool {
@@ -798,6 +811,10 @@ func TestCancelWhileTheSessionIsReplaced(t *testing.T) {
 		}
 	})
 	serveServer(t, addr, second)
+	// The bridge finds the session gone (its standalone stream drops) and
+	// starts a new one; a call sent earlier could meet the dying server's
+	// connection instead and fail before it is cancelled.
+	p.awaitLog(t, "starting a new one")
 	p.Send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"block","arguments":{}}}`)
 	time.Sleep(400 * time.Millisecond) // the new session's initialize is under way
 	p.Send(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":2,"reason":"user"}}`)
