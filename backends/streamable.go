@@ -61,12 +61,17 @@ type streamable struct {
 	getReady   chan struct{}
 	getGen     uint64
 	getRefused bool
-	// unsent holds the requests handed to Send and not yet POSTed (waiting
-	// for notifications/initialized or for a new session), by id, and
-	// whether the router cancelled one meanwhile: the cancellation marks
-	// it instead of racing it to the server, and it is never sent.
-	unsent map[string]bool
+	// unsent holds, by id, the requests handed to Send and not finished:
+	// whether one is being POSTed now, and whether the router cancelled it.
+	// A request cancelled before its POST (waiting for
+	// notifications/initialized or for a new session) is never sent, and
+	// its cancellation is not sent either; one cancelled while its POST
+	// is out is not sent again to a new session after a 404.
+	unsent map[string]unsentReq
 }
+
+// An unsentReq is the state of a request in unsent.
+type unsentReq struct{ posting, cancelled bool }
 
 // A rejoinCall is one re-initialization in flight; requests that found
 // the session lost wait for it instead of starting their own.
@@ -99,7 +104,7 @@ func newStreamable(cfg config.Backend, opts Options) (*streamable, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &streamable{httpCore: newHTTPCore(cfg, opts), url: u.String(), unsent: make(map[string]bool)}, nil
+	return &streamable{httpCore: newHTTPCore(cfg, opts), url: u.String(), unsent: make(map[string]unsentReq)}, nil
 }
 
 // state snapshots what the next request goes out with. A request keeps
@@ -123,36 +128,57 @@ func (s *streamable) Send(f *frame.Frame) error {
 	m := newOutMsg(f)
 	m.first = s.firstSent.CompareAndSwap(false, true)
 	s.observe(m)
-	if m.kind == frame.Request {
+	switch {
+	case m.kind == frame.Request:
 		s.markUnsent(m.id)
+	case s.cancelUnsent(m):
+		// Its request was never sent and will not be: nothing to say.
+		// Checked here, not in the POST goroutine, which would wait
+		// behind the same gate as the request and lose the race to it.
+		s.release()
+		s.log.Debug().Msg("a request cancelled before it was sent: it will not be")
+		return nil
 	}
 	if err := s.launch(m, s.post); err != nil {
-		s.takeUnsent(m.id)
+		s.endUnsent(m.id)
 		return err
 	}
 	return nil
 }
 
-// markUnsent records that request id waits to be POSTed.
+// markUnsent records that request id waits to be POSTed (again).
 func (s *streamable) markUnsent(id []byte) {
 	s.mu.Lock()
-	s.unsent[string(id)] = false
+	u := s.unsent[string(id)]
+	u.posting = false
+	s.unsent[string(id)] = u
 	s.mu.Unlock()
 }
 
-// takeUnsent ends request id's unsent state and reports whether it was
-// cancelled meanwhile. Later calls report false.
-func (s *streamable) takeUnsent(id []byte) (cancelled bool) {
+// beginPost is called before each POST of request id. It reports whether
+// the request was cancelled meanwhile: then it must not be sent.
+func (s *streamable) beginPost(id []byte) (cancelled bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cancelled = s.unsent[string(id)]
-	delete(s.unsent, string(id))
-	return cancelled
+	u, ok := s.unsent[string(id)]
+	if ok && u.cancelled {
+		return true
+	}
+	u.posting = true
+	s.unsent[string(id)] = u
+	return false
 }
 
-// cancelUnsent marks the request a notifications/cancelled is about, if
-// it was not POSTed yet, and reports whether it did: the cancellation need
-// not be sent then.
+// endUnsent forgets request id (its POST goroutine ends).
+func (s *streamable) endUnsent(id []byte) {
+	s.mu.Lock()
+	delete(s.unsent, string(id))
+	s.mu.Unlock()
+}
+
+// cancelUnsent marks the request a notifications/cancelled is about as
+// cancelled, and reports whether the cancellation need not be sent: the
+// request was not POSTed yet, and now will not be.
 func (s *streamable) cancelUnsent(m outMsg) bool {
 	if m.method != methodCancelled {
 		return false
@@ -164,11 +190,13 @@ func (s *streamable) cancelUnsent(m outMsg) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id := string(f.Bytes(f.Param("requestId")))
-	if _, ok := s.unsent[id]; !ok {
+	u, ok := s.unsent[id]
+	if !ok {
 		return false
 	}
-	s.unsent[id] = true
-	return true
+	u.cancelled = true
+	s.unsent[id] = u
+	return !u.posting
 }
 
 // observe keeps the handshake messages for replay after a session loss.
@@ -201,7 +229,7 @@ func (s *streamable) postRequest(m outMsg) {
 	// open after the answer.
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
-	defer s.takeUnsent(m.id)
+	defer s.endUnsent(m.id)
 	isInit := m.method == methodInitialize
 	// At most two rounds: the second only after the server lost the
 	// session and a new one was set up.
@@ -216,7 +244,7 @@ func (s *streamable) postRequest(m outMsg) {
 			}
 			st = s.state()
 		}
-		if s.takeUnsent(m.id) {
+		if s.beginPost(m.id) {
 			s.fail(m.id, "cancelled before it was sent")
 			return
 		}
@@ -302,10 +330,6 @@ func (s *streamable) answered(m outMsg, resp *http.Response, body []byte) bool {
 // failures are only logged.
 func (s *streamable) postOther(m outMsg) {
 	ctx := s.ctx
-	if s.cancelUnsent(m) {
-		s.log.Debug().Msg("a request cancelled before it was sent: it will not be")
-		return
-	}
 	st := s.state()
 	if st.lost {
 		if m.kind == frame.Response || m.method == methodProgress {

@@ -774,3 +774,70 @@ func endSession(t *testing.T, url, sid string) {
 	}
 	resp.Body.Close()
 }
+
+// TestCancelledBeforeItsPostIsNotSent: a request waiting behind
+// notifications/initialized (held while the standalone stream comes up)
+// and cancelled meanwhile is never POSTed, and neither is its
+// cancellation; its answer is a local failure, which the router drops
+// (review: the cancellation's own POST waited behind the same gate and
+// lost the race to the request, which went out every time).
+func TestCancelledBeforeItsPostIsNotSent(t *testing.T) {
+	ts, rc := serveStreamable(t, newMCPServer(), false, nil)
+	rc.setIntercept(func(w http.ResponseWriter, r *http.Request, rec recorded) bool {
+		if r.Method == http.MethodGet {
+			time.Sleep(500 * time.Millisecond)
+		}
+		return false
+	})
+	d := newDriver(t, openTest(t, config.KindHTTP, ts.URL, nil))
+	d.send(initRequest)
+	d.await("1")
+	d.send(initialized)
+	d.send(`{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}}`)
+	time.Sleep(50 * time.Millisecond)
+	d.send(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":10}}`)
+	if f := d.await("10"); !f.IsError() {
+		t.Errorf("the cancelled request was answered: %s", f.Raw())
+	}
+	time.Sleep(600 * time.Millisecond) // past the gate
+	for _, r := range rc.requests() {
+		if r.rpc == "tools/call" || r.rpc == "notifications/cancelled" {
+			t.Errorf("POSTed after its cancellation: %s id=%s", r.rpc, r.id)
+		}
+	}
+}
+
+// TestCancelledDuringItsPostIsNotResent: a cancellation that arrives while
+// the request's POST is out, answered 404 (the session is gone), keeps the
+// request from being sent again to the new session (review: it was sent
+// again there and ran).
+func TestCancelledDuringItsPostIsNotResent(t *testing.T) {
+	ts, rc := serveStreamable(t, newMCPServer(), false, nil)
+	d := newDriver(t, openTest(t, config.KindHTTP, ts.URL, nil))
+	d.initialize()
+	if got := d.call(2, "echo", "before"); got != "before" {
+		t.Fatalf("echo = %q", got)
+	}
+	oldSID := lastSessionID(rc)
+	rc.setIntercept(func(w http.ResponseWriter, r *http.Request, rec recorded) bool {
+		if r.Header.Get(headerSessionID) == oldSID && r.Method == http.MethodPost {
+			if rec.rpc == "tools/call" {
+				time.Sleep(300 * time.Millisecond)
+			}
+			http.Error(w, "session not found", http.StatusNotFound)
+			return true
+		}
+		return false
+	})
+	d.send(`{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}}`)
+	time.Sleep(100 * time.Millisecond)
+	d.send(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":10}}`)
+	if f := d.await("10"); !f.IsError() {
+		t.Errorf("the cancelled request was answered: %s", f.Raw())
+	}
+	for _, r := range rc.requests() {
+		if r.rpc == "tools/call" && r.id == "10" && r.header.Get(headerSessionID) != oldSID {
+			t.Errorf("the cancelled request was sent again to the new session")
+		}
+	}
+}
