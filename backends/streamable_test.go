@@ -461,16 +461,23 @@ func TestStreamableSessionLostBeforeInitialized(t *testing.T) {
 	}
 }
 
+// sessionInUse starts a server and a session to it that has answered a
+// call, and returns the session's id.
+func sessionInUse(t *testing.T) (*httptest.Server, *recorder, *driver, string) {
+	t.Helper()
+	ts, rc := serveStreamable(t, newMCPServer(), false, nil)
+	d := newDriver(t, openTest(t, config.KindHTTP, ts.URL, nil))
+	d.initialize()
+	if got := d.call(2, "echo", "before"); got != "before" {
+		t.Fatalf("echo = %q", got)
+	}
+	return ts, rc, d, lastSessionID(rc)
+}
+
 func TestStreamableSessionLost(t *testing.T) {
 	for _, flavour := range []string{"404", "400"} {
 		t.Run(flavour, func(t *testing.T) {
-			ts, rc := serveStreamable(t, newMCPServer(), false, nil)
-			d := newDriver(t, openTest(t, config.KindHTTP, ts.URL, nil))
-			d.initialize()
-			if got := d.call(2, "echo", "before"); got != "before" {
-				t.Fatalf("echo = %q", got)
-			}
-			oldSID := lastSessionID(rc)
+			ts, rc, d, oldSID := sessionInUse(t)
 
 			switch flavour {
 			case "404": // the server forgets the session, as after a restart
@@ -812,13 +819,7 @@ func TestCancelledBeforeItsPostIsNotSent(t *testing.T) {
 // request from being sent again to the new session (review: it was sent
 // again there and ran).
 func TestCancelledDuringItsPostIsNotResent(t *testing.T) {
-	ts, rc := serveStreamable(t, newMCPServer(), false, nil)
-	d := newDriver(t, openTest(t, config.KindHTTP, ts.URL, nil))
-	d.initialize()
-	if got := d.call(2, "echo", "before"); got != "before" {
-		t.Fatalf("echo = %q", got)
-	}
-	oldSID := lastSessionID(rc)
+	_, rc, d, oldSID := sessionInUse(t)
 	rc.setIntercept(func(w http.ResponseWriter, r *http.Request, rec recorded) bool {
 		if r.Header.Get(headerSessionID) == oldSID && r.Method == http.MethodPost {
 			if rec.rpc == "tools/call" {
