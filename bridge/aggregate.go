@@ -224,11 +224,13 @@ func (a *aggregator) list(f *frame.Frame, kind string) {
 // when the request was answered already (a duplicate) or dropped (the host
 // cancelled it before it got here).
 func (a *aggregator) claim(f *frame.Frame) (*call, bool) {
-	if a.r.takePending(f.ID()) {
-		return nil, false
-	}
 	c := &call{method: f.Method, frontID: bytes.Clone(f.ID())}
 	a.r.mu.Lock()
+	if cancelled, batchDone := a.r.takePendingLocked(f.ID()); cancelled {
+		a.r.mu.Unlock()
+		a.r.finishDropped(f.ID(), batchDone)
+		return nil, false
+	}
 	ok := a.r.ids.addCall(c, false)
 	a.r.mu.Unlock()
 	if !ok {

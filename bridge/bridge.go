@@ -359,7 +359,8 @@ func (r *router) cancelPendingLocked(id []byte) bool {
 }
 
 // takePending is called where a host request leaves the reader's hands
-// for good: entering the id map (forward, claim) or being answered
+// for good: entering the id map (forward, claim, which use
+// takePendingLocked under the same lock as the map) or being answered
 // (reply). It ends the request's pending state, if it had one, and
 // reports whether the host cancelled it meanwhile: then the request is
 // dropped unanswered, as a cancelled request is (issue #3), counted as
@@ -368,27 +369,40 @@ func (r *router) takePending(id []byte) (cancelled bool) {
 	if r.npending.Load() == 0 {
 		return false
 	}
-	key := string(id)
 	r.mu.Lock()
+	cancelled, batchDone := r.takePendingLocked(id)
+	r.mu.Unlock()
+	if cancelled {
+		r.finishDropped(id, batchDone)
+	}
+	return cancelled
+}
+
+// takePendingLocked is takePending's part under r.mu; if it reports the
+// request cancelled, the caller calls finishDropped after unlocking.
+func (r *router) takePendingLocked(id []byte) (cancelled bool, batchDone *frame.Frame) {
+	key := string(id)
 	p := r.pending[key]
 	if p == nil {
-		r.mu.Unlock()
-		return false
+		return false, nil
 	}
 	if p.n--; p.n == 0 {
 		delete(r.pending, key)
 		r.npending.Add(-1)
 	}
 	if p.cancelled == 0 {
-		r.mu.Unlock()
-		return false
+		return false, nil
 	}
 	p.cancelled--
-	var batchDone *frame.Frame
 	if b := r.batches[key]; b != nil {
 		batchDone = b.add(key, nil, r.batches)
 	}
-	r.mu.Unlock()
+	return true, batchDone
+}
+
+// finishDropped completes dropping a request the host cancelled before it
+// was routed: the batch it completed goes out, then it is counted as done.
+func (r *router) finishDropped(id []byte, batchDone *frame.Frame) {
 	if batchDone != nil {
 		r.toHost(batchDone)
 	}
@@ -396,7 +410,6 @@ func (r *router) takePending(id []byte) (cancelled bool) {
 	r.answeredLocked()
 	r.mu.Unlock()
 	r.log.Debug().Bytes("frontID", id).Msg("dropping a request the host cancelled before it was routed")
-	return true
 }
 
 func (r *router) replyError(id []byte, code int, msg string, data any) {

@@ -114,12 +114,16 @@ func isClosed(ch chan struct{}) bool {
 // progress token; the answer comes back through backendResponse. edit, if
 // not nil, rewrites the frame further (prefixed names) before it is sent.
 func (r *router) forward(l *link, f *frame.Frame, edit func(*frame.Frame)) {
-	if r.takePending(f.ID()) {
-		return
-	}
 	c := &call{backend: l, method: f.Method, frontID: bytes.Clone(f.ID())}
 	tok := f.Param("_meta", "progressToken")
 	r.mu.Lock()
+	// Pending no more and in the map under one lock: a cancellation finds
+	// it in one or the other.
+	if cancelled, batchDone := r.takePendingLocked(f.ID()); cancelled {
+		r.mu.Unlock()
+		r.finishDropped(f.ID(), batchDone)
+		return
+	}
 	ok := r.ids.addCall(c, tok.Ok())
 	r.mu.Unlock()
 	if !ok {
