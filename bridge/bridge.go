@@ -216,6 +216,7 @@ func (r *router) run(ctx context.Context, in io.Reader) error {
 		r.host.inputEnded = true
 		r.mu.Unlock()
 		r.releaseQueued()
+		r.failUpsAtEOF()
 		if werr, ended := r.drain(ctx, writerDone); ended {
 			// The answers have nowhere to go.
 			writerEnded = true

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcpbridge/mcpbridge/frame"
 )
 
 // TestRequestsBeforeInitialized: between the initialize answer and the
@@ -49,6 +51,20 @@ func TestNoInitializedStillAnsweredAtEOF(t *testing.T) {
 	h.Send(initLine)
 	h.Response("0")
 	h.Send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}}`)
+	h.W.Close()
+	h.Response("1")
+}
+
+// TestEOFWithABackendRequestPending: the host's input ends while a
+// backend's sampling request waits on it. The backend is told at once
+// that the host cannot answer, so the tool call waiting on it ends and
+// is answered, and the bridge stops (found by a second stress review: it
+// waited for the call until --timeout, five minutes by default).
+func TestEOFWithABackendRequestPending(t *testing.T) {
+	h := bridgedWire(t, Config{}, namedServer{"a", testServer("a")})
+	handshake(h.wire)
+	h.Send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"sample","arguments":{}}}`)
+	h.WaitFor("the backend's sampling request", func(f *frame.Frame) bool { return f.Method == "sampling/createMessage" })
 	h.W.Close()
 	h.Response("1")
 }

@@ -355,6 +355,13 @@ func (r *router) backendRequest(l *link, f *frame.Frame) {
 // requestUp maps a backend's request for the host and sends it.
 func (r *router) requestUp(l *link, f *frame.Frame) {
 	r.mu.Lock()
+	if r.host.inputEnded {
+		r.mu.Unlock()
+		// The host can send no answer any more: say so at once, rather
+		// than let the backend's tool call wait for one until it times out.
+		_ = l.send(frame.NewError(f.ID(), hostGone))
+		return
+	}
 	u, ok := r.ids.addUp(l, bytes.Clone(f.ID()))
 	var tokSpan frame.Span
 	if ok {
@@ -431,6 +438,29 @@ func (r *router) notificationUp(l *link, f *frame.Frame) {
 		return
 	}
 	r.toHost(f)
+}
+
+// hostGone answers a backend's request to the host once the host's input
+// has ended.
+var hostGone = frame.ErrorObject{Code: frame.CodeInternalError, Message: "the host closed its input: it cannot answer"}
+
+// failUpsAtEOF answers every backend request still waiting on the host
+// with hostGone, once the host's input has ended: the tool calls waiting
+// on them can finish, and the drain with them (a second stress review
+// found the bridge lingering until --timeout).
+func (r *router) failUpsAtEOF() {
+	r.mu.Lock()
+	ups := make([]*upcall, 0, len(r.ids.ups))
+	for _, u := range r.ids.ups {
+		ups = append(ups, u)
+	}
+	for _, u := range ups {
+		r.ids.dropUp(u)
+	}
+	r.mu.Unlock()
+	for _, u := range ups {
+		_ = u.backend.send(frame.NewError(u.backendID, hostGone))
+	}
 }
 
 // heldFrame is a backend's message kept until the host has initialized.
