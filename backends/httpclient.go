@@ -495,6 +495,10 @@ type outMsg struct {
 	method string
 	id     []byte // a request's id as written: answers carry this one
 	first  bool   // the session's first POST (URL backends decide on it)
+	// conn, if hasConn, is for an answer to a server's request over
+	// legacy SSE: the connection the request came on (sseSession.upConn).
+	conn    uint64
+	hasConn bool
 
 	after <-chan struct{} // if not nil, post only once it is closed
 	gate  chan struct{}   // for notifications/initialized: closed once posted

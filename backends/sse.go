@@ -38,8 +38,13 @@ type sseSession struct {
 	ready    chan struct{}       // closed while endpoint is usable
 	conn     uint64              // connection number, bumped when one is lost
 	pending  map[string]struct{} // ids of requests sent and not yet answered
-	initReq  []byte              // the router's initialize, as written
-	initNote []byte              // the router's notifications/initialized
+	// upConn maps the ids of the server's requests, as delivered, to the
+	// connection they came on: an answer to one of a connection since
+	// lost is dropped, not posted to the new session, which numbers its
+	// own requests from the start again.
+	upConn   map[string]uint64
+	initReq  []byte // the router's initialize, as written
+	initNote []byte // the router's notifications/initialized
 	reinits  int
 	awaitID  string            // id of a replayed initialize whose answer run hands over
 	awaitCh  chan *frame.Frame // where run hands it
@@ -92,6 +97,7 @@ func newSSE(cfg config.Backend, opts Options) (*sseSession, error) {
 		failed:   make(chan struct{}),
 		ready:    make(chan struct{}),
 		pending:  make(map[string]struct{}),
+		upConn:   make(map[string]uint64),
 	}, nil
 }
 
@@ -249,6 +255,11 @@ func (s *sseSession) read(st *sseStream) error {
 				continue
 			}
 			delete(s.pending, string(f.ID()))
+			s.mu.Unlock()
+		}
+		if f.Kind == frame.Request {
+			s.mu.Lock()
+			s.upConn[string(f.ID())] = st.conn
 			s.mu.Unlock()
 		}
 		if !s.deliver(f) {
@@ -430,6 +441,18 @@ func (s *sseSession) Send(f *frame.Frame) error {
 	if m.kind == frame.Request {
 		s.pending[string(m.id)] = struct{}{}
 	}
+	if m.kind == frame.Response {
+		id := string(m.f.OutID())
+		c, ok := s.upConn[id]
+		delete(s.upConn, id)
+		if ok && c != s.conn {
+			s.mu.Unlock()
+			s.release()
+			s.log.Debug().Msg("dropping an answer to a request of a lost connection")
+			return nil
+		}
+		m.conn, m.hasConn = c, ok
+	}
 	s.mu.Unlock()
 	return s.launch(m, s.post)
 }
@@ -444,6 +467,15 @@ func (s *sseSession) post(m outMsg) {
 	}
 	if m.kind == frame.Request && !s.isPending(m.id) {
 		return // the connection dropped meanwhile and the request was answered
+	}
+	if m.hasConn {
+		s.mu.Lock()
+		lost := m.conn != s.conn
+		s.mu.Unlock()
+		if lost {
+			s.log.Debug().Msg("dropping an answer to a request of a lost connection")
+			return
+		}
 	}
 	req, err := s.newRequest(ctx, http.MethodPost, endpoint, m.f)
 	if err != nil {

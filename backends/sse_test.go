@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mcpbridge/mcpbridge/config"
+	"github.com/mcpbridge/mcpbridge/frame"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -141,5 +142,39 @@ func TestSSEClose(t *testing.T) {
 	s.Close()
 	if _, err := s.Recv(context.Background()); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Recv after Close: %v", err)
+	}
+}
+
+// TestSSEAnswerOfALostConnectionIsDropped: the host's answer to a request
+// the server sent on an SSE connection since lost is dropped, not POSTed
+// into the new session, where the server numbers its own requests from
+// the start again and could take it for one of them (two reviews found it
+// posted there).
+func TestSSEAnswerOfALostConnectionIsDropped(t *testing.T) {
+	srv := newMCPServer()
+	mcp.AddTool(srv, &mcp.Tool{Name: "sample"}, func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second) // the test server's clean-up waits for it
+		defer cancel()
+		res, err := req.Session.CreateMessage(ctx, &mcp.CreateMessageParams{MaxTokens: 1, Messages: []*mcp.SamplingMessage{{Role: "user", Content: &mcp.TextContent{Text: "q"}}}})
+		if err != nil {
+			return nil, nil, err
+		}
+		return &mcp.CallToolResult{Content: []mcp.Content{res.Content}}, nil, nil
+	})
+	ts, rc := serveSSE(t, srv)
+	d := newDriver(t, openTest(t, config.KindSSE, ts.URL, nil))
+	d.send(strings.Replace(initRequest, `"roots":{}`, `"roots":{},"sampling":{}`, 1))
+	d.await("1")
+	d.send(initialized)
+	d.send(`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"sample","arguments":{}}}`)
+	up := d.wait(func(f *frame.Frame) bool { return f.Kind == frame.Request && f.Method == "sampling/createMessage" })
+	ts.CloseClientConnections()
+	d.note(MethodReinitialized)
+	d.send(`{"jsonrpc":"2.0","id":` + string(up.ID()) + `,"result":{"role":"assistant","content":{"type":"text","text":"STALE"},"model":"m"}}`)
+	time.Sleep(300 * time.Millisecond)
+	for _, r := range rc.requests() {
+		if r.method == http.MethodPost && r.rpc == "" && r.id == string(up.ID()) {
+			t.Errorf("the answer to the lost connection's request was POSTed")
+		}
 	}
 }
