@@ -761,7 +761,8 @@ func TestUpcallsOfALostHTTPSession(t *testing.T) {
 	kill(first)
 	serveHTTP(t, addr, "second")
 	p.Response("1") // lost with its answer stream
-	p.awaitLog(t, "starting a new one") // not into the dying server's connection
+	// Not into the dying server's keep-alive connection:
+	p.awaitLog(t, "starting a new one")
 
 	p.Send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"sample","arguments":{}}}`)
 	p.WaitFor("the host told the old request is cancelled", func(f *frame.Frame) bool {
