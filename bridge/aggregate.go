@@ -186,21 +186,37 @@ func (a *aggregator) items(l *link, method, kind string) (its []json.RawMessage,
 	return all, false, nil
 }
 
-func (l *link) declaresListChanged(kind string) bool {
+// capability returns the capability of list kind that l's initialize
+// answer declared, and whether it declared one.
+func (l *link) capability(kind string) (json.RawMessage, bool) {
 	l.mu.Lock()
 	res := l.initRes
 	l.mu.Unlock()
 	if res == nil {
-		return false
+		return nil, false
 	}
-	capKey := kind
 	if kind == "resourceTemplates" {
-		capKey = "resources"
+		kind = "resources"
 	}
+	c, ok := res.Capabilities[kind]
+	return c, ok
+}
+
+// declares reports whether l declared the capability of list kind: a
+// backend that did not is not asked for that list (the TypeScript SDK's
+// servers answer -32601, which would keep the merged list from ever being
+// cached and log a warning each time).
+func (l *link) declares(kind string) bool {
+	_, ok := l.capability(kind)
+	return ok
+}
+
+func (l *link) declaresListChanged(kind string) bool {
+	raw, _ := l.capability(kind)
 	var c struct {
 		ListChanged bool `json:"listChanged"`
 	}
-	_ = json.Unmarshal(res.Capabilities[capKey], &c)
+	_ = json.Unmarshal(raw, &c)
 	return c.ListChanged
 }
 
@@ -265,6 +281,11 @@ func (a *aggregator) gather(method, kind string) ([]byte, error) {
 	var wg sync.WaitGroup
 	for i, l := range a.r.links {
 		if !l.isReady() {
+			continue
+		}
+		if !l.declares(kind) {
+			// It has no such list, and will not until it restarts.
+			per[i], cacheable[i] = []json.RawMessage{}, true
 			continue
 		}
 		wg.Add(1)

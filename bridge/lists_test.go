@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -128,5 +129,37 @@ func TestListChangedOnlyAsAnnounced(t *testing.T) {
 		return f.Method == "notifications/prompts/list_changed" || f.Method == "notifications/resources/list_changed"
 	}); n != 0 {
 		t.Errorf("%d list_changed notification(s) for lists the host was not offered", n)
+	}
+}
+
+// TestListsOnlyFromBackendsThatHaveThem: a merged list is asked only of
+// the backends that declared that capability, and is then cached (found
+// by a second stress review: a tools-only backend was asked for prompts,
+// answered -32601, and the merged prompts list was never cached).
+func TestListsOnlyFromBackendsThatHaveThem(t *testing.T) {
+	var asked atomic.Int32
+	toolsOnly := mcp.NewServer(&mcp.Implementation{Name: "b", Version: "1"}, nil)
+	mcp.AddTool(toolsOnly, &mcp.Tool{Name: "echo"}, func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "b"}}}, nil, nil
+	})
+	toolsOnly.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			if method == "prompts/list" {
+				asked.Add(1)
+			}
+			return next(ctx, method, req)
+		}
+	})
+	h := bridgedWire(t, Config{}, namedServer{"a", testServer("a")}, namedServer{"b", toolsOnly})
+	handshake(h.wire)
+	for i := range 2 {
+		id := strconv.Itoa(i + 1)
+		h.Send(`{"jsonrpc":"2.0","id":` + id + `,"method":"prompts/list"}`)
+		if r := h.Response(id); !strings.Contains(string(r.Result()), `"a_greet"`) {
+			t.Fatalf("prompts/list: %s", r.Raw())
+		}
+	}
+	if n := asked.Load(); n != 0 {
+		t.Errorf("the tools-only backend was asked for prompts %d time(s)", n)
 	}
 }
