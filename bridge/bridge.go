@@ -382,6 +382,9 @@ func (r *router) takePending(id []byte) (cancelled bool) {
 // takePendingLocked is takePending's part under r.mu; if it reports the
 // request cancelled, the caller calls finishDropped after unlocking.
 func (r *router) takePendingLocked(id []byte) (cancelled bool, batchDone *frame.Frame) {
+	if len(r.pending) == 0 {
+		return false, nil // the usual case: nothing waits to be routed
+	}
 	key := string(id)
 	p := r.pending[key]
 	if p == nil {
