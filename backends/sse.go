@@ -442,16 +442,10 @@ func (s *sseSession) Send(f *frame.Frame) error {
 		s.pending[string(m.id)] = struct{}{}
 	}
 	if m.kind == frame.Response {
+		// post drops it if that connection is gone by the time it can go.
 		id := string(m.f.OutID())
-		c, ok := s.upConn[id]
+		m.conn, m.hasConn = s.upConn[id]
 		delete(s.upConn, id)
-		if ok && c != s.conn {
-			s.mu.Unlock()
-			s.release()
-			s.log.Debug().Msg("dropping an answer to a request of a lost connection")
-			return nil
-		}
-		m.conn, m.hasConn = c, ok
 	}
 	s.mu.Unlock()
 	return s.launch(m, s.post)
