@@ -141,6 +141,54 @@ type httpCore struct {
 
 	gateMu sync.Mutex
 	gate   chan struct{} // closed once the last notifications/initialized was posted
+
+	ups upcalls
+}
+
+// upcalls remembers where each server request came from, by its id as
+// delivered: the legacy SSE connection or the streamable session
+// generation. The host's answer to a request of a connection or session
+// since lost is dropped, not posted to the new one, whose server numbers
+// its own requests from the start again and could take it for one of
+// them.
+type upcalls struct {
+	mu   sync.Mutex
+	from map[string]uint64
+}
+
+// note records that request f came from origin.
+func (u *upcalls) note(f *frame.Frame, origin uint64) {
+	if f.Kind != frame.Request {
+		return
+	}
+	u.mu.Lock()
+	if u.from == nil {
+		u.from = make(map[string]uint64)
+	}
+	u.from[string(f.ID())] = origin
+	u.mu.Unlock()
+}
+
+// take returns and forgets where the request answered by id came from.
+func (u *upcalls) take(id []byte) (origin uint64, ok bool) {
+	u.mu.Lock()
+	origin, ok = u.from[string(id)]
+	delete(u.from, string(id))
+	u.mu.Unlock()
+	return origin, ok
+}
+
+// forgetBefore drops the requests of origins older than origin: those of
+// an origin lost one step earlier are kept, as their answers may still be
+// on their way, and the rest (requests never answered) would pile up.
+func (u *upcalls) forgetBefore(origin uint64) {
+	u.mu.Lock()
+	for id, o := range u.from {
+		if o < origin {
+			delete(u.from, id)
+		}
+	}
+	u.mu.Unlock()
 }
 
 // newHTTPCore sets up what both kinds share; its ctx lives until Close.
@@ -495,10 +543,11 @@ type outMsg struct {
 	method string
 	id     []byte // a request's id as written: answers carry this one
 	first  bool   // the session's first POST (URL backends decide on it)
-	// conn, if hasConn, is for an answer to a server's request over
-	// legacy SSE: the connection the request came on (sseSession.upConn).
-	conn    uint64
-	hasConn bool
+	// origin, if hasOrigin, is for an answer to a server's request: the
+	// SSE connection or streamable session generation it came from
+	// (upcalls).
+	origin    uint64
+	hasOrigin bool
 
 	after <-chan struct{} // if not nil, post only once it is closed
 	gate  chan struct{}   // for notifications/initialized: closed once posted

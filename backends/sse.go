@@ -38,13 +38,8 @@ type sseSession struct {
 	ready    chan struct{}       // closed while endpoint is usable
 	conn     uint64              // connection number, bumped when one is lost
 	pending  map[string]struct{} // ids of requests sent and not yet answered
-	// upConn maps the ids of the server's requests, as delivered, to the
-	// connection they came on: an answer to one of a connection since
-	// lost is dropped, not posted to the new session, which numbers its
-	// own requests from the start again.
-	upConn   map[string]uint64
-	initReq  []byte // the router's initialize, as written
-	initNote []byte // the router's notifications/initialized
+	initReq  []byte              // the router's initialize, as written
+	initNote []byte              // the router's notifications/initialized
 	reinits  int
 	awaitID  string            // id of a replayed initialize whose answer run hands over
 	awaitCh  chan *frame.Frame // where run hands it
@@ -97,7 +92,6 @@ func newSSE(cfg config.Backend, opts Options) (*sseSession, error) {
 		failed:   make(chan struct{}),
 		ready:    make(chan struct{}),
 		pending:  make(map[string]struct{}),
-		upConn:   make(map[string]uint64),
 	}, nil
 }
 
@@ -257,11 +251,7 @@ func (s *sseSession) read(st *sseStream) error {
 			delete(s.pending, string(f.ID()))
 			s.mu.Unlock()
 		}
-		if f.Kind == frame.Request {
-			s.mu.Lock()
-			s.upConn[string(f.ID())] = st.conn
-			s.mu.Unlock()
-		}
+		s.ups.note(f, st.conn)
 		if !s.deliver(f) {
 			return s.ctx.Err()
 		}
@@ -274,6 +264,7 @@ func (s *sseSession) read(st *sseStream) error {
 func (s *sseSession) dropped() {
 	s.mu.Lock()
 	s.endpoint = ""
+	s.ups.forgetBefore(s.conn)
 	s.conn++
 	select {
 	case <-s.ready:
@@ -441,13 +432,11 @@ func (s *sseSession) Send(f *frame.Frame) error {
 	if m.kind == frame.Request {
 		s.pending[string(m.id)] = struct{}{}
 	}
+	s.mu.Unlock()
 	if m.kind == frame.Response {
 		// post drops it if that connection is gone by the time it can go.
-		id := string(m.f.OutID())
-		m.conn, m.hasConn = s.upConn[id]
-		delete(s.upConn, id)
+		m.origin, m.hasOrigin = s.ups.take(m.f.OutID())
 	}
-	s.mu.Unlock()
 	return s.launch(m, s.post)
 }
 
@@ -462,9 +451,9 @@ func (s *sseSession) post(m outMsg) {
 	if m.kind == frame.Request && !s.isPending(m.id) {
 		return // the connection dropped meanwhile and the request was answered
 	}
-	if m.hasConn {
+	if m.hasOrigin {
 		s.mu.Lock()
-		lost := m.conn != s.conn
+		lost := m.origin != s.conn
 		s.mu.Unlock()
 		if lost {
 			s.log.Debug().Msg("dropping an answer to a request of a lost connection")

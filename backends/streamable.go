@@ -131,6 +131,9 @@ func (s *streamable) Send(f *frame.Frame) error {
 	switch {
 	case m.kind == frame.Request:
 		s.markUnsent(m.id)
+	case m.kind == frame.Response:
+		// postOther drops it if that session is gone by the time it can go.
+		m.origin, m.hasOrigin = s.ups.take(m.f.OutID())
 	case s.cancelUnsent(m):
 		// Its request was never sent and will not be: nothing to say.
 		// Checked here, not in the POST goroutine, which would wait
@@ -263,9 +266,10 @@ func (s *streamable) postRequest(m outMsg) {
 				s.sessionID = resp.Header.Get(headerSessionID)
 				s.gen++
 				s.lost = false
+				st.gen = s.gen // what the answer stream carries belongs to it
 				s.mu.Unlock()
 			}
-			ok, err := s.readAnswer(ctx, cancel, resp, m.id, func(f *frame.Frame) {
+			ok, err := s.readAnswer(ctx, cancel, resp, m.id, st.gen, func(f *frame.Frame) {
 				if isInit {
 					// Before delivering: the router's next message
 					// must already carry the version header.
@@ -331,6 +335,12 @@ func (s *streamable) answered(m outMsg, resp *http.Response, body []byte) bool {
 func (s *streamable) postOther(m outMsg) {
 	ctx := s.ctx
 	st := s.state()
+	if m.hasOrigin && m.origin != st.gen {
+		// The request came in a session since replaced: the router had not
+		// heard of it yet when the host's answer came.
+		s.log.Debug().Msg("dropping an answer to a request of a lost session")
+		return
+	}
 	if st.lost {
 		if m.kind == frame.Response || m.method == methodProgress {
 			// About a request of the lost session, whose ids and tokens
@@ -441,7 +451,7 @@ func (s *streamable) learnProtocol(f *frame.Frame) {
 // false, with a nil error, for 202/204: the answer will come another way.
 // An error means the answer was lost. cancel cancels ctx, the request's
 // own context.
-func (s *streamable) readAnswer(ctx context.Context, cancel context.CancelFunc, resp *http.Response, id []byte, onAnswer func(*frame.Frame)) (ok bool, err error) {
+func (s *streamable) readAnswer(ctx context.Context, cancel context.CancelFunc, resp *http.Response, id []byte, gen uint64, onAnswer func(*frame.Frame)) (ok bool, err error) {
 	if resp.StatusCode == http.StatusAccepted || resp.StatusCode == http.StatusNoContent {
 		drain(resp)
 		return false, nil
@@ -449,9 +459,9 @@ func (s *streamable) readAnswer(ctx context.Context, cancel context.CancelFunc, 
 	switch mt := mediaType(resp.Header); mt {
 	case mediaJSON:
 		defer resp.Body.Close()
-		return true, s.readJSONAnswer(resp, id, onAnswer)
+		return true, s.readJSONAnswer(resp, id, gen, onAnswer)
 	case mediaSSE:
-		return true, s.readStreamAnswer(ctx, cancel, resp, id, onAnswer)
+		return true, s.readStreamAnswer(ctx, cancel, resp, id, gen, onAnswer)
 	default:
 		drain(resp)
 		return true, fmt.Errorf("answer of type %q (HTTP %s) is neither JSON nor an event stream", mt, resp.Status)
@@ -460,7 +470,7 @@ func (s *streamable) readAnswer(ctx context.Context, cancel context.CancelFunc, 
 
 // readJSONAnswer reads an application/json answer: one message, or an
 // array of them; the response for id goes to onAnswer.
-func (s *streamable) readJSONAnswer(resp *http.Response, id []byte, onAnswer func(*frame.Frame)) error {
+func (s *streamable) readJSONAnswer(resp *http.Response, id []byte, gen uint64, onAnswer func(*frame.Frame)) error {
 	body, err := readBody(resp, s.maxMsg)
 	if err != nil {
 		return fmt.Errorf("reading the answer: %s", netReason(err))
@@ -478,7 +488,7 @@ func (s *streamable) readJSONAnswer(resp *http.Response, id []byte, onAnswer fun
 			got = true
 			onAnswer(f)
 		default:
-			s.deliver(f)
+			s.deliverFrom(f, gen)
 		}
 	}
 	if !got {
@@ -492,18 +502,18 @@ func (s *streamable) readJSONAnswer(resp *http.Response, id []byte, onAnswer fun
 // GET and Last-Event-ID, as the spec's "Resumability and Redelivery" asks:
 // after the server's retry delay, at most resumeAttempts times in a row
 // without a new event.
-func (s *streamable) readStreamAnswer(ctx context.Context, cancel context.CancelFunc, resp *http.Response, id []byte, onAnswer func(*frame.Frame)) error {
+func (s *streamable) readStreamAnswer(ctx context.Context, cancel context.CancelFunc, resp *http.Response, id []byte, gen uint64, onAnswer func(*frame.Frame)) error {
 	rd := getSSEReader(resp.Body, s.maxMsg)
 	defer putSSEReader(rd)
 	body := resp.Body
 	attempts := 0
 	var tooBig error
 	for {
-		progress, got, err := s.pumpAnswer(rd, id, onAnswer, &tooBig)
+		progress, got, err := s.pumpAnswer(rd, id, gen, onAnswer, &tooBig)
 		if got {
 			// Read on to the end the server is about to send, within bounds.
 			t := time.AfterFunc(answerGrace, cancel)
-			_, _ = s.pumpAll(rd)
+			_, _ = s.pumpAll(rd, gen)
 			t.Stop()
 		}
 		body.Close()
@@ -553,10 +563,16 @@ func streamEnd(err error) string {
 	return netReason(err)
 }
 
+// deliverFrom delivers f, a message of session generation gen.
+func (s *streamable) deliverFrom(f *frame.Frame, gen uint64) bool {
+	s.ups.note(f, gen)
+	return s.deliver(f)
+}
+
 // pumpAnswer delivers the messages of one answer stream until the
 // response for id (got) or the end of the stream (err). With a nil id it
 // delivers everything until the end (the standalone stream).
-func (s *streamable) pumpAnswer(rd *sseReader, id []byte, onAnswer func(*frame.Frame), tooBig *error) (progress, got bool, err error) {
+func (s *streamable) pumpAnswer(rd *sseReader, id []byte, gen uint64, onAnswer func(*frame.Frame), tooBig *error) (progress, got bool, err error) {
 	for {
 		ev, err := rd.Next()
 		if errors.Is(err, errEventTooLong) {
@@ -579,7 +595,7 @@ func (s *streamable) pumpAnswer(rd *sseReader, id []byte, onAnswer func(*frame.F
 			onAnswer(f)
 			return progress, true, nil
 		}
-		if !s.deliver(f) {
+		if !s.deliverFrom(f, gen) {
 			return progress, false, s.ctx.Err()
 		}
 	}
@@ -746,7 +762,7 @@ func (s *streamable) listen(ctx context.Context, gen uint64, ready func()) {
 			streamed = true
 			rd := newSSEReader(resp.Body, s.maxMsg)
 			rd.LastEventID = lastID
-			progress, err := s.pumpAll(rd)
+			progress, err := s.pumpAll(rd, gen)
 			resp.Body.Close()
 			lastID = rd.LastEventID
 			if ctx.Err() != nil {
@@ -773,9 +789,9 @@ func (s *streamable) listen(ctx context.Context, gen uint64, ready func()) {
 
 // pumpAll delivers every message of a stream until it ends; progress
 // says a message came.
-func (s *streamable) pumpAll(rd *sseReader) (progress bool, err error) {
+func (s *streamable) pumpAll(rd *sseReader, gen uint64) (progress bool, err error) {
 	var tooBig error
-	progress, _, err = s.pumpAnswer(rd, nil, nil, &tooBig)
+	progress, _, err = s.pumpAnswer(rd, nil, gen, nil, &tooBig)
 	return progress, err
 }
 
@@ -838,6 +854,7 @@ func (s *streamable) rejoin(ctx context.Context, gen uint64) error {
 	if err == nil {
 		s.gen++
 		s.lost = false
+		s.ups.forgetBefore(s.gen - 1)
 	}
 	c.err = err
 	close(c.done)
@@ -872,9 +889,10 @@ func (s *streamable) replay(ctx context.Context, n int, initReq, initNote []byte
 	sid := resp.Header.Get(headerSessionID)
 	s.mu.Lock()
 	s.sessionID = sid // set early: a resumed answer stream needs it
+	gen := s.gen + 1  // the new session's, once rejoin publishes it
 	s.mu.Unlock()
 	var ans *frame.Frame
-	ok, err := s.readAnswer(ictx, icancel, resp, rid, func(f *frame.Frame) { ans = f })
+	ok, err := s.readAnswer(ictx, icancel, resp, rid, gen, func(f *frame.Frame) { ans = f })
 	switch {
 	case err != nil:
 		return fmt.Errorf("initialize: %w", err)

@@ -842,3 +842,44 @@ func TestCancelledDuringItsPostIsNotResent(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamableAnswerOfALostSessionIsDropped: the host's answer to a
+// server request of a session the server lost, sent once the new session
+// is up (before the router heard of the loss), is not POSTed into the new
+// session, whose server numbers its own requests from the start again
+// and could take it for one of them (third review: only SSE tracked
+// where a request came from).
+func TestStreamableAnswerOfALostSessionIsDropped(t *testing.T) {
+	srv := newMCPServer()
+	mcp.AddTool(srv, &mcp.Tool{Name: "sample"}, func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second) // the test server's clean-up waits for it
+		defer cancel()
+		res, err := req.Session.CreateMessage(ctx, &mcp.CreateMessageParams{MaxTokens: 1, Messages: []*mcp.SamplingMessage{{Role: "user", Content: &mcp.TextContent{Text: "q"}}}})
+		if err != nil {
+			return nil, nil, err
+		}
+		return &mcp.CallToolResult{Content: []mcp.Content{res.Content}}, nil, nil
+	})
+	ts, rc := serveStreamable(t, srv, false, nil)
+	d := newDriver(t, openTest(t, config.KindHTTP, ts.URL, nil))
+	d.send(strings.Replace(initRequest, `"roots":{}`, `"roots":{},"sampling":{}`, 1))
+	d.await("1")
+	d.send(initialized)
+	d.send(`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"sample","arguments":{}}}`)
+	up := d.wait(func(f *frame.Frame) bool { return f.Kind == frame.Request && f.Method == "sampling/createMessage" })
+	oldSID := lastSessionID(rc)
+	endSession(t, ts.URL, oldSID)
+	// A call finds the session gone (404) and starts a new one; its answer
+	// comes once the new session is published.
+	if got := d.call(6, "echo", "after"); got != "after" {
+		t.Fatalf("echo = %q", got)
+	}
+	d.note(MethodReinitialized)
+	d.send(`{"jsonrpc":"2.0","id":` + string(up.ID()) + `,"result":{"role":"assistant","content":{"type":"text","text":"STALE"},"model":"m"}}`)
+	time.Sleep(300 * time.Millisecond)
+	for _, r := range rc.requests() {
+		if r.method == http.MethodPost && r.rpc == "" && r.id == string(up.ID()) && r.header.Get(headerSessionID) != oldSID {
+			t.Errorf("the answer to the lost session's request was POSTed into the new session")
+		}
+	}
+}
