@@ -142,7 +142,82 @@ type httpCore struct {
 	gateMu sync.Mutex
 	gate   chan struct{} // closed once the last notifications/initialized was posted
 
-	ups upcalls
+	ups    upcalls
+	unsent unsent
+}
+
+// unsent holds, by id, the requests handed to Send and not yet past their
+// POST: whether one is being POSTed now, and whether the router cancelled
+// it. A request cancelled before its POST (waiting for
+// notifications/initialized, a new session or a reconnection) is never
+// sent, and its cancellation is not sent either: each message has its own
+// POST goroutine, and the cancellation's would wait behind the same gate
+// and could reach the server first. A streamable request cancelled while
+// its POST is out is not sent again to a new session after a 404.
+type unsent struct {
+	mu   sync.Mutex
+	reqs map[string]unsentReq
+}
+
+// An unsentReq is the state of a request in unsent.
+type unsentReq struct{ posting, cancelled bool }
+
+// mark records that request id waits to be POSTed (again).
+func (u *unsent) mark(id []byte) {
+	u.mu.Lock()
+	if u.reqs == nil {
+		u.reqs = make(map[string]unsentReq)
+	}
+	r := u.reqs[string(id)]
+	r.posting = false
+	u.reqs[string(id)] = r
+	u.mu.Unlock()
+}
+
+// begin is called before each POST of request id. It reports whether the
+// request was cancelled meanwhile: then it must not be sent.
+func (u *unsent) begin(id []byte) (cancelled bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	r, ok := u.reqs[string(id)]
+	if !ok || r.cancelled {
+		return ok
+	}
+	r.posting = true
+	u.reqs[string(id)] = r
+	return false
+}
+
+// end forgets request id: it was sent, or will not be.
+func (u *unsent) end(id []byte) {
+	u.mu.Lock()
+	delete(u.reqs, string(id))
+	u.mu.Unlock()
+}
+
+// cancel marks the request a notifications/cancelled is about as
+// cancelled, and reports whether the cancellation need not be sent: the
+// request was not POSTed yet, and now will not be. Called from Send, not
+// from the POST goroutine, which would wait behind the same gate as the
+// request and lose the race to it.
+func (u *unsent) cancel(m outMsg) bool {
+	if m.method != methodCancelled {
+		return false
+	}
+	f, err := frame.Parse(m.f.Encoded())
+	if err != nil {
+		return false
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	id := string(f.Bytes(f.Param("requestId")))
+	r, ok := u.reqs[id]
+	if !ok {
+		return false
+	}
+	r.cancelled = true
+	u.reqs[id] = r
+	return !r.posting
 }
 
 // upcalls remembers where each server request came from, by its id as

@@ -422,6 +422,12 @@ func (s *sseSession) Send(f *frame.Frame) error {
 		return err
 	}
 	m := newOutMsg(f)
+	if s.unsent.cancel(m) {
+		// Its request waits for the endpoint and will not be sent.
+		s.release()
+		s.log.Debug().Msg("a request cancelled before it was sent: it will not be")
+		return nil
+	}
 	s.mu.Lock()
 	switch {
 	case m.kind == frame.Request && m.method == methodInitialize:
@@ -433,16 +439,26 @@ func (s *sseSession) Send(f *frame.Frame) error {
 		s.pending[string(m.id)] = struct{}{}
 	}
 	s.mu.Unlock()
+	if m.kind == frame.Request {
+		s.unsent.mark(m.id)
+	}
 	if m.kind == frame.Response {
 		// post drops it if that connection is gone by the time it can go.
 		m.origin, m.hasOrigin = s.ups.take(m.f.OutID())
 	}
-	return s.launch(m, s.post)
+	if err := s.launch(m, s.post); err != nil {
+		s.unsent.end(m.id)
+		return err
+	}
+	return nil
 }
 
 // post runs in m's own goroutine (see launch).
 func (s *sseSession) post(m outMsg) {
 	ctx := s.ctx
+	if m.kind == frame.Request {
+		defer s.unsent.end(m.id)
+	}
 	endpoint, err := s.waitEndpoint(ctx)
 	if err != nil {
 		s.answerFailure(m, err.Error())
@@ -450,6 +466,12 @@ func (s *sseSession) post(m outMsg) {
 	}
 	if m.kind == frame.Request && !s.isPending(m.id) {
 		return // the connection dropped meanwhile and the request was answered
+	}
+	if m.kind == frame.Request && s.unsent.begin(m.id) {
+		if s.take(m.id) {
+			s.fail(m.id, "cancelled before it was sent")
+		}
+		return
 	}
 	if m.hasOrigin {
 		s.mu.Lock()

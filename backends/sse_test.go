@@ -178,3 +178,45 @@ func TestSSEAnswerOfALostConnectionIsDropped(t *testing.T) {
 		}
 	}
 }
+
+// TestSSECancelledBeforeItsPostIsNotSent: a request sent while the event
+// stream reconnects waits for the new endpoint; cancelled meanwhile, it
+// is never POSTed, and neither is its cancellation (third review: the
+// cancellation's POST waited for the same endpoint and raced the
+// request's, so the server often ran the request it never heard was
+// cancelled).
+func TestSSECancelledBeforeItsPostIsNotSent(t *testing.T) {
+	ts, rc := serveSSE(t, newMCPServer())
+	d := newDriver(t, openTest(t, config.KindSSE, ts.URL, nil))
+	d.initialize()
+	if got := d.call(2, "echo", "before"); got != "before" {
+		t.Fatalf("echo = %q", got)
+	}
+	rc.setIntercept(func(w http.ResponseWriter, r *http.Request, rec recorded) bool {
+		if r.Method == http.MethodGet {
+			time.Sleep(400 * time.Millisecond) // the reconnection takes a while
+		}
+		return false
+	})
+	gets := rc.count(http.MethodGet, "")
+	ts.CloseClientConnections()
+	for deadline := time.Now().Add(testWait); rc.count(http.MethodGet, "") == gets; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no reconnection")
+		}
+	}
+	d.send(`{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}}`)
+	d.send(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":10}}`)
+	if f := d.await("10"); !f.IsError() {
+		t.Errorf("the cancelled request was answered: %s", f.Raw())
+	}
+	d.note(MethodReinitialized)
+	if got := d.call(11, "echo", "after"); got != "after" {
+		t.Fatalf("echo = %q", got)
+	}
+	for _, r := range rc.requests() {
+		if (r.rpc == "tools/call" && r.id == "10") || r.rpc == "notifications/cancelled" {
+			t.Errorf("POSTed after its cancellation: %s id=%s", r.rpc, r.id)
+		}
+	}
+}

@@ -61,17 +61,7 @@ type streamable struct {
 	getReady   chan struct{}
 	getGen     uint64
 	getRefused bool
-	// unsent holds, by id, the requests handed to Send and not finished:
-	// whether one is being POSTed now, and whether the router cancelled it.
-	// A request cancelled before its POST (waiting for
-	// notifications/initialized or for a new session) is never sent, and
-	// its cancellation is not sent either; one cancelled while its POST
-	// is out is not sent again to a new session after a 404.
-	unsent map[string]unsentReq
 }
-
-// An unsentReq is the state of a request in unsent.
-type unsentReq struct{ posting, cancelled bool }
 
 // A rejoinCall is one re-initialization in flight; requests that found
 // the session lost wait for it instead of starting their own.
@@ -104,7 +94,7 @@ func newStreamable(cfg config.Backend, opts Options) (*streamable, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &streamable{httpCore: newHTTPCore(cfg, opts), url: u.String(), unsent: make(map[string]unsentReq)}, nil
+	return &streamable{httpCore: newHTTPCore(cfg, opts), url: u.String()}, nil
 }
 
 // state snapshots what the next request goes out with. A request keeps
@@ -130,11 +120,11 @@ func (s *streamable) Send(f *frame.Frame) error {
 	s.observe(m)
 	switch {
 	case m.kind == frame.Request:
-		s.markUnsent(m.id)
+		s.unsent.mark(m.id)
 	case m.kind == frame.Response:
 		// postOther drops it if that session is gone by the time it can go.
 		m.origin, m.hasOrigin = s.ups.take(m.f.OutID())
-	case s.cancelUnsent(m):
+	case s.unsent.cancel(m):
 		// Its request was never sent and will not be: nothing to say.
 		// Checked here, not in the POST goroutine, which would wait
 		// behind the same gate as the request and lose the race to it.
@@ -143,63 +133,10 @@ func (s *streamable) Send(f *frame.Frame) error {
 		return nil
 	}
 	if err := s.launch(m, s.post); err != nil {
-		s.endUnsent(m.id)
+		s.unsent.end(m.id)
 		return err
 	}
 	return nil
-}
-
-// markUnsent records that request id waits to be POSTed (again).
-func (s *streamable) markUnsent(id []byte) {
-	s.mu.Lock()
-	u := s.unsent[string(id)]
-	u.posting = false
-	s.unsent[string(id)] = u
-	s.mu.Unlock()
-}
-
-// beginPost is called before each POST of request id. It reports whether
-// the request was cancelled meanwhile: then it must not be sent.
-func (s *streamable) beginPost(id []byte) (cancelled bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u, ok := s.unsent[string(id)]
-	if ok && u.cancelled {
-		return true
-	}
-	u.posting = true
-	s.unsent[string(id)] = u
-	return false
-}
-
-// endUnsent forgets request id (its POST goroutine ends).
-func (s *streamable) endUnsent(id []byte) {
-	s.mu.Lock()
-	delete(s.unsent, string(id))
-	s.mu.Unlock()
-}
-
-// cancelUnsent marks the request a notifications/cancelled is about as
-// cancelled, and reports whether the cancellation need not be sent: the
-// request was not POSTed yet, and now will not be.
-func (s *streamable) cancelUnsent(m outMsg) bool {
-	if m.method != methodCancelled {
-		return false
-	}
-	f, err := frame.Parse(m.f.Encoded())
-	if err != nil {
-		return false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	id := string(f.Bytes(f.Param("requestId")))
-	u, ok := s.unsent[id]
-	if !ok {
-		return false
-	}
-	u.cancelled = true
-	s.unsent[id] = u
-	return !u.posting
 }
 
 // observe keeps the handshake messages for replay after a session loss.
@@ -232,7 +169,7 @@ func (s *streamable) postRequest(m outMsg) {
 	// open after the answer.
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
-	defer s.endUnsent(m.id)
+	defer s.unsent.end(m.id)
 	isInit := m.method == methodInitialize
 	// At most two rounds: the second only after the server lost the
 	// session and a new one was set up.
@@ -247,7 +184,7 @@ func (s *streamable) postRequest(m outMsg) {
 			}
 			st = s.state()
 		}
-		if s.beginPost(m.id) {
+		if s.unsent.begin(m.id) {
 			s.fail(m.id, "cancelled before it was sent")
 			return
 		}
@@ -301,7 +238,7 @@ func (s *streamable) postRequest(m outMsg) {
 			s.log.Debug().Int("status", resp.StatusCode).Msg("backend lost the session")
 			// Unsent again until the new session has it: a cancellation
 			// meanwhile stops it here instead of racing it there.
-			s.markUnsent(m.id)
+			s.unsent.mark(m.id)
 			if err := s.rejoin(ctx, st.gen); err != nil {
 				s.fail(m.id, fmt.Sprintf("the server lost the session (HTTP %s) and starting a new one failed: %v", resp.Status, err))
 				return
