@@ -52,6 +52,8 @@ type aggregator struct {
 	// that began earlier does not overwrite them (a slow list finishing
 	// after a newer one would hide the tools the host was just shown).
 	tablesGen map[string]uint64
+
+	tasks taskOwners // who runs each task (tasks.go)
 }
 
 type target struct {
@@ -99,6 +101,10 @@ func (a *aggregator) route(f *frame.Frame) {
 		go a.completion(f)
 	case mSetLevel:
 		go a.fanOut(f)
+	case mTaskGet, mTaskResult, mTaskCancel:
+		go a.byTask(f)
+	case mTaskList:
+		go a.listTasks(f)
 	default:
 		r.replyError(f.ID(), frame.CodeMethodNotFound, "method not found: "+f.Method, nil)
 	}
@@ -745,6 +751,7 @@ func (a *aggregator) backendChanged(l *link) {
 	clear(a.merged)
 	a.urisStale = true
 	a.mu.Unlock()
+	a.tasks.forget(l)
 	if !isClosed(a.r.host.initDone) {
 		return
 	}

@@ -227,10 +227,6 @@ func (r *router) initializeResult(version string, up []*link) []byte {
 	var instr []string
 	for _, l := range up {
 		for k, v := range l.initRes.Capabilities {
-			if k == "tasks" {
-				// Tasks cannot be routed by task id across backends yet.
-				continue
-			}
 			caps[k] = mergeJSON(caps[k], v)
 		}
 		if l.initRes.Instructions != "" {

@@ -20,6 +20,11 @@ const (
 	mProgress         = "notifications/progress"
 	mMessage          = "notifications/message"
 	mSetLevel         = "logging/setLevel"
+	mTaskGet          = "tasks/get"
+	mTaskResult       = "tasks/result"
+	mTaskCancel       = "tasks/cancel"
+	mTaskList         = "tasks/list"
+	mTaskStatus       = "notifications/tasks/status"
 	mSubscribe        = "resources/subscribe"
 	mUnsubscribe      = "resources/unsubscribe"
 	mToolsChanged     = "notifications/tools/list_changed"
@@ -192,6 +197,9 @@ func (r *router) hostResponse(f *frame.Frame) {
 		r.log.Warn().Bytes("frontID", f.ID()).Msg("dropping the host's answer to an unknown request")
 		return
 	}
+	if !r.raw {
+		r.agg.learnClientTask(u.backend, f)
+	}
 	f.SetID(u.backendID)
 	if err := u.backend.send(f); err != nil {
 		r.log.Warn().Err(err).Str("backend", u.backend.name).Msg("could not pass the host's answer on")
@@ -230,6 +238,16 @@ func (r *router) hostNotification(f *frame.Frame) {
 	if !isClosed(r.host.initDone) {
 		r.log.Debug().Str("method", f.Method).Msg("dropping a notification sent before initialize")
 		return
+	}
+	if f.Method == mTaskStatus && !r.raw {
+		// About a task the host runs for one backend's request: to that
+		// backend only, when the bridge knows which.
+		if l := r.agg.taskStatusDown(f); l != nil {
+			if err := l.send(f); err != nil {
+				r.log.Warn().Err(err).Str("backend", l.name).Str("method", f.Method).Msg("could not pass a notification on")
+			}
+			return
+		}
 	}
 	// Everything else (roots/list_changed, unknown notifications) goes to
 	// every backend that is up.
@@ -338,6 +356,9 @@ func (r *router) backendResponse(l *link, f *frame.Frame) {
 		c.done(f)
 		return
 	}
+	if !r.raw {
+		r.agg.learnServerTask(l, c, f)
+	}
 	f.SetID(c.frontID)
 	r.reply(c.frontID, f)
 }
@@ -432,6 +453,10 @@ func (r *router) notificationUp(l *link, f *frame.Frame) {
 	case mMessage:
 		if !r.raw {
 			r.agg.tagLogger(l, f)
+		}
+	case mTaskStatus:
+		if !r.raw {
+			r.agg.taskStatusUp(l, f)
 		}
 	}
 	if r.holdForHost(heldFrame{link: l, f: f, mapped: true}) {

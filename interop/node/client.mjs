@@ -931,7 +931,38 @@ const scenarios = {
     check(again === sharedText.a, `resources/read ${uriS} after resources/list answered ${short(again)}; want a's content (first declared)`);
     info(`resources: ${uriOf.a} from a, ${uriOf.b} from b; ${uriS} (listed ${listedS}x) from a`);
 
-    return `prefixed tools, MARKER a=${env.a} b=${env.b}, 2 concurrent samplings, progress a=${pa5.length} b=${pb4.length} not crossed, run-time resources routed to their owner, shared URI to a`;
+    // Tasks (2025-11-25) on both backends at once: the merged capabilities
+    // offer them, and each task's tasks/get and tasks/result reach the
+    // backend that made it (the bridge remembers who made each task id).
+    const { CreateTaskResultSchema, GetTaskResultSchema, ListTasksResultSchema, CallToolResultSchema } = await import('@modelcontextprotocol/sdk/types.js');
+    check(c.client.getServerCapabilities()?.tasks?.requests?.tools?.call, `merged capabilities lack tasks: ${short(c.client.getServerCapabilities())}`);
+    const topic = { a: `topic-a-${rand()}`, b: `topic-b-${rand()}` };
+    const taskOf = {};
+    for (const b of ['a', 'b']) {
+      const r = await c.client.request({ method: 'tools/call', params: { name: `${b}_simulate-research-query`, arguments: { topic: topic[b] }, task: { ttl: 60000 } } }, CreateTaskResultSchema, { timeout: 10000 });
+      check(r.task?.taskId, `${b}_simulate-research-query made no task: ${short(r)}`);
+      taskOf[b] = r.task.taskId;
+    }
+    check(taskOf.a !== taskOf.b, `both backends made task ${taskOf.a}`);
+    const listed = await c.client.request({ method: 'tasks/list', params: {} }, ListTasksResultSchema, { timeout: 10000 });
+    for (const b of ['a', 'b']) check(listed.tasks.some((x) => x.taskId === taskOf[b]), `tasks/list lacks ${b}'s task ${taskOf[b]}: ${short(listed.tasks.map((x) => x.taskId))}`);
+    const polls = { a: 0, b: 0 };
+    await Promise.all(['a', 'b'].map(async (b) => {
+      for (const deadline = Date.now() + 20000; ; polls[b]++) {
+        const g = await c.client.request({ method: 'tasks/get', params: { taskId: taskOf[b] } }, GetTaskResultSchema, { timeout: 10000 });
+        check(g.taskId === taskOf[b], `tasks/get ${taskOf[b]} answered task ${g.taskId}`);
+        if (g.status === 'completed') return;
+        check(g.status === 'working' && Date.now() < deadline, `${b}'s task ${taskOf[b]}: status ${g.status} (${g.statusMessage ?? ''})`);
+        await sleep(300);
+      }
+    }));
+    for (const [b, other] of [['a', 'b'], ['b', 'a']]) {
+      const r = await c.client.request({ method: 'tasks/result', params: { taskId: taskOf[b] } }, CallToolResultSchema, { timeout: 10000 });
+      check(textOf(r).includes(topic[b]) && !textOf(r).includes(topic[other]), `tasks/result of ${b}'s task: ${short(textOf(r))}`);
+    }
+    info(`tasks: a=${taskOf.a} b=${taskOf.b}, ${polls.a}+${polls.b} tasks/get polls, results from their own backend`);
+
+    return `prefixed tools, MARKER a=${env.a} b=${env.b}, 2 concurrent samplings, progress a=${pa5.length} b=${pb4.length} not crossed, run-time resources routed to their owner, shared URI to a, tasks routed by id`;
   },
 };
 

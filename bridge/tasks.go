@@ -1,0 +1,206 @@
+package bridge
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/mcpbridge/mcpbridge/frame"
+)
+
+// Tasks (MCP 2025-11-25) with several backends. A task id is made by the
+// side that runs the task and is unique only there, so the bridge routes
+// by remembering which backend each task came from; ids are never
+// rewritten (a host correlates them with the related-task _meta of other
+// messages). With one backend everything is relayed untouched and none
+// of this runs.
+//
+// Server side: a backend's task is learned from its answer to a
+// task-augmented tools/call (CreateTaskResult), from its
+// notifications/tasks/status and from tasks/list; tasks/get, tasks/result
+// and tasks/cancel go to that backend. Client side: a task the host runs
+// for a backend's request (sampling, elicitation) is learned from the
+// host's answer; the host's notifications/tasks/status about it goes to
+// that backend only.
+type taskOwners struct {
+	mu     sync.Mutex
+	server map[string]*link // task id → backend that runs it
+	client map[string]*link // host's task id → backend whose request it serves
+}
+
+// maxTasks bounds each table: a long-lived bridge forgets the oldest half
+// when it is full (forgotten tasks are found again through tasks/list).
+const maxTasks = 10000
+
+// taskResultMax is the largest answer searched for a task: a
+// CreateTaskResult is a few hundred bytes, and a large tool result is not
+// scanned on the hot path.
+const taskResultMax = 4096
+
+func (t *taskOwners) learn(table *map[string]*link, id string, l *link) {
+	if id == "" {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if *table == nil {
+		*table = make(map[string]*link)
+	}
+	if len(*table) >= maxTasks {
+		n := 0
+		for k := range *table { // map order: an arbitrary half
+			if n++; n > maxTasks/2 {
+				break
+			}
+			delete(*table, k)
+		}
+	}
+	(*table)[id] = l
+}
+
+func (t *taskOwners) owner(table map[string]*link, id string) *link {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return table[id]
+}
+
+// forget drops the tasks of a backend that restarted or was re-initialized:
+// they may be gone with its session, and if not, tasks/list finds them.
+func (t *taskOwners) forget(l *link) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, table := range []map[string]*link{t.server, t.client} {
+		for id, o := range table {
+			if o == l {
+				delete(table, id)
+			}
+		}
+	}
+}
+
+// createdTask returns the task id of a small CreateTaskResult answer
+// ({"task":{"taskId":...}}), or "".
+func createdTask(f *frame.Frame) string {
+	res := f.ResultSpan()
+	if !res.Ok() || res.End-res.Start > taskResultMax || !bytes.Contains(f.Bytes(res), []byte(`"taskId"`)) {
+		return ""
+	}
+	id, _ := f.String(f.Field(res, "task", "taskId"))
+	return id
+}
+
+// learnServerTask notes the task a backend created in answer to a
+// forwarded tools/call.
+func (a *aggregator) learnServerTask(l *link, c *call, f *frame.Frame) {
+	if c.method != "tools/call" || f.IsError() {
+		return
+	}
+	if id := createdTask(f); id != "" {
+		a.tasks.learn(&a.tasks.server, id, l)
+	}
+}
+
+// learnClientTask notes the task the host created in answer to a
+// backend's request.
+func (a *aggregator) learnClientTask(l *link, f *frame.Frame) {
+	if f.IsError() {
+		return
+	}
+	if id := createdTask(f); id != "" {
+		a.tasks.learn(&a.tasks.client, id, l)
+	}
+}
+
+// taskStatusUp notes the task of a backend's notifications/tasks/status.
+func (a *aggregator) taskStatusUp(l *link, f *frame.Frame) {
+	if id, ok := f.String(f.Param("taskId")); ok {
+		a.tasks.learn(&a.tasks.server, id, l)
+	}
+}
+
+// taskStatusDown returns the backend the host's notifications/tasks/status
+// is about, or nil if the bridge does not know the task.
+func (a *aggregator) taskStatusDown(f *frame.Frame) *link {
+	id, _ := f.String(f.Param("taskId"))
+	return a.tasks.owner(a.tasks.client, id)
+}
+
+// byTask routes tasks/get, tasks/result and tasks/cancel to the backend
+// that runs the task. A task the bridge has not seen (it restarted a
+// backend since, or forgot it) is looked for with tasks/list first.
+func (a *aggregator) byTask(f *frame.Frame) {
+	r := a.r
+	id, ok := f.String(f.Param("taskId"))
+	if !ok {
+		r.replyError(f.ID(), frame.CodeInvalidParams, f.Method+": params.taskId must be a string", nil)
+		return
+	}
+	owner := a.tasks.owner(a.tasks.server, id)
+	if owner == nil {
+		a.gatherTasks()
+		owner = a.tasks.owner(a.tasks.server, id)
+	}
+	switch {
+	case owner == nil:
+		r.replyError(f.ID(), frame.CodeInvalidParams, "unknown task: "+quote(id), nil)
+	case !owner.isReady():
+		reason := "backend is not available"
+		r.replyError(f.ID(), frame.CodeInternalError, fmt.Sprintf("backend %q: %s", owner.name, reason), backendErrorData(owner.name, reason))
+	default:
+		r.forward(owner, f, nil)
+	}
+}
+
+// listsTasks reports whether l declared tasks.list.
+func (l *link) listsTasks() bool {
+	c, ok := l.capability("tasks")
+	return ok && rawField(c, "list") != nil
+}
+
+// gatherTasks asks every ready backend that lists tasks for all of them,
+// learns who runs each, and returns them in declared order (a backend
+// that fails is left out and logged).
+func (a *aggregator) gatherTasks() []json.RawMessage {
+	per := make([][]json.RawMessage, len(a.r.links))
+	var wg sync.WaitGroup
+	for i, l := range a.r.links {
+		if !l.isReady() || !l.listsTasks() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			its, _, err := a.items(l, "tasks/list", "tasks")
+			if err != nil {
+				l.log.Warn().Err(err).Msg("leaving the backend out of tasks/list")
+				return
+			}
+			for _, it := range its {
+				var t struct {
+					TaskID string `json:"taskId"`
+				}
+				if json.Unmarshal(it, &t) == nil {
+					a.tasks.learn(&a.tasks.server, t.TaskID, l)
+				}
+			}
+			per[i] = its
+		}()
+	}
+	wg.Wait()
+	all := []json.RawMessage{}
+	for _, its := range per {
+		all = append(all, its...)
+	}
+	return all
+}
+
+// listTasks answers tasks/list with every backend's tasks, in one page.
+func (a *aggregator) listTasks(f *frame.Frame) {
+	c, ok := a.claim(f)
+	if !ok {
+		return
+	}
+	body, _ := json.Marshal(map[string][]json.RawMessage{"tasks": a.gatherTasks()})
+	a.answer(c, frame.NewResult(f.ID(), body))
+}
