@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -117,10 +118,11 @@ func (a *aggregator) route(f *frame.Frame) {
 const listWait = 10 * time.Second
 
 // askWait sends the bridge's own request to l and waits for its answer,
-// at most wait if wait > 0. A late answer is dropped by its callback.
-func (a *aggregator) askWait(l *link, method string, params []byte, wait time.Duration) (*frame.Frame, error) {
+// at most wait if wait > 0, and until ctx ends: then the backend is told
+// with notifications/cancelled, and a late answer is dropped.
+func (a *aggregator) askWait(ctx context.Context, l *link, method string, params []byte, wait time.Duration) (*frame.Frame, error) {
 	ch := make(chan *frame.Frame, 1)
-	a.r.ask(l, method, params, func(f *frame.Frame) { ch <- f })
+	c := a.r.ask(l, method, params, func(f *frame.Frame) { ch <- f })
 	var timeout <-chan time.Time
 	if wait > 0 {
 		t := time.NewTimer(wait)
@@ -134,7 +136,11 @@ func (a *aggregator) askWait(l *link, method string, params []byte, wait time.Du
 		}
 		return f, nil
 	case <-timeout:
+		a.r.cancelAsk(c, fmt.Sprintf("no answer within %v", wait))
 		return nil, fmt.Errorf("backend %q: %s: no answer within %v", l.name, method, wait)
+	case <-ctx.Done():
+		a.r.cancelAsk(c, "the host cancelled its request")
+		return nil, ctx.Err()
 	case <-a.r.life.Done():
 		return nil, a.r.life.Err()
 	}
@@ -163,7 +169,7 @@ func (a *aggregator) items(l *link, method, kind string) (its []json.RawMessage,
 		if cursor != nil {
 			params, _ = json.Marshal(map[string]json.RawMessage{"cursor": cursor})
 		}
-		f, err := a.askWait(l, method, params, listWait)
+		f, err := a.askWait(a.r.life, l, method, params, listWait)
 		if err != nil {
 			return nil, false, err
 		}
@@ -246,16 +252,19 @@ func (a *aggregator) list(f *frame.Frame, kind string) {
 // when the request was answered already (a duplicate) or dropped (the host
 // cancelled it before it got here).
 func (a *aggregator) claim(f *frame.Frame) (*call, bool) {
-	c := &call{method: f.Method, frontID: bytes.Clone(f.ID())}
+	ctx, cancel := context.WithCancel(a.r.life)
+	c := &call{method: f.Method, frontID: bytes.Clone(f.ID()), claimed: &claimState{ctx, cancel}}
 	a.r.mu.Lock()
 	if cancelled, batchDone := a.r.takePendingLocked(f.ID()); cancelled {
 		a.r.mu.Unlock()
+		cancel()
 		a.r.finishDropped(f.ID(), batchDone)
 		return nil, false
 	}
 	ok := a.r.ids.addCall(c, false)
 	a.r.mu.Unlock()
 	if !ok {
+		cancel()
 		a.r.replyError(f.ID(), frame.CodeInvalidRequest, "invalid request: id is already in use by a request in flight", nil)
 	}
 	return c, ok
@@ -263,6 +272,7 @@ func (a *aggregator) claim(f *frame.Frame) (*call, bool) {
 
 // answer replies to a claimed request unless the host cancelled it.
 func (a *aggregator) answer(c *call, g *frame.Frame) {
+	c.claimed.cancel()
 	if a.r.takeCall(c) {
 		a.r.reply(c.frontID, g)
 	}
@@ -586,7 +596,10 @@ func (a *aggregator) byURI(f *frame.Frame) {
 	a.mu.Unlock()
 	var last *frame.Frame
 	for _, l := range append(first, rest...) {
-		g, err := a.askWait(l, f.Method, params, 0)
+		g, err := a.askWait(c.claimed.ctx, l, f.Method, params, 0)
+		if c.claimed.ctx.Err() != nil {
+			return // the host cancelled it: the answer is dropped
+		}
 		if err == nil || (g != nil && !resourceNotFound(g, uri)) {
 			if g == nil {
 				break
@@ -703,7 +716,7 @@ func (a *aggregator) fanOut(f *frame.Frame) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := a.askWait(l, f.Method, f.Params(), listWait); err != nil {
+			if _, err := a.askWait(c.claimed.ctx, l, f.Method, f.Params(), listWait); err != nil && c.claimed.ctx.Err() == nil {
 				l.log.Warn().Err(err).Msg("fan-out request failed")
 			}
 		}()

@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -599,5 +600,44 @@ func TestUnknownMethodAndNotificationsWithSeveralBackends(t *testing.T) {
 	}
 	if r := b.Response("3"); !strings.Contains(string(r.Result()), `"text":"b"`) {
 		t.Errorf("b after the notification: %s", r.Raw())
+	}
+}
+
+// TestCancelReachesTheBackendsOfAClaimedRequest: a resources/read the
+// bridge tries on backends itself (no list named its URI) is cancelled on
+// the backend too when the host cancels it (third review: the backend
+// kept reading until --timeout).
+func TestCancelReachesTheBackendsOfAClaimedRequest(t *testing.T) {
+	srv := testServer("a")
+	started := make(chan struct{}, 1)
+	cancelled := make(chan struct{}, 1)
+	srv.AddResourceTemplate(&mcp.ResourceTemplate{URITemplate: "slow://{x}", Name: "slow"}, func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+		started <- struct{}{}
+		select {
+		case <-ctx.Done():
+			cancelled <- struct{}{}
+			return nil, ctx.Err()
+		case <-time.After(testTimeout):
+			return nil, errors.New("never cancelled")
+		}
+	})
+	b := bridgedWire(t, Config{}, namedServer{"a", srv}, namedServer{"b", testServer("b")})
+	handshake(b.wire)
+	b.Send(`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"slow://1"}}`)
+	select {
+	case <-started:
+	case <-time.After(testTimeout):
+		t.Fatal("the read never reached the backend")
+	}
+	b.Send(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}`)
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the backend's read was not cancelled")
+	}
+	b.Send(`{"jsonrpc":"2.0","id":2,"method":"ping"}`)
+	b.Response("2")
+	if n := b.Count(func(f *frame.Frame) bool { return string(f.ID()) == "1" }); n != 0 {
+		t.Errorf("the cancelled read was answered")
 	}
 }

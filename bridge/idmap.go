@@ -1,6 +1,8 @@
 package bridge
 
 import (
+	"context"
+
 	"github.com/mcpbridge/mcpbridge/frame"
 )
 
@@ -34,6 +36,17 @@ type call struct {
 	frontToken []byte
 
 	timer *callTimer // nil when no timeout applies
+
+	// claimed is set for a host request the bridge answers itself from
+	// several backends (aggregator.claim): cancelling it ends the
+	// bridge's own requests made for it.
+	claimed *claimState
+}
+
+// claimState is the context of a claimed call's own backend requests.
+type claimState struct {
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // An upcall is one request in flight from a backend to the host

@@ -165,8 +165,9 @@ func (r *router) takeCall(c *call) bool {
 }
 
 // ask sends the bridge's own request to l; done gets the answer (or a
-// synthesized error if the backend is lost).
-func (r *router) ask(l *link, method string, params []byte, done func(*frame.Frame)) {
+// synthesized error if the backend is lost). The call returned is for
+// cancelAsk.
+func (r *router) ask(l *link, method string, params []byte, done func(*frame.Frame)) *call {
 	c := &call{backend: l, method: method, done: done}
 	r.mu.Lock()
 	r.ids.addCall(c, false)
@@ -181,6 +182,19 @@ func (r *router) ask(l *link, method string, params []byte, done func(*frame.Fra
 		if r.takeCall(c) {
 			done(frame.NewError(f.ID(), frame.ErrorObject{Code: frame.CodeInternalError, Message: err.Error(), Data: backendErrorData(l.name, err.Error())}))
 		}
+	}
+	return c
+}
+
+// cancelAsk gives up on the bridge's own request c, if it is still in
+// flight, and tells its backend why; its late answer is dropped.
+func (r *router) cancelAsk(c *call, reason string) {
+	if !r.takeCall(c) {
+		return
+	}
+	params, _ := json.Marshal(map[string]any{"requestId": c.backendID, "reason": reason})
+	if err := c.backend.send(frame.NewNotification(mCancelled, params)); err != nil {
+		r.log.Debug().Err(err).Msg("could not pass a cancellation on")
 	}
 }
 
@@ -297,7 +311,13 @@ func (r *router) hostCancel(f *frame.Frame) {
 		return
 	}
 	if c.backend == nil {
-		return // a request the bridge answers itself (a merged list): its answer is dropped
+		// A request the bridge answers itself (a merged list, a read tried
+		// on several backends): its answer is dropped, and the backend
+		// requests made for it are cancelled.
+		if c.claimed != nil {
+			c.claimed.cancel()
+		}
+		return
 	}
 	f.Replace(rid, frame.AppendInt(nil, c.backendID))
 	if err := c.backend.send(f); err != nil {
