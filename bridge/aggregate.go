@@ -86,6 +86,11 @@ func newAggregator(r *router) *aggregator {
 // route handles one host request in aggregate mode.
 func (a *aggregator) route(f *frame.Frame) {
 	r := a.r
+	var held *link // where the host's subscription went, looked up before rememberState forgets it
+	if f.Method == mSubscribe || f.Method == mUnsubscribe {
+		uri, _ := f.String(f.Param("uri"))
+		held = r.subOwner(uri)
+	}
 	r.rememberState(f)
 	if kind, ok := listKinds[f.Method]; ok {
 		go a.list(f, kind)
@@ -96,8 +101,10 @@ func (a *aggregator) route(f *frame.Frame) {
 		go a.byName(f, "tools", f.Param("name"))
 	case "prompts/get":
 		go a.byName(f, "prompts", f.Param("name"))
-	case "resources/read", mSubscribe, mUnsubscribe:
-		go a.byURI(f)
+	case "resources/read":
+		go a.byURI(f, nil)
+	case mSubscribe, mUnsubscribe:
+		go a.byURI(f, held)
 	case "completion/complete":
 		go a.completion(f)
 	case mSetLevel:
@@ -549,9 +556,14 @@ func (a *aggregator) byName(f *frame.Frame, kind string, nameSpan frame.Span) {
 
 // byURI routes resources/read, subscribe and unsubscribe. URIs are never
 // rewritten: a resource link inside a tool result must stay readable.
-func (a *aggregator) byURI(f *frame.Frame) {
+func (a *aggregator) byURI(f *frame.Frame, subHeld *link) {
 	r := a.r
 	uri, _ := f.String(f.Param("uri"))
+	if subHeld != nil && subHeld.isReady() {
+		// A subscription, or its end, goes to the backend that holds it.
+		r.forward(subHeld, f, nil)
+		return
+	}
 	a.mu.Lock()
 	owner, stale := a.uris[uri], a.urisStale
 	a.mu.Unlock()
@@ -562,6 +574,9 @@ func (a *aggregator) byURI(f *frame.Frame) {
 		a.mu.Unlock()
 	}
 	if owner != nil {
+		if f.Method == mSubscribe {
+			r.subRoutedTo(uri, owner)
+		}
 		r.forward(owner, f, nil)
 		return
 	}
@@ -584,7 +599,9 @@ func (a *aggregator) byURI(f *frame.Frame) {
 	var first, rest []*link
 	a.mu.Lock()
 	for _, l := range r.links {
-		if !l.isReady() {
+		if !l.isReady() || !l.servesResources(f.Method) {
+			// A backend without resources answers -32601, which would end
+			// the search before the backend that has it.
 			continue
 		}
 		if matchesAny(a.tmpls[l], uri) {
@@ -604,6 +621,9 @@ func (a *aggregator) byURI(f *frame.Frame) {
 			if g == nil {
 				break
 			}
+			if err == nil && f.Method == mSubscribe {
+				r.subRoutedTo(uri, l)
+			}
 			g.SetID(f.ID())
 			a.answer(c, g)
 			return
@@ -616,6 +636,19 @@ func (a *aggregator) byURI(f *frame.Frame) {
 		return
 	}
 	a.answer(c, frame.NewError(f.ID(), frame.ErrorObject{Code: frame.CodeNotFound, Message: "resource not found: " + uri, Data: map[string]string{"uri": uri}}))
+}
+
+// servesResources reports whether l declared what resources method needs:
+// resources, and for (un)subscribe resources.subscribe.
+func (l *link) servesResources(method string) bool {
+	c, ok := l.capability("resources")
+	if !ok {
+		return false
+	}
+	if method == mSubscribe || method == mUnsubscribe {
+		return string(rawField(c, "subscribe")) == "true"
+	}
+	return true
 }
 
 // resourceNotFound reports whether a backend's error answer means "no such
@@ -701,27 +734,48 @@ func (a *aggregator) completion(f *frame.Frame) {
 	r.replyError(f.ID(), frame.CodeInvalidParams, "completion: no backend owns this reference", nil)
 }
 
-// fanOut sends a request (logging/setLevel) to every ready backend and
-// answers {} once all have answered; failures are logged.
+// fanOut sends logging/setLevel to every ready backend that declared
+// logging and answers {} once all have answered, if one of them took it;
+// if every one refused it (an invalid level: -32602), the host gets the
+// first refusal. Failures are logged.
 func (a *aggregator) fanOut(f *frame.Frame) {
 	c, ok := a.claim(f)
 	if !ok {
 		return
 	}
-	var wg sync.WaitGroup
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		took    bool
+		refusal *frame.Frame
+	)
 	for _, l := range a.r.links {
-		if !l.isReady() {
+		if !l.isReady() || !l.declares("logging") {
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := a.askWait(c.claimed.ctx, l, f.Method, f.Params(), listWait); err != nil && c.claimed.ctx.Err() == nil {
+			g, err := a.askWait(c.claimed.ctx, l, f.Method, f.Params(), listWait)
+			if err != nil && c.claimed.ctx.Err() == nil {
 				l.log.Warn().Err(err).Msg("fan-out request failed")
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				took = true
+			case g != nil && refusal == nil:
+				refusal = g
 			}
 		}()
 	}
 	wg.Wait()
+	if !took && refusal != nil {
+		refusal.SetID(f.ID())
+		a.answer(c, refusal)
+		return
+	}
 	a.answer(c, frame.NewResult(f.ID(), []byte("{}")))
 }
 
@@ -795,14 +849,25 @@ func (a *aggregator) notifyHost(method string) {
 	}()
 }
 
-// ownerOfSub is the backend a subscription belongs to (nil: unknown).
-func (a *aggregator) ownerOfSub(uri string) *link {
-	if a.r.raw {
-		return nil
+// subRoutedTo records the backend the host's subscription to uri went to:
+// the one its restart replays it to, whatever the URI table says then.
+func (r *router) subRoutedTo(uri string, l *link) {
+	r.mu.Lock()
+	if s := r.host.subs[uri]; s != nil {
+		s.owner = l
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.uris[uri]
+	r.mu.Unlock()
+}
+
+// subOwner is the backend that holds the host's subscription to uri, or
+// nil.
+func (r *router) subOwner(uri string) *link {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s := r.host.subs[uri]; s != nil {
+		return s.owner
+	}
+	return nil
 }
 
 // rememberState records what the host set, to restore it on a backend
@@ -813,14 +878,19 @@ func (r *router) rememberState(f *frame.Frame) {
 		r.mu.Lock()
 		r.host.logLevel = bytes.Clone(f.Params())
 		r.mu.Unlock()
-	case mSubscribe, mUnsubscribe:
+	case mSubscribe:
 		uri, _ := f.String(f.Param("uri"))
 		r.mu.Lock()
-		if f.Method == mSubscribe {
-			r.host.subs[uri] = bytes.Clone(f.Params())
-		} else {
-			delete(r.host.subs, uri)
+		owner := (*link)(nil)
+		if old := r.host.subs[uri]; old != nil {
+			owner = old.owner // subscribed again: it goes where it is
 		}
+		r.host.subs[uri] = &hostSub{params: bytes.Clone(f.Params()), owner: owner}
+		r.mu.Unlock()
+	case mUnsubscribe:
+		uri, _ := f.String(f.Param("uri"))
+		r.mu.Lock()
+		delete(r.host.subs, uri)
 		r.mu.Unlock()
 	}
 }

@@ -153,14 +153,24 @@ type hostState struct {
 	initialized chan struct{} // closed when the host sent notifications/initialized
 	initDone    chan struct{} // closed when the host's initialize was answered
 	queued      []*frame.Frame
-	held        []heldFrame       // backends' messages waiting for the host's initialized
-	released    bool              // held messages sent: backends' messages go straight to the host
-	listChanged map[string]bool   // list kinds whose listChanged capability the host was given
-	open        bool              // queued released: host requests are routed at once
-	inputEnded  bool              // the host's input ended (or the bridge gives up)
-	logLevel    []byte            // raw params of the last logging/setLevel
-	subs        map[string][]byte // uri → raw params of resources/subscribe
-	fatal       error             // set when the bridge must exit non-zero
+	held        []heldFrame         // backends' messages waiting for the host's initialized
+	released    bool                // held messages sent: backends' messages go straight to the host
+	listChanged map[string]bool     // list kinds whose listChanged capability the host was given
+	open        bool                // queued released: host requests are routed at once
+	inputEnded  bool                // the host's input ended (or the bridge gives up)
+	logLevel    []byte              // raw params of the last logging/setLevel
+	subs        map[string]*hostSub // by uri
+	fatal       error               // set when the bridge must exit non-zero
+}
+
+// A hostSub is one resources/subscribe of the host, replayed to the
+// backend that holds it when that backend restarts.
+type hostSub struct {
+	params []byte // raw params of the subscribe
+	// owner is the backend the subscribe was routed to; nil until it was
+	// (and always with one backend): then every backend that restarts
+	// gets it.
+	owner *link
 }
 
 func newRouter(cfg Config, out io.Writer) *router {
@@ -175,7 +185,7 @@ func newRouter(cfg Config, out io.Writer) *router {
 	}
 	r.host.initialized = make(chan struct{})
 	r.host.initDone = make(chan struct{})
-	r.host.subs = make(map[string][]byte)
+	r.host.subs = make(map[string]*hostSub)
 	filters := false
 	for i := range cfg.Backends {
 		l := newLink(r, cfg.Backends[i])

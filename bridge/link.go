@@ -191,7 +191,7 @@ func (l *link) session(attempt int) error {
 			l.setDown(err)
 			return err
 		}
-		l.restoreState()
+		l.restoreState(true)
 		r.agg.backendChanged(l)
 	}
 	err = <-recvDone
@@ -354,7 +354,7 @@ func (l *link) reinitialized() {
 	// the map would refuse a new one as a duplicate, or take the host's
 	// late answer meant for the old one.
 	l.abandonUps("the backend's session was lost and replaced")
-	l.restoreState()
+	l.restoreState(true)
 	l.r.agg.backendChanged(l)
 }
 
@@ -378,16 +378,18 @@ func (l *link) abandonUps(reason string) {
 	}
 }
 
-// restoreState replays the host's log level and subscriptions.
-func (l *link) restoreState() {
+// restoreState replays the host's log level and subscriptions, on a
+// backend that restarted or joined late; one that restarted also hears
+// that the host's roots may have changed.
+func (l *link) restoreState(restarted bool) {
 	r := l.r
 	r.mu.Lock()
 	hasRoots := rawField(rawField(r.host.initParams, "capabilities"), "roots") != nil
 	level := r.host.logLevel
 	subs := make([][]byte, 0, len(r.host.subs))
-	for uri, p := range r.host.subs {
-		if owner := r.agg.ownerOfSub(uri); owner == nil || owner == l {
-			subs = append(subs, p)
+	for _, s := range r.host.subs {
+		if s.owner == nil || s.owner == l {
+			subs = append(subs, s.params)
 		}
 	}
 	r.mu.Unlock()
@@ -400,7 +402,7 @@ func (l *link) restoreState() {
 	}
 	// Roots live with the host: a restarted backend that cares asks for
 	// them again on this hint.
-	if hasRoots {
+	if hasRoots && restarted {
 		if err := l.send(frame.NewNotification("notifications/roots/list_changed", nil)); err != nil {
 			l.log.Debug().Err(err).Msg("sending roots/list_changed after a restart")
 		}

@@ -1,0 +1,72 @@
+package bridge
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mcpbridge/mcpbridge/backends"
+	"github.com/mcpbridge/mcpbridge/config"
+	"github.com/mcpbridge/mcpbridge/frame"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// TestRestartWithNewToolsWhileCached: b's tools are cached; b dies and
+// comes back with another tool set; the host is told and sees the new set.
+func TestRestartWithNewToolsWhileCached(t *testing.T) {
+	srvA := testServer("a")
+	srvB1 := testServer("b")
+	srvB2 := mcp.NewServer(&mcp.Implementation{Name: "b2", Version: "1"}, nil)
+	mcp.AddTool(srvB2, &mcp.Tool{Name: "fresh"}, func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
+		return textResult("fresh b"), nil, nil
+	})
+	var opens atomic.Int64
+	sess := make(chan *mcp.ServerSession, 1)
+	cfg := Config{
+		Backends: []config.Backend{
+			{Name: "a", Kind: config.KindStdio, Command: "in-process"},
+			{Name: "b", Kind: config.KindStdio, Command: "in-process"},
+		},
+		Open: func(ctx context.Context, be config.Backend, _ backends.Options) (backends.Session, error) {
+			if be.Name == "a" {
+				return serve(t, "a", srvA), nil
+			}
+			if opens.Add(1) == 1 {
+				s, ss := serveCounted(t, "b", srvB1)
+				sess <- ss
+				return s, nil
+			}
+			return serve(t, "b", srvB2), nil
+		},
+	}
+	b := bridgedWire(t, cfg)
+	handshake(b.wire)
+	b.Send(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
+	if names := toolNames(t, b.Response("1")); !contains(names, "b_whoami") {
+		t.Fatalf("first list: %v", names)
+	}
+	before := b.Count(func(f *frame.Frame) bool { return f.Method == mToolsChanged })
+	(<-sess).Close()
+	deadline := time.Now().Add(testTimeout)
+	for b.Count(func(f *frame.Frame) bool { return f.Method == mToolsChanged }) == before {
+		if time.Now().After(deadline) {
+			t.Fatalf("no list_changed after restart:\n%s", b.Dump())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.Send(`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
+	names := toolNames(t, b.Response("2"))
+	if !contains(names, "b_fresh") || contains(names, "b_whoami") {
+		t.Errorf("after restart: %v", names)
+	}
+	b.Send(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"b_fresh","arguments":{}}}`)
+	if r := b.Response("3"); !strings.Contains(string(r.Result()), "fresh b") {
+		t.Errorf("b_fresh: %s", r.Raw())
+	}
+	b.Send(`{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"b_whoami","arguments":{}}}`)
+	if r := b.Response("4"); !r.IsError() {
+		t.Errorf("b_whoami after restart: %s", r.Raw())
+	}
+}
