@@ -173,6 +173,9 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer) error {
 	for _, note := range res.Ignored {
 		logger.Debug().Msg(note)
 	}
+	for _, w := range res.Warnings {
+		logger.Warn().Msg(w)
+	}
 
 	cfg := bridge.Config{
 		Backends:    res.Backends,

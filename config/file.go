@@ -27,7 +27,22 @@ type File struct {
 	// disabled entries, keys that do not apply to the entry's kind), for the
 	// caller to log at debug level.
 	Ignored []string
+	// Invalid are the entries that could not be used, in order, with why:
+	// a host's config may hold entries written for other tools (VS Code
+	// input variables, say), so one of them does not make the file unusable.
+	Invalid []EntryError
+	// Renamed maps each entry name that does not match NamePattern to the
+	// name it was given (CleanName): hosts accept "Brave Search".
+	Renamed map[string]string
 }
+
+// An EntryError is why one entry of a config file cannot be used.
+type EntryError struct {
+	Name string
+	Err  error
+}
+
+func (e EntryError) Error() string { return fmt.Sprintf("server %q: %v", e.Name, e.Err) }
 
 // LoadFile reads an MCP client config file, in either of two shapes:
 //
@@ -106,6 +121,10 @@ func parseFile(data []byte, dir string, lookup func(string) (string, bool)) (Fil
 		return File{}, err
 	}
 	f := File{Ignored: ignored}
+	taken := map[string]bool{}
+	for _, re := range entries {
+		taken[re.name] = true
+	}
 	for _, re := range entries {
 		b, notes, err := parseEntry(re, dir, lookup)
 		if errors.Is(err, errNested) {
@@ -116,7 +135,21 @@ func parseFile(data []byte, dir string, lookup func(string) (string, bool)) (Fil
 			continue
 		}
 		if err != nil {
-			return File{}, fmt.Errorf("server %q: %w", re.name, err)
+			f.Invalid = append(f.Invalid, EntryError{re.name, err})
+			continue
+		}
+		if b != nil && !ValidName(b.Name) {
+			clean := CleanName(b.Name)
+			if taken[clean] {
+				f.Invalid = append(f.Invalid, EntryError{re.name, fmt.Errorf("bad name: names must match %s, and %q is taken", NamePattern, clean)})
+				continue
+			}
+			taken[clean] = true
+			if f.Renamed == nil {
+				f.Renamed = map[string]string{}
+			}
+			f.Renamed[re.name] = clean
+			b.Name = clean
 		}
 		for _, n := range notes {
 			f.Ignored = append(f.Ignored, fmt.Sprintf("server %q: %s", re.name, n))
@@ -140,9 +173,6 @@ func parseEntry(re rawEntry, dir string, lookup func(string) (string, bool)) (*B
 	}
 	if e.Disabled {
 		return nil, append(notes, "disabled"), nil
-	}
-	if err := checkName(re.name); err != nil {
-		return nil, nil, err
 	}
 	b, more, err := buildBackend(e, dir, lookup)
 	if err != nil {

@@ -3,6 +3,8 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -45,6 +47,9 @@ type Result struct {
 	DefaultTimeout, DefaultMaxTimeout *time.Duration
 	// Ignored are notes for the caller to log at debug level.
 	Ignored []string
+	// Warnings are notes for the caller to log at warn level: config
+	// entries left out because they cannot be used, and entries renamed.
+	Warnings []string
 }
 
 // errNoBackends is Resolve's error when nothing names a backend.
@@ -57,8 +62,18 @@ type source struct {
 }
 
 // Resolve assembles the backend list from flags and the --config file.
-// lookup serves ${...} expansion in the config file; flag values are used as
-// given, since the shell has already expanded them.
+// lookup serves ${...} expansion in the config file, and in the values of
+// --header and --env and the URLs of --http and --sse: hosts start the
+// bridge without a shell, so a token in the host's env for mcpbridge
+// reaches a header only that way (mcp-remote does the same). --stdio and
+// positional commands are used as given: the backend's own shell, if any,
+// expands them.
+//
+// A config entry that cannot be used (a VS Code input variable, a
+// variable that is not set, a bad command) is left out with a warning, so
+// a host's whole config can be reused; --only naming it, or nothing else
+// to run, makes its error fatal. An entry name outside NamePattern is
+// renamed with CleanName, with a warning.
 //
 // Backend names must be unique across flags and file. The qualified flags
 // (--env, --cwd, --header, --allow, --deny, and --timeout and --max-timeout
@@ -71,23 +86,31 @@ type source struct {
 // Errors are meant to be shown to the user as they are.
 func Resolve(f Flags, lookup func(string) (string, bool)) (Result, error) {
 	var res Result
+	f, err := expandFlags(f, lookup)
+	if err != nil {
+		return Result{}, err
+	}
 	srcs, err := flagBackends(f)
 	if err != nil {
 		return Result{}, err
 	}
-	var disabled []string
+	var file File
 	if f.ConfigFile != "" {
-		file, err := LoadFile(f.ConfigFile, lookup)
-		if err != nil {
+		if file, err = LoadFile(f.ConfigFile, lookup); err != nil {
 			return Result{}, err
 		}
 		for _, b := range file.Backends {
 			srcs = append(srcs, source{b, "config " + f.ConfigFile})
 		}
-		disabled = file.Disabled
 		res.Ignored = file.Ignored
 	}
 	if len(srcs) == 0 {
+		switch {
+		case len(file.Invalid) > 0:
+			return Result{}, fmt.Errorf("config %s: %w", f.ConfigFile, file.Invalid[0])
+		case f.ConfigFile != "":
+			return Result{}, fmt.Errorf("config %s: no server to run (every entry is disabled or runs mcpbridge itself)", f.ConfigFile)
+		}
 		return Result{}, errNoBackends
 	}
 	if err := checkUnique(srcs); err != nil {
@@ -97,7 +120,7 @@ func Resolve(f Flags, lookup func(string) (string, bool)) (Result, error) {
 	for i, s := range srcs {
 		bs[i] = s.b
 	}
-	q := qualifier{backends: bs, disabled: disabled, file: f.ConfigFile}
+	q := qualifier{backends: bs, file: f.ConfigFile, entries: file}
 	if res.DefaultTimeout, err = q.timeouts("--timeout", f.Timeout, func(b *Backend) **time.Duration { return &b.Timeout }); err != nil {
 		return Result{}, err
 	}
@@ -118,7 +141,55 @@ func Resolve(f Flags, lookup func(string) (string, bool)) (Result, error) {
 	if res.Backends, err = q.only(f.Only); err != nil {
 		return Result{}, err
 	}
+	// What was left out of the file: worth a warning unless --only chose
+	// other entries anyway.
+	kept := map[string]bool{}
+	for _, b := range res.Backends {
+		kept[b.Name] = true
+	}
+	for _, e := range file.Invalid {
+		msg := fmt.Sprintf("config %s: %v; left out", f.ConfigFile, e)
+		if len(f.Only) > 0 {
+			res.Ignored = append(res.Ignored, msg)
+		} else {
+			res.Warnings = append(res.Warnings, msg)
+		}
+	}
+	for _, orig := range slices.Sorted(maps.Keys(file.Renamed)) {
+		if name := file.Renamed[orig]; kept[name] {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("config %s: server %q is called %q here (names must match %s)", f.ConfigFile, orig, name, NamePattern))
+		}
+	}
 	return res, nil
+}
+
+// expandFlags expands ${...} in the flag values Resolve documents.
+func expandFlags(f Flags, lookup func(string) (string, bool)) (Flags, error) {
+	for _, fl := range []struct {
+		name   string
+		values *[]string
+	}{{"--header", &f.Header}, {"--env", &f.Env}, {"--http", &f.HTTP}, {"--sse", &f.SSE}} {
+		if len(*fl.values) == 0 {
+			continue
+		}
+		out := make([]string, len(*fl.values))
+		for i, v := range *fl.values {
+			x, err := Expand(v, lookup)
+			if err != nil {
+				return Flags{}, fmt.Errorf("%s %q: %w", fl.name, v, err)
+			}
+			out[i] = x
+		}
+		*fl.values = out
+	}
+	if len(f.Positional) == 1 && isHTTPURL(f.Positional[0]) {
+		u, err := Expand(f.Positional[0], lookup)
+		if err != nil {
+			return Flags{}, fmt.Errorf("%q: %w", f.Positional[0], err)
+		}
+		f.Positional = []string{u}
+	}
+	return f, nil
 }
 
 // flagBackends builds the backends declared by flags, in Result order.
@@ -241,21 +312,49 @@ func checkUnique(srcs []source) error {
 // qualifier applies NAME-qualified flags to the backends.
 type qualifier struct {
 	backends []Backend
-	disabled []string // disabled config entries, for a better error
 	file     string
+	entries  File // the config file's, for what is not in backends
 }
 
-// find returns the backend called name.
+// A leftOutError is find's error for a config entry that was left out
+// (invalid, or running mcpbridge): a qualified flag naming it does
+// nothing, --only naming it fails with it.
+type leftOutError struct{ msg string }
+
+func (e *leftOutError) Error() string { return e.msg }
+
+func leftOut(format string, args ...any) error {
+	return &leftOutError{fmt.Sprintf(format, args...)}
+}
+
+func isLeftOut(err error) bool {
+	var lo *leftOutError
+	return errors.As(err, &lo)
+}
+
+// find returns the backend called name (a config entry's name as written,
+// or as renamed).
 func (q qualifier) find(name string) (*Backend, error) {
+	if clean, ok := q.entries.Renamed[name]; ok {
+		name = clean
+	}
 	for i := range q.backends {
 		if q.backends[i].Name == name {
 			return &q.backends[i], nil
 		}
 	}
-	for _, d := range q.disabled {
-		if d == name {
-			return nil, fmt.Errorf("backend %q is disabled in config %s", name, q.file)
+	for _, e := range q.entries.Invalid {
+		if e.Name == name || q.entries.Renamed[e.Name] == name {
+			return nil, leftOut("config %s: %v", q.file, e)
 		}
+	}
+	if slices.Contains(q.entries.Disabled, name) {
+		// An error even for a qualified flag: the user may have meant to
+		// enable it.
+		return nil, fmt.Errorf("backend %q is disabled in config %s", name, q.file)
+	}
+	if slices.Contains(q.entries.Skipped, name) {
+		return nil, leftOut("backend %q in config %s is skipped: it runs mcpbridge itself", name, q.file)
 	}
 	return nil, fmt.Errorf("no backend named %q", name)
 }
@@ -269,6 +368,9 @@ func (q qualifier) each(flag, sep, usage string, values []string, set func(*Back
 			return fmt.Errorf("%s %q: want %s", flag, v, usage)
 		}
 		b, err := q.find(name)
+		if isLeftOut(err) {
+			continue // for an entry that does not run
+		}
 		if err == nil {
 			err = set(b, rest)
 		}
@@ -297,6 +399,9 @@ func (q qualifier) timeouts(flag string, values []string, field func(*Backend) *
 			continue
 		}
 		b, err := q.find(name)
+		if isLeftOut(err) {
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s %q: %w", flag, v, err)
 		}
@@ -315,10 +420,11 @@ func (q qualifier) only(values []string) ([]Backend, error) {
 			if name == "" {
 				continue
 			}
-			if _, err := q.find(name); err != nil {
+			b, err := q.find(name)
+			if err != nil {
 				return nil, fmt.Errorf("--only: %w", err)
 			}
-			keep[name] = true
+			keep[b.Name] = true
 		}
 	}
 	if len(keep) == 0 {
