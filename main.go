@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -229,8 +230,10 @@ func flagDuration(d *time.Duration) time.Duration {
 func secrets(bs []config.Backend) []string {
 	var out []string
 	for _, b := range bs {
-		for _, v := range b.Env {
-			out = append(out, v)
+		for k, v := range b.Env {
+			if secretName(k) {
+				out = append(out, v)
+			}
 		}
 		for _, v := range b.Headers {
 			out = append(out, v)
@@ -240,4 +243,20 @@ func secrets(bs []config.Backend) []string {
 		}
 	}
 	return out
+}
+
+// secretName reports whether an environment variable's name says it holds
+// a secret (GITHUB_TOKEN, OPENAI_API_KEY, DB_PASSWORD, DATABASE_URL with
+// its credentials, ...). Other values (PORT=3000, LOG_LEVEL=info, a PATH)
+// are not redacted: replaced in every log line, they broke its JSON and
+// hid the log level (fourth review).
+func secretName(k string) bool {
+	k = strings.ToUpper(k)
+	for _, w := range []string{"TOKEN", "KEY", "SECRET", "PASS", "AUTH", "CRED", "PRIVATE", "SESSION", "COOKIE", "DSN", "URL", "URI", "CONN", "SIGNATURE", "SALT"} {
+		if strings.Contains(k, w) {
+			return true
+		}
+	}
+	// GITHUB_PAT, but not PATH.
+	return slices.Contains(strings.Split(k, "_"), "PAT")
 }

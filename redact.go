@@ -8,8 +8,9 @@ import (
 )
 
 // minSecret is the shortest configured value treated as a secret: shorter
-// ones ("1", "true") would blank out half of every log line.
-const minSecret = 4
+// ones ("1", "true", "3000") would blank out parts of every log line,
+// JSON keys and numbers included.
+const minSecret = 6
 
 // A redactor is the log output: every line the logger writes (ours, the
 // backends' relayed stderr, logged payloads and command lines) passes
