@@ -224,7 +224,15 @@ func (r *router) run(ctx context.Context, in io.Reader) error {
 		r.log.Info().Msg("host input ended; answering what is in flight")
 		r.mu.Lock()
 		r.host.inputEnded = true
+		noInitialized := r.host.initStarted && !isClosed(r.host.initialized)
 		r.mu.Unlock()
+		if noInitialized {
+			// A script that pipes initialize and its calls without
+			// notifications/initialized: the host will send nothing more,
+			// so the backends are told it is initialized and the calls are
+			// routed as if it had said so.
+			r.hostNotification(frame.NewNotification(mInitialized, nil))
+		}
 		r.releaseQueued()
 		r.failUpsAtEOF()
 		if werr, ended := r.drain(ctx, writerDone); ended {
@@ -440,8 +448,15 @@ func backendErrorData(backend, reason string) map[string]string {
 // backend: everything it hands on is queued or answered at once.
 func (r *router) readFront(in io.Reader) error {
 	lr := frame.NewLineReader(in, r.cfg.MaxLine)
-	for {
+	for first := true; ; first = false {
 		line, err := lr.Next()
+		if first && err == nil {
+			// A UTF-8 byte order mark before the first message (Windows
+			// PowerShell pipes add one) is not part of it.
+			if line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf")); len(line) == 0 {
+				continue
+			}
+		}
 		if errors.Is(err, frame.ErrTooLong) {
 			r.log.Warn().Err(err).Msg("host sent an oversized message")
 			r.mu.Lock()
