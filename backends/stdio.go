@@ -168,6 +168,15 @@ type stdioSession struct {
 }
 
 func openStdio(ctx context.Context, cfg config.Backend, opts Options) (Session, error) {
+	if cfg.Dir != "" {
+		// Checked first: exec reports a missing directory as a missing
+		// command, and users go looking for their interpreter.
+		if fi, err := os.Stat(cfg.Dir); err != nil {
+			return nil, fmt.Errorf("backend %q: cwd: %w", cfg.Name, err)
+		} else if !fi.IsDir() {
+			return nil, fmt.Errorf("backend %q: cwd %s: not a directory", cfg.Name, cfg.Dir)
+		}
+	}
 	env := mergeEnv(os.Environ(), cfg.Env)
 	path, err := lookPath(cfg.Command, envValue(env, "PATH"), cfg.Dir)
 	if err != nil {
@@ -228,16 +237,37 @@ func (s *stdioSession) exitReason() string {
 	return "process exited: " + s.exit.Error()
 }
 
-// stderrLoop copies the child's stderr into our log, never to stdout.
+// stderrLineMax bounds what is logged of one stderr line: a longer line is
+// cut (its length noted), and the lines after it are logged as usual.
+const stderrLineMax = 64 << 10
+
+// stderrLoop copies the child's stderr into our log (never to stdout), a
+// line at a time, until the process closes it.
 func (s *stdioSession) stderrLoop(stderr io.Reader, redact func(string) string, done chan struct{}) {
 	defer close(done)
-	sc := bufio.NewScanner(stderr)
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	for sc.Scan() {
-		s.log.Info().Str("stderr", redact(sc.Text())).Msg("backend stderr")
+	br := bufio.NewReaderSize(stderr, 4096)
+	var line []byte
+	cut := 0 // bytes of the line beyond stderrLineMax, not logged
+	for {
+		chunk, err := br.ReadSlice('\n')
+		take := min(len(chunk), stderrLineMax-len(line))
+		line = append(line, chunk[:take]...)
+		cut += len(chunk) - take
+		if err == bufio.ErrBufferFull {
+			continue // the line goes on
+		}
+		if len(line) > 0 {
+			e := s.log.Info().Str("stderr", redact(strings.TrimRight(string(line), "\r\n")))
+			if cut > 0 {
+				e = e.Int("truncatedBytes", cut)
+			}
+			e.Msg("backend stderr")
+		}
+		line, cut = line[:0], 0
+		if err != nil {
+			return // EOF: the process closed its stderr
+		}
 	}
-	// A line over 1 MiB ends the scanner; drain so the child never blocks.
-	_, _ = io.Copy(io.Discard, stderr)
 }
 
 // waitLoop reaps the process once its stdout and stderr are at EOF, as
