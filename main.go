@@ -131,9 +131,32 @@ const usageText = `mcpbridge [FLAGS] --stdio 'NAME=COMMAND ARGS...'   spawn a st
    mcpbridge [FLAGS] [--] COMMAND ARGS...             one stdio backend, its argv as is
    mcpbridge [FLAGS] --config FILE                    backends from a JSON config file`
 
+// checkFlags rejects flag values that would fail later or silently mean
+// something else, before anything is spawned.
+func checkFlags(c *cli.Context) error {
+	if d := c.Duration("init-timeout"); d <= 0 {
+		return fmt.Errorf("--init-timeout %v: want a positive duration such as 30s", d)
+	}
+	if n := c.Int("max-message"); n < minMaxMessage {
+		return fmt.Errorf("--max-message %d: want at least %d bytes", n, minMaxMessage)
+	}
+	sep := c.String("separator")
+	if sep == "" || strings.Trim(sep, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != "" {
+		return fmt.Errorf("--separator %q: want letters, digits, _ or - (what tool names hosts accept may hold)", sep)
+	}
+	return nil
+}
+
+// minMaxMessage is the smallest --max-message: an initialize answer with
+// instructions must fit.
+const minMaxMessage = 4096
+
 func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer) error {
 	if depth, _ := strconv.Atoi(os.Getenv(config.NestedEnv)); depth >= maxDepth {
 		return &exitError{2, fmt.Errorf("refusing to run nested %d deep (%s=%d): a config starts mcpbridge inside mcpbridge", depth, config.NestedEnv, depth)}
+	}
+	if err := checkFlags(c); err != nil {
+		return &exitError{2, err}
 	}
 	res, err := config.Resolve(config.Flags{
 		Stdio:      c.StringSlice("stdio"),

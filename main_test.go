@@ -600,6 +600,10 @@ func TestCommandLineNeverWritesStdout(t *testing.T) {
 		{"bad name", []string{"--http", "bad name=http://127.0.0.1:1/mcp"}, 2},
 		{"unreadable config", []string{"--config", "/nonexistent/mcp.json"}, 2},
 		{"env for unknown backend", []string{"--stdio", "a=cat", "--env", "b:K=V"}, 2},
+		{"negative init timeout", []string{"--init-timeout", "-1s", "--stdio", "a=cat"}, 2},
+		{"tiny max message", []string{"--max-message", "0", "--stdio", "a=cat"}, 2},
+		{"empty separator", []string{"--separator", "", "--stdio", "a=cat"}, 2},
+		{"dot separator", []string{"--separator", ".", "--stdio", "a=cat"}, 2},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
