@@ -18,10 +18,16 @@ import (
 
 // Restart policy for a backend that dies after it once initialized.
 const (
-	restartFirst   = 200 * time.Millisecond
-	restartMax     = 10 * time.Second
 	restartGiveUp  = 8 // consecutive failed starts before giving up
 	restartHealthy = time.Minute
+)
+
+// The backoff between restarts: doubling from restartFirst up to
+// restartMax, with jitter. Variables only so that a test can give up in
+// milliseconds.
+var (
+	restartFirst = 200 * time.Millisecond
+	restartMax   = 10 * time.Second
 )
 
 // A link is the router's side of one backend: its session, its state, and
@@ -138,6 +144,10 @@ func (l *link) open() {
 		if failures > restartGiveUp {
 			l.log.Error().Err(err).Int("attempts", failures-1).Msg("backend keeps dying; giving up on it")
 			l.setDown(fmt.Errorf("gave up after %d restarts: %w", failures-1, err))
+			if !r.raw {
+				// Its tools leave the merged lists, and the host hears so.
+				r.agg.backendChanged(l)
+			}
 			return
 		}
 		delay := min(restartFirst<<(failures-1), restartMax)

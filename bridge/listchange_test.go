@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -68,5 +69,52 @@ func TestRestartWithNewToolsWhileCached(t *testing.T) {
 	b.Send(`{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"b_whoami","arguments":{}}}`)
 	if r := b.Response("4"); !r.IsError() {
 		t.Errorf("b_whoami after restart: %s", r.Raw())
+	}
+}
+
+// TestGivenUpBackendLeavesTheLists: a backend that keeps dying until the
+// bridge gives up on it takes its tools out of the merged list, and the
+// host is told (third review: they stayed listed, cached, for the
+// bridge's life).
+func TestGivenUpBackendLeavesTheLists(t *testing.T) {
+	first, most := restartFirst, restartMax
+	restartFirst, restartMax = time.Millisecond, 5*time.Millisecond
+	t.Cleanup(func() { restartFirst, restartMax = first, most })
+	var opens atomic.Int64
+	sessB := make(chan *mcp.ServerSession, 1)
+	cfg := Config{
+		Backends: []config.Backend{
+			{Name: "a", Kind: config.KindStdio, Command: "in-process"},
+			{Name: "b", Kind: config.KindStdio, Command: "in-process"},
+		},
+		Open: func(ctx context.Context, be config.Backend, _ backends.Options) (backends.Session, error) {
+			if be.Name == "a" {
+				return serve(t, "a", testServer("a")), nil
+			}
+			if opens.Add(1) == 1 {
+				s, ss := serveCounted(t, "b", testServer("b"))
+				sessB <- ss
+				return s, nil
+			}
+			return nil, errors.New("b is gone for good")
+		},
+	}
+	b := bridgedWire(t, cfg)
+	handshake(b.wire)
+	b.Send(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
+	if names := toolNames(t, b.Response("1")); !contains(names, "b_echo") {
+		t.Fatalf("tools/list lacks b_echo: %v", names)
+	}
+	(<-sessB).Close()
+	b.WaitFor("tools/list_changed", func(f *frame.Frame) bool { return f.Method == mToolsChanged })
+	deadline := time.Now().Add(testTimeout)
+	for opens.Load() <= restartGiveUp && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // the give-up follows the last failed start
+	b.Send(`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
+	names := toolNames(t, b.Response("2"))
+	if contains(names, "b_echo") || !contains(names, "a_echo") {
+		t.Errorf("after giving up on b, tools/list = %v", names)
 	}
 }
