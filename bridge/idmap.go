@@ -78,6 +78,21 @@ type idMap struct {
 	upByID  map[upKey]*upcall // (backend, backend raw id) → upcall, for the backend's cancels
 	tokens  map[int64]*call   // bridge progress token → call
 	upToks  map[int64]upToken // host-facing progress token → backend token
+
+	// A task-augmented request is answered at once (CreateTaskResult) but
+	// its progress token "remains valid throughout the task lifetime"
+	// (spec 2025-11-25, tasks): the token stays in tokens (upToks) until
+	// the task ends, is forgotten with its backend's session, or the
+	// table is full.
+	taskToks   map[taskKey]int64 // a backend's task → bridge token (in tokens)
+	upTaskToks map[taskKey]int64 // the host's task for a backend's request → host-facing token (in upToks)
+}
+
+// A taskKey names a task: the backend it runs on (server side) or serves
+// (client side), and its id.
+type taskKey struct {
+	backend *link
+	id      string
 }
 
 func newIDMap() *idMap {
@@ -88,6 +103,75 @@ func newIDMap() *idMap {
 		upByID:  make(map[upKey]*upcall),
 		tokens:  make(map[int64]*call),
 		upToks:  make(map[int64]upToken),
+
+		taskToks:   make(map[taskKey]int64),
+		upTaskToks: make(map[taskKey]int64),
+	}
+}
+
+// keepTaskToken keeps c's progress token routed after its answer, which
+// made task id on l.
+func (m *idMap) keepTaskToken(l *link, id string, c *call) {
+	if len(m.taskToks) >= maxTasks {
+		for k, tok := range m.taskToks { // map order: an arbitrary half
+			if len(m.taskToks) < maxTasks/2 {
+				break
+			}
+			delete(m.tokens, tok)
+			delete(m.taskToks, k)
+		}
+	}
+	c.timer = nil // stopped: progress must not restart it
+	m.tokens[c.token] = c
+	m.taskToks[taskKey{l, id}] = c.token
+}
+
+// keepUpTaskToken keeps u's host-facing token routed after the host's
+// answer, which made the host's task id; t is its entry in upToks.
+func (m *idMap) keepUpTaskToken(u *upcall, id string, t upToken) {
+	if len(m.upTaskToks) >= maxTasks {
+		for k, tok := range m.upTaskToks {
+			if len(m.upTaskToks) < maxTasks/2 {
+				break
+			}
+			delete(m.upToks, tok)
+			delete(m.upTaskToks, k)
+		}
+	}
+	m.upToks[u.token] = t
+	m.upTaskToks[taskKey{u.backend, id}] = u.token
+}
+
+// endTask forgets the progress token of a backend's task (client false)
+// or of the host's task for a backend (client true).
+func (m *idMap) endTask(l *link, id string, client bool) {
+	k := taskKey{l, id}
+	if client {
+		if tok, ok := m.upTaskToks[k]; ok {
+			delete(m.upToks, tok)
+			delete(m.upTaskToks, k)
+		}
+		return
+	}
+	if tok, ok := m.taskToks[k]; ok {
+		delete(m.tokens, tok)
+		delete(m.taskToks, k)
+	}
+}
+
+// dropTasksOf forgets the task tokens of l's session, which is gone.
+func (m *idMap) dropTasksOf(l *link) {
+	for k, tok := range m.taskToks {
+		if k.backend == l {
+			delete(m.tokens, tok)
+			delete(m.taskToks, k)
+		}
+	}
+	for k, tok := range m.upTaskToks {
+		if k.backend == l {
+			delete(m.upToks, tok)
+			delete(m.upTaskToks, k)
+		}
 	}
 }
 
@@ -153,14 +237,6 @@ func (m *idMap) addUpToken(u *upcall, raw []byte) int64 {
 	u.token = m.issue()
 	m.upToks[u.token] = upToken{u.backend, raw}
 	return u.token
-}
-
-func (m *idMap) takeUp(hostID int64) *upcall {
-	u := m.ups[hostID]
-	if u != nil {
-		m.dropUp(u)
-	}
-	return u
 }
 
 func (m *idMap) dropUp(u *upcall) {

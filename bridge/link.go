@@ -378,6 +378,7 @@ func (l *link) abandonUps(reason string) {
 	for _, u := range ups {
 		r.ids.dropUp(u)
 	}
+	r.ids.dropTasksOf(l) // their progress tokens went with the session
 	r.mu.Unlock()
 	for _, u := range ups {
 		params, _ := json.Marshal(map[string]any{"requestId": u.hostID, "reason": fmt.Sprintf("backend %q: %s", l.name, reason)})

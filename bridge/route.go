@@ -203,13 +203,26 @@ func (r *router) hostResponse(f *frame.Frame) {
 	id, ok := frame.Int(f.ID())
 	r.mu.Lock()
 	var u *upcall
+	var tok upToken
 	if ok {
-		u = r.ids.takeUp(id)
+		if u = r.ids.ups[id]; u != nil {
+			tok = r.ids.upToks[u.token]
+			r.ids.dropUp(u)
+		}
 	}
 	r.mu.Unlock()
 	if u == nil {
 		r.log.Warn().Bytes("frontID", f.ID()).Msg("dropping the host's answer to an unknown request")
 		return
+	}
+	if u.token != 0 && !f.IsError() {
+		if task := createdTask(f); task != "" {
+			// The host runs the request as a task: its progress goes on
+			// coming on the token.
+			r.mu.Lock()
+			r.ids.keepUpTaskToken(u, task, tok)
+			r.mu.Unlock()
+		}
 	}
 	if !r.raw {
 		r.agg.learnClientTask(u.backend, f)
@@ -252,6 +265,9 @@ func (r *router) hostNotification(f *frame.Frame) {
 	if !isClosed(r.host.initDone) {
 		r.log.Debug().Str("method", f.Method).Msg("dropping a notification sent before initialize")
 		return
+	}
+	if f.Method == mTaskStatus {
+		r.taskStatus(nil, f, true)
 	}
 	if f.Method == mTaskStatus && !r.raw {
 		// About a task the host runs for one backend's request: to that
@@ -367,7 +383,11 @@ func (r *router) backendResponse(l *link, f *frame.Frame) {
 			c = nil
 		}
 	}
+	tasks := len(r.ids.taskToks) > 0
 	r.mu.Unlock()
+	if c != nil && (c.token != 0 && c.method == "tools/call" || tasks && isTaskMethod(c.method)) {
+		r.taskAnswered(l, c, f)
+	}
 	if c == nil {
 		r.log.Debug().Str("backend", l.name).Bytes("backendID", f.ID()).Msg("dropping an answer to no request in flight (cancelled, timed out, or unknown)")
 		return
@@ -475,6 +495,7 @@ func (r *router) notificationUp(l *link, f *frame.Frame) {
 			r.agg.tagLogger(l, f)
 		}
 	case mTaskStatus:
+		r.taskStatus(l, f, false)
 		if !r.raw {
 			r.agg.taskStatusUp(l, f)
 		}
@@ -594,6 +615,12 @@ func (t *callTimer) progress() {
 // and never go this way: they are backend → host requests.
 func (r *router) startTimer(c *call) {
 	idle, max := c.backend.timeout, c.backend.maxTimeout
+	if c.method == mTaskResult {
+		// It waits for the task to end (spec: "MUST block"), which is the
+		// point of a task, and the task's progress comes on another
+		// token: only --max-timeout bounds it.
+		idle = 0
+	}
 	if idle <= 0 && max <= 0 {
 		return
 	}

@@ -38,31 +38,40 @@ const maxTasks = 10000
 // scanned on the hot path.
 const taskResultMax = 4096
 
-func (t *taskOwners) learn(table *map[string]*link, id string, l *link) {
+// table returns the server or client table, made on first use; t.mu held.
+func (t *taskOwners) table(client bool) map[string]*link {
+	p := &t.server
+	if client {
+		p = &t.client
+	}
+	if *p == nil {
+		*p = make(map[string]*link)
+	}
+	return *p
+}
+
+func (t *taskOwners) learn(client bool, id string, l *link) {
 	if id == "" {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if *table == nil {
-		*table = make(map[string]*link)
-	}
-	if len(*table) >= maxTasks {
-		n := 0
-		for k := range *table { // map order: an arbitrary half
-			if n++; n > maxTasks/2 {
+	table := t.table(client)
+	if len(table) >= maxTasks {
+		for k := range table { // map order: an arbitrary half
+			if len(table) < maxTasks/2 {
 				break
 			}
-			delete(*table, k)
+			delete(table, k)
 		}
 	}
-	(*table)[id] = l
+	table[id] = l
 }
 
-func (t *taskOwners) owner(table map[string]*link, id string) *link {
+func (t *taskOwners) owner(client bool, id string) *link {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return table[id]
+	return t.table(client)[id]
 }
 
 // forget drops the tasks of a backend that restarted or was re-initialized:
@@ -76,6 +85,76 @@ func (t *taskOwners) forget(l *link) {
 				delete(table, id)
 			}
 		}
+	}
+}
+
+// relatedTask is the _meta key that ties a message to a task.
+const relatedTask = "io.modelcontextprotocol/related-task"
+
+func isTaskMethod(m string) bool { return m == mTaskGet || m == mTaskResult || m == mTaskCancel }
+
+// terminalStatus reports whether a task in this status has ended.
+func terminalStatus(s string) bool { return s == "completed" || s == "failed" || s == "cancelled" }
+
+// taskAnswered follows the tasks in a backend's answer to call c, in
+// either mode: a task-augmented tools/call keeps the host's progress token
+// routed for the task's lifetime; a tasks/get or tasks/cancel that shows
+// the task ended, or a tasks/result (it blocks until the end), lets the
+// token go.
+func (r *router) taskAnswered(l *link, c *call, f *frame.Frame) {
+	if f.IsError() {
+		return
+	}
+	res := f.ResultSpan()
+	var id string
+	switch c.method {
+	case "tools/call":
+		if c.token == 0 {
+			return
+		}
+		if id = createdTask(f); id != "" {
+			r.mu.Lock()
+			r.ids.keepTaskToken(l, id, c)
+			r.mu.Unlock()
+		}
+		return
+	case mTaskGet, mTaskCancel:
+		if res.End-res.Start > taskResultMax {
+			return
+		}
+		status, _ := f.String(f.Field(res, "status"))
+		if !terminalStatus(status) {
+			return
+		}
+		id, _ = f.String(f.Field(res, "taskId"))
+	case mTaskResult:
+		id, _ = f.String(f.Field(res, "_meta", relatedTask, "taskId"))
+	}
+	if id != "" {
+		r.mu.Lock()
+		r.ids.endTask(l, id, false)
+		r.mu.Unlock()
+	}
+}
+
+// taskStatus follows a notifications/tasks/status: a task that ended
+// needs its progress token no more. From a backend (host false) it is
+// about that backend's task; from the host, about a task the host runs
+// for one of the backends.
+func (r *router) taskStatus(l *link, f *frame.Frame, host bool) {
+	status, _ := f.String(f.Param("status"))
+	if !terminalStatus(status) {
+		return
+	}
+	id, _ := f.String(f.Param("taskId"))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !host {
+		r.ids.endTask(l, id, false)
+		return
+	}
+	for _, l := range r.links {
+		r.ids.endTask(l, id, true)
 	}
 }
 
@@ -97,7 +176,7 @@ func (a *aggregator) learnServerTask(l *link, c *call, f *frame.Frame) {
 		return
 	}
 	if id := createdTask(f); id != "" {
-		a.tasks.learn(&a.tasks.server, id, l)
+		a.tasks.learn(false, id, l)
 	}
 }
 
@@ -108,14 +187,14 @@ func (a *aggregator) learnClientTask(l *link, f *frame.Frame) {
 		return
 	}
 	if id := createdTask(f); id != "" {
-		a.tasks.learn(&a.tasks.client, id, l)
+		a.tasks.learn(true, id, l)
 	}
 }
 
 // taskStatusUp notes the task of a backend's notifications/tasks/status.
 func (a *aggregator) taskStatusUp(l *link, f *frame.Frame) {
 	if id, ok := f.String(f.Param("taskId")); ok {
-		a.tasks.learn(&a.tasks.server, id, l)
+		a.tasks.learn(false, id, l)
 	}
 }
 
@@ -123,7 +202,7 @@ func (a *aggregator) taskStatusUp(l *link, f *frame.Frame) {
 // is about, or nil if the bridge does not know the task.
 func (a *aggregator) taskStatusDown(f *frame.Frame) *link {
 	id, _ := f.String(f.Param("taskId"))
-	return a.tasks.owner(a.tasks.client, id)
+	return a.tasks.owner(true, id)
 }
 
 // byTask routes tasks/get, tasks/result and tasks/cancel to the backend
@@ -136,10 +215,10 @@ func (a *aggregator) byTask(f *frame.Frame) {
 		r.replyError(f.ID(), frame.CodeInvalidParams, f.Method+": params.taskId must be a string", nil)
 		return
 	}
-	owner := a.tasks.owner(a.tasks.server, id)
+	owner := a.tasks.owner(false, id)
 	if owner == nil {
 		a.gatherTasks()
-		owner = a.tasks.owner(a.tasks.server, id)
+		owner = a.tasks.owner(false, id)
 	}
 	switch {
 	case owner == nil:
@@ -181,7 +260,7 @@ func (a *aggregator) gatherTasks() []json.RawMessage {
 					TaskID string `json:"taskId"`
 				}
 				if json.Unmarshal(it, &t) == nil {
-					a.tasks.learn(&a.tasks.server, t.TaskID, l)
+					a.tasks.learn(false, t.TaskID, l)
 				}
 			}
 			per[i] = its

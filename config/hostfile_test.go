@@ -124,3 +124,14 @@ func TestFlagValuesExpanded(t *testing.T) {
 		t.Errorf("unset variable: %v", err)
 	}
 }
+
+// TestOnlyNamesAnUnusableRenamedEntry: --only with the cleaned name of an
+// entry that cannot be used gives that entry's error.
+func TestOnlyNamesAnUnusableRenamedEntry(t *testing.T) {
+	p := writeConfig(t, `{"mcpServers":{"ok":{"command":"x"},"Brave Search":{"url":"${NOPE}"}}}`)
+	for _, name := range []string{"Brave Search", "Brave-Search"} {
+		if _, err := Resolve(Flags{ConfigFile: p, Only: []string{name}}, noEnv); err == nil || !strings.Contains(err.Error(), "variable NOPE is not set") {
+			t.Errorf("--only %q: %v", name, err)
+		}
+	}
+}

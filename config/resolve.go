@@ -344,7 +344,7 @@ func (q qualifier) find(name string) (*Backend, error) {
 		}
 	}
 	for _, e := range q.entries.Invalid {
-		if e.Name == name || q.entries.Renamed[e.Name] == name {
+		if e.Name == name || CleanName(e.Name) == name {
 			return nil, leftOut("config %s: %v", q.file, e)
 		}
 	}
