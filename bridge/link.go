@@ -405,11 +405,13 @@ func (l *link) restoreState(restarted bool) {
 	}
 	r.mu.Unlock()
 	ignore := func(*frame.Frame) {}
-	if level != nil {
+	if level != nil && l.declares("logging") {
 		r.ask(l, mSetLevel, level, ignore)
 	}
-	for _, p := range subs {
-		r.ask(l, mSubscribe, p, ignore)
+	if l.servesResources(mSubscribe) {
+		for _, p := range subs {
+			r.ask(l, mSubscribe, p, ignore)
+		}
 	}
 	// Roots live with the host: a restarted backend that cares asks for
 	// them again on this hint.

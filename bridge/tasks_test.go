@@ -153,12 +153,12 @@ func TestTasksRoutedByTaskID(t *testing.T) {
 	call := func(id int, tool string) {
 		b.Send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":%q,"arguments":{},"task":{"ttl":60000}}}`, id, tool))
 	}
-	call(1, "a_research")
-	call(2, "b_research")
-	call(3, "b_research")
-	for id, want := range map[string]string{"1": "a-1", "2": "b-1", "3": "b-2"} {
-		if r := b.Response(id); !strings.Contains(string(r.Result()), fmt.Sprintf(`"taskId":%q`, want)) {
-			t.Fatalf("task-augmented call %s: %s", id, r.Raw())
+	// One at a time: b numbers its tasks in the order calls reach it.
+	for i, tool := range []string{"a_research", "b_research", "b_research"} {
+		call(i+1, tool)
+		want := []string{"a-1", "b-1", "b-2"}[i]
+		if r := b.Response(fmt.Sprint(i + 1)); !strings.Contains(string(r.Result()), fmt.Sprintf(`"taskId":%q`, want)) {
+			t.Fatalf("task-augmented call %d: %s", i+1, r.Raw())
 		}
 	}
 	b.WaitFor("a's status notification", func(f *frame.Frame) bool {
