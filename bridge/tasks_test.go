@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -36,95 +35,66 @@ func (s *taskServer) statuses() []string {
 }
 
 func (s *taskServer) serve(t *testing.T) backends.Session {
-	toSrvR, toSrvW := io.Pipe()
-	fromSrvR, fromSrvW := io.Pipe()
-	var wmu sync.Mutex
-	write := func(format string, args ...any) {
-		wmu.Lock()
-		defer wmu.Unlock()
-		fmt.Fprintf(fromSrvW, format+"\n", args...)
-	}
 	task := func(id, status string) string {
 		return fmt.Sprintf(`{"taskId":%q,"status":%q,"ttl":60000,"createdAt":"2026-11-29T00:00:00Z","lastUpdatedAt":"2026-11-29T00:00:00Z","servedBy":%q}`, id, status, s.name)
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer fromSrvW.Close()
-		lr := frame.NewLineReader(toSrvR, 0)
-		for {
-			line, err := lr.Next()
-			if err != nil {
-				return
-			}
-			f, err := frame.Parse(line)
-			if err != nil {
-				t.Errorf("%s: bad line %q", s.name, line)
-				continue
-			}
-			id := string(f.ID())
-			taskID, _ := f.String(f.Param("taskId"))
-			switch f.Method {
-			case "initialize":
-				write(`{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2025-11-25","capabilities":{"tools":{},"tasks":{"list":{},"cancel":{},"requests":{"tools":{"call":{}}}}},"serverInfo":{"name":%q,"version":"1"}}}`, id, s.name)
-			case "tools/list":
-				write(`{"jsonrpc":"2.0","id":%s,"result":{"tools":[{"name":"research","inputSchema":{"type":"object"},"execution":{"taskSupport":"required"}},{"name":"ask","inputSchema":{"type":"object"}}]}}`, id)
-			case "tools/call":
-				switch name, _ := f.String(f.Param("name")); name {
-				case "research":
-					if !f.Param("task").Ok() {
-						write(`{"jsonrpc":"2.0","id":%s,"error":{"code":-32600,"message":"research must be called as a task"}}`, id)
-						continue
-					}
-					s.mu.Lock()
-					s.n++
-					tid := fmt.Sprintf("%s-%d", s.name, s.n)
-					s.mu.Unlock()
-					write(`{"jsonrpc":"2.0","id":%s,"result":{"task":%s}}`, id, task(tid, "working"))
-					write(`{"jsonrpc":"2.0","method":"notifications/tasks/status","params":%s}`, task(tid, "working"))
-				case "ask":
-					write(`{"jsonrpc":"2.0","id":"up-1","method":"sampling/createMessage","params":{"task":{"ttl":60000},"maxTokens":1,"messages":[]}}`)
-					write(`{"jsonrpc":"2.0","id":%s,"result":{"content":[{"type":"text","text":"asked"}]}}`, id)
+	handle := func(f *frame.Frame, write func(string, ...any)) {
+		id := string(f.ID())
+		taskID, _ := f.String(f.Param("taskId"))
+		switch f.Method {
+		case "tools/list":
+			write(`{"jsonrpc":"2.0","id":%s,"result":{"tools":[{"name":"research","inputSchema":{"type":"object"},"execution":{"taskSupport":"required"}},{"name":"ask","inputSchema":{"type":"object"}}]}}`, id)
+		case "tools/call":
+			switch name, _ := f.String(f.Param("name")); name {
+			case "research":
+				if !f.Param("task").Ok() {
+					write(`{"jsonrpc":"2.0","id":%s,"error":{"code":-32600,"message":"research must be called as a task"}}`, id)
+					return
 				}
-			case "tasks/get", "tasks/cancel":
-				status := map[string]string{"tasks/get": "working", "tasks/cancel": "cancelled"}[f.Method]
-				write(`{"jsonrpc":"2.0","id":%s,"result":%s}`, id, task(taskID, status))
-			case "tasks/result":
-				write(`{"jsonrpc":"2.0","id":%s,"result":{"content":[{"type":"text","text":"result of %s from %s"}]}}`, id, taskID, s.name)
-			case "tasks/list":
-				// One task per page, the cursor naming the next.
 				s.mu.Lock()
-				n := s.n
+				s.n++
+				tid := fmt.Sprintf("%s-%d", s.name, s.n)
 				s.mu.Unlock()
-				i := 1
-				if c, ok := f.String(f.Param("cursor")); ok {
-					fmt.Sscan(c, &i)
-				}
-				next := ""
-				if i < n {
-					next = fmt.Sprintf(`,"nextCursor":"%d"`, i+1)
-				}
-				items := ""
-				if i <= n {
-					items = task(fmt.Sprintf("%s-%d", s.name, i), "working")
-				}
-				write(`{"jsonrpc":"2.0","id":%s,"result":{"tasks":[%s]%s}}`, id, items, next)
-			case "notifications/tasks/status":
-				s.mu.Lock()
-				s.got = append(s.got, taskID)
-				s.mu.Unlock()
-			default:
-				if f.Kind == frame.Request {
-					write(`{"jsonrpc":"2.0","id":%s,"error":{"code":-32601,"message":"method not found"}}`, id)
-				}
+				write(`{"jsonrpc":"2.0","id":%s,"result":{"task":%s}}`, id, task(tid, "working"))
+				write(`{"jsonrpc":"2.0","method":"notifications/tasks/status","params":%s}`, task(tid, "working"))
+			case "ask":
+				write(`{"jsonrpc":"2.0","id":"up-1","method":"sampling/createMessage","params":{"task":{"ttl":60000},"maxTokens":1,"messages":[]}}`)
+				write(`{"jsonrpc":"2.0","id":%s,"result":{"content":[{"type":"text","text":"asked"}]}}`, id)
+			}
+		case "tasks/get", "tasks/cancel":
+			status := map[string]string{"tasks/get": "working", "tasks/cancel": "cancelled"}[f.Method]
+			write(`{"jsonrpc":"2.0","id":%s,"result":%s}`, id, task(taskID, status))
+		case "tasks/result":
+			write(`{"jsonrpc":"2.0","id":%s,"result":{"content":[{"type":"text","text":"result of %s from %s"}]}}`, id, taskID, s.name)
+		case "tasks/list":
+			// One task per page, the cursor naming the next.
+			s.mu.Lock()
+			n := s.n
+			s.mu.Unlock()
+			i := 1
+			if c, ok := f.String(f.Param("cursor")); ok {
+				fmt.Sscan(c, &i)
+			}
+			next := ""
+			if i < n {
+				next = fmt.Sprintf(`,"nextCursor":"%d"`, i+1)
+			}
+			items := ""
+			if i <= n {
+				items = task(fmt.Sprintf("%s-%d", s.name, i), "working")
+			}
+			write(`{"jsonrpc":"2.0","id":%s,"result":{"tasks":[%s]%s}}`, id, items, next)
+		case "notifications/tasks/status":
+			s.mu.Lock()
+			s.got = append(s.got, taskID)
+			s.mu.Unlock()
+		default:
+			if f.Kind == frame.Request {
+				write(`{"jsonrpc":"2.0","id":%s,"error":{"code":-32601,"message":"method not found"}}`, id)
 			}
 		}
-	}()
-	t.Cleanup(func() {
-		toSrvW.Close()
-		<-done
-	})
-	return backends.NewStream(s.name, fromSrvR, toSrvW, backends.Options{Logger: testLogger(t)})
+	}
+	return (&scriptedServer{name: s.name, caps: taskCaps, handle: handle}).serve(t)
 }
 
 // bridgedTasks runs the bridge in front of task servers named a and b.
