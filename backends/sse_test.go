@@ -152,15 +152,7 @@ func TestSSEClose(t *testing.T) {
 // posted there).
 func TestSSEAnswerOfALostConnectionIsDropped(t *testing.T) {
 	srv := newMCPServer()
-	mcp.AddTool(srv, &mcp.Tool{Name: "sample"}, func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Second) // the test server's clean-up waits for it
-		defer cancel()
-		res, err := req.Session.CreateMessage(ctx, &mcp.CreateMessageParams{MaxTokens: 1, Messages: []*mcp.SamplingMessage{{Role: "user", Content: &mcp.TextContent{Text: "q"}}}})
-		if err != nil {
-			return nil, nil, err
-		}
-		return &mcp.CallToolResult{Content: []mcp.Content{res.Content}}, nil, nil
-	})
+	addSampleTool(srv)
 	ts, rc := serveSSE(t, srv)
 	d := newDriver(t, openTest(t, config.KindSSE, ts.URL, nil))
 	d.send(strings.Replace(initRequest, `"roots":{}`, `"roots":{},"sampling":{}`, 1))

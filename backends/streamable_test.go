@@ -851,15 +851,7 @@ func TestCancelledDuringItsPostIsNotResent(t *testing.T) {
 // where a request came from).
 func TestStreamableAnswerOfALostSessionIsDropped(t *testing.T) {
 	srv := newMCPServer()
-	mcp.AddTool(srv, &mcp.Tool{Name: "sample"}, func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Second) // the test server's clean-up waits for it
-		defer cancel()
-		res, err := req.Session.CreateMessage(ctx, &mcp.CreateMessageParams{MaxTokens: 1, Messages: []*mcp.SamplingMessage{{Role: "user", Content: &mcp.TextContent{Text: "q"}}}})
-		if err != nil {
-			return nil, nil, err
-		}
-		return &mcp.CallToolResult{Content: []mcp.Content{res.Content}}, nil, nil
-	})
+	addSampleTool(srv)
 	ts, rc := serveStreamable(t, srv, false, nil)
 	d := newDriver(t, openTest(t, config.KindHTTP, ts.URL, nil))
 	d.send(strings.Replace(initRequest, `"roots":{}`, `"roots":{},"sampling":{}`, 1))
@@ -882,4 +874,18 @@ func TestStreamableAnswerOfALostSessionIsDropped(t *testing.T) {
 			t.Errorf("the answer to the lost session's request was POSTed into the new session")
 		}
 	}
+}
+
+// addSampleTool gives srv a tool "sample" that asks the client to sample
+// and returns what it got.
+func addSampleTool(srv *mcp.Server) {
+	mcp.AddTool(srv, &mcp.Tool{Name: "sample"}, func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second) // the test server's clean-up waits for it
+		defer cancel()
+		res, err := req.Session.CreateMessage(ctx, &mcp.CreateMessageParams{MaxTokens: 1, Messages: []*mcp.SamplingMessage{{Role: "user", Content: &mcp.TextContent{Text: "q"}}}})
+		if err != nil {
+			return nil, nil, err
+		}
+		return &mcp.CallToolResult{Content: []mcp.Content{res.Content}}, nil, nil
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -126,4 +127,33 @@ func handshake(h *wire) *frame.Frame {
 	f := h.Response("0")
 	h.Send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
 	return f
+}
+
+// oneRestarting is the Config of two in-process backends, a and b: the
+// steady one always serves its server; the other ("restarting") serves
+// first on its first start and hands that session over on the returned
+// channel (close it to end the backend); each later start, n = 2, 3, ...,
+// is left to later.
+func oneRestarting(t *testing.T, steady, restarting string, steadySrv, first *mcp.Server, later func(ctx context.Context, n int64) (backends.Session, error)) (Config, <-chan *mcp.ServerSession) {
+	var opens atomic.Int64
+	sess := make(chan *mcp.ServerSession, 1)
+	cfg := Config{
+		Backends: []config.Backend{
+			{Name: "a", Kind: config.KindStdio, Command: "in-process"},
+			{Name: "b", Kind: config.KindStdio, Command: "in-process"},
+		},
+		Open: func(ctx context.Context, be config.Backend, _ backends.Options) (backends.Session, error) {
+			if be.Name == steady {
+				return serve(t, steady, steadySrv), nil
+			}
+			n := opens.Add(1)
+			if n == 1 {
+				s, ss := serveCounted(t, restarting, first)
+				sess <- ss
+				return s, nil
+			}
+			return later(ctx, n)
+		},
+	}
+	return cfg, sess
 }

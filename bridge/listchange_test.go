@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/mcpbridge/mcpbridge/backends"
-	"github.com/mcpbridge/mcpbridge/config"
 	"github.com/mcpbridge/mcpbridge/frame"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -23,25 +22,9 @@ func TestRestartWithNewToolsWhileCached(t *testing.T) {
 	mcp.AddTool(srvB2, &mcp.Tool{Name: "fresh"}, func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
 		return textResult("fresh b"), nil, nil
 	})
-	var opens atomic.Int64
-	sess := make(chan *mcp.ServerSession, 1)
-	cfg := Config{
-		Backends: []config.Backend{
-			{Name: "a", Kind: config.KindStdio, Command: "in-process"},
-			{Name: "b", Kind: config.KindStdio, Command: "in-process"},
-		},
-		Open: func(ctx context.Context, be config.Backend, _ backends.Options) (backends.Session, error) {
-			if be.Name == "a" {
-				return serve(t, "a", srvA), nil
-			}
-			if opens.Add(1) == 1 {
-				s, ss := serveCounted(t, "b", srvB1)
-				sess <- ss
-				return s, nil
-			}
-			return serve(t, "b", srvB2), nil
-		},
-	}
+	cfg, sess := oneRestarting(t, "a", "b", srvA, srvB1, func(context.Context, int64) (backends.Session, error) {
+		return serve(t, "b", srvB2), nil
+	})
 	b := bridgedWire(t, cfg)
 	handshake(b.wire)
 	b.Send(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
@@ -81,24 +64,10 @@ func TestGivenUpBackendLeavesTheLists(t *testing.T) {
 	restartFirst, restartMax = time.Millisecond, 5*time.Millisecond
 	t.Cleanup(func() { restartFirst, restartMax = first, most })
 	var opens atomic.Int64
-	sessB := make(chan *mcp.ServerSession, 1)
-	cfg := Config{
-		Backends: []config.Backend{
-			{Name: "a", Kind: config.KindStdio, Command: "in-process"},
-			{Name: "b", Kind: config.KindStdio, Command: "in-process"},
-		},
-		Open: func(ctx context.Context, be config.Backend, _ backends.Options) (backends.Session, error) {
-			if be.Name == "a" {
-				return serve(t, "a", testServer("a")), nil
-			}
-			if opens.Add(1) == 1 {
-				s, ss := serveCounted(t, "b", testServer("b"))
-				sessB <- ss
-				return s, nil
-			}
-			return nil, errors.New("b is gone for good")
-		},
-	}
+	cfg, sessB := oneRestarting(t, "a", "b", testServer("a"), testServer("b"), func(_ context.Context, n int64) (backends.Session, error) {
+		opens.Store(n)
+		return nil, errors.New("b is gone for good")
+	})
 	b := bridgedWire(t, cfg)
 	handshake(b.wire)
 	b.Send(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)

@@ -3,12 +3,10 @@ package bridge
 import (
 	"context"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mcpbridge/mcpbridge/backends"
-	"github.com/mcpbridge/mcpbridge/config"
 	"github.com/mcpbridge/mcpbridge/frame"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -22,36 +20,20 @@ import (
 func TestSubscriptionSurvivesOwnerRestart(t *testing.T) {
 	srvA, subsA, _ := subsServer("a")
 	srvB, subsB, _ := subsServer("b")
-	var opensA atomic.Int64
-	sessA := make(chan *mcp.ServerSession, 1)
 	release := make(chan struct{})
 	reopening := make(chan struct{}, 1)
-	cfg := Config{
-		Backends: []config.Backend{
-			{Name: "a", Kind: config.KindStdio, Command: "in-process"},
-			{Name: "b", Kind: config.KindStdio, Command: "in-process"},
-		},
-		Open: func(ctx context.Context, be config.Backend, _ backends.Options) (backends.Session, error) {
-			if be.Name == "b" {
-				return serve(t, "b", srvB), nil
-			}
-			if opensA.Add(1) == 1 {
-				s, ss := serveCounted(t, "a", srvA)
-				sessA <- ss
-				return s, nil
-			}
-			select {
-			case reopening <- struct{}{}:
-			default:
-			}
-			select {
-			case <-release:
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-			return serve(t, "a", srvA), nil
-		},
-	}
+	cfg, sessA := oneRestarting(t, "b", "a", srvB, srvA, func(ctx context.Context, _ int64) (backends.Session, error) {
+		select {
+		case reopening <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return serve(t, "a", srvA), nil
+	})
 	b := bridgedWire(t, cfg)
 	handshake(b.wire)
 	b.Send(`{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"test://shared"}}`)

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/mcpbridge/mcpbridge/backends"
-	"github.com/mcpbridge/mcpbridge/config"
 	"github.com/mcpbridge/mcpbridge/frame"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -293,28 +292,14 @@ func TestUnlistedURIFallsThrough(t *testing.T) {
 // (the link is marked down before it restarts).
 func TestDownBackendNamedNotUnknown(t *testing.T) {
 	srvA, srvB := testServer("a"), testServer("b")
-	var opensB atomic.Int64
-	sessB := make(chan *mcp.ServerSession, 1)
 	reopened := make(chan struct{})
 	var reopenOnce sync.Once
-	cfg := Config{
-		Backends: []config.Backend{
-			{Name: "a", Kind: config.KindStdio, Command: "in-process"},
-			{Name: "b", Kind: config.KindStdio, Command: "in-process"},
-		},
-		Open: func(ctx context.Context, be config.Backend, _ backends.Options) (backends.Session, error) {
-			if be.Name == "a" {
-				return serve(t, "a", srvA), nil
-			}
-			if opensB.Add(1) == 1 {
-				s, ss := serveCounted(t, "b", srvB)
-				sessB <- ss
-				return s, nil
-			}
-			reopenOnce.Do(func() { close(reopened) })
-			return nil, errors.New(`backend "b": stays down in this test`)
-		},
-	}
+	var opensB atomic.Int64
+	cfg, sessB := oneRestarting(t, "a", "b", srvA, srvB, func(_ context.Context, n int64) (backends.Session, error) {
+		opensB.Store(n)
+		reopenOnce.Do(func() { close(reopened) })
+		return nil, errors.New(`backend "b": stays down in this test`)
+	})
 	b := bridgedWire(t, cfg)
 	handshake(b.wire)
 	b.Send(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
