@@ -50,6 +50,10 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// No bridge a test starts may store OAuth tokens in the user's
+	// directory or open a browser.
+	os.Setenv("MCPBRIDGE_OAUTH_DIR", filepath.Join(dir, "oauth"))
+	os.Setenv("MCPBRIDGE_BROWSER", "true")
 	bridgeBin = filepath.Join(dir, "mcpbridge")
 	if out, err := exec.Command("go", "build", "-o", bridgeBin, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building mcpbridge: %v\n%s", err, out)

@@ -125,6 +125,7 @@ type httpCore struct {
 	name   string
 	hc     *http.Client
 	header map[string]string // cfg.Headers, added to every request
+	auth   *oauthClient      // nil when OAuth is off: the hot path pays nothing
 	log    zerolog.Logger
 	redact func(string) string
 	maxMsg int
@@ -277,7 +278,7 @@ func newHTTPCore(cfg config.Backend, opts Options) *httpCore {
 	if max <= 0 {
 		max = frame.DefaultMaxLine
 	}
-	return &httpCore{
+	c := &httpCore{
 		name:   cfg.Name,
 		hc:     newHTTPClient(),
 		header: cfg.Headers,
@@ -290,6 +291,8 @@ func newHTTPCore(cfg config.Backend, opts Options) *httpCore {
 		sem:    make(chan struct{}, maxOutstandingPosts),
 		jobs:   make(chan func()),
 	}
+	c.auth = newOAuthClient(cfg, c)
+	return c
 }
 
 // parseBackendURL checks that cfg.URL is an absolute http(s) URL.
@@ -485,6 +488,54 @@ func (c *httpCore) newRequest(ctx context.Context, method, target string, body *
 	return req, nil
 }
 
+// do sends req. With OAuth in use it carries the backend's access token,
+// and a refusal the authorization flow may fix (oauthRefusal) runs that
+// flow, or waits for the one under way, and sends req once more; a failed
+// flow is an *authError. req's body must be replayable (GetBody).
+func (c *httpCore) do(req *http.Request) (*http.Response, error) {
+	if c.auth == nil {
+		return c.hc.Do(req)
+	}
+	ticket := c.auth.authorize(req)
+	resp, err := c.hc.Do(req)
+	if err != nil || !oauthRefusal(resp) || (req.Body != nil && req.GetBody == nil) {
+		return resp, err
+	}
+	drain(resp)
+	resp.Body = http.NoBody // the handler reads the headers alone
+	if err := c.auth.renew(req.Context(), ticket, resp); err != nil {
+		return nil, err
+	}
+	retry := req.Clone(req.Context())
+	retry.Header.Del("Authorization")
+	if req.GetBody != nil {
+		if retry.Body, err = req.GetBody(); err != nil {
+			return nil, err
+		}
+	}
+	c.auth.authorize(retry)
+	return c.hc.Do(retry)
+}
+
+// doOnce sends req with the access token, if any, and never starts a
+// flow (the DELETE that ends a session).
+func (c *httpCore) doOnce(req *http.Request) (*http.Response, error) {
+	if c.auth != nil {
+		c.auth.authorize(req)
+	}
+	return c.hc.Do(req)
+}
+
+// failureReason is the reason a request fails with when sending it
+// (what, "post") failed with err.
+func failureReason(what string, err error) string {
+	var ae *authError
+	if errors.As(err, &ae) {
+		return ae.Error()
+	}
+	return what + ": " + netReason(err)
+}
+
 // statusAnswer is the answer to the request id whose POST got the non-2xx
 // resp (body is the start of its body): the body itself when it is a
 // JSON-RPC error for id, otherwise a failure naming the status.
@@ -498,8 +549,12 @@ func (c *httpCore) statusAnswer(id []byte, resp *http.Response, body []byte) *fr
 }
 
 // statusReason explains a non-2xx answer. For 401 and 403 it says how to
-// pass credentials, since that is nearly always the fix.
+// pass credentials, since that is nearly always the fix, unless OAuth
+// gave them.
 func (c *httpCore) statusReason(resp *http.Response, body []byte) string {
+	if (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) && c.auth != nil {
+		return fmt.Sprintf("the server refused the request with the OAuth authorization it gave (HTTP %s); to start over, remove the backend's file in the OAuth directory (see README) or pass a token with --header '%s:Authorization: Bearer …'", resp.Status, c.name)
+	}
 	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 		what := "the server refused the request for lack of credentials"
 		for k := range c.header {

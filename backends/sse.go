@@ -63,9 +63,7 @@ func openSSE(ctx context.Context, cfg config.Backend, opts Options) (Session, er
 	if err != nil {
 		return nil, err
 	}
-	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
-	defer cancel()
-	st, err := s.dial(hctx)
+	st, err := s.connect(ctx)
 	if err != nil {
 		s.shutdown()
 		return nil, err
@@ -95,6 +93,38 @@ func newSSE(cfg config.Backend, opts Options) (*sseSession, error) {
 	}, nil
 }
 
+// connect dials the stream within handshakeTimeout (and ctx). If the
+// server asks for OAuth authorization, it waits for the flow within ctx
+// alone, since the user may take minutes in the browser, and dials once
+// more.
+func (s *sseSession) connect(ctx context.Context) (*sseStream, error) {
+	st, err := s.dialWithin(ctx)
+	var refused *oauthRefused
+	if !errors.As(err, &refused) {
+		return st, err
+	}
+	if err := s.auth.renew(ctx, refused.ticket, refused.resp); err != nil {
+		return nil, fmt.Errorf("backend %q: sse: connect: %w", s.name, err)
+	}
+	return s.dialWithin(ctx)
+}
+
+// dialWithin is dial bounded by handshakeTimeout.
+func (s *sseSession) dialWithin(ctx context.Context) (*sseStream, error) {
+	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	defer cancel()
+	return s.dial(hctx)
+}
+
+// An oauthRefused is dial's error when the server refused the stream in a
+// way the OAuth flow may fix: connect runs it outside the handshake bound.
+type oauthRefused struct {
+	ticket uint64
+	resp   *http.Response // headers only
+}
+
+func (e *oauthRefused) Error() string { return "HTTP " + e.resp.Status }
+
 // dial opens the GET stream and waits, within ctx, for its endpoint
 // event. The stream itself lives on after ctx: until Close or a drop.
 func (s *sseSession) dial(ctx context.Context) (*sseStream, error) {
@@ -116,9 +146,19 @@ func (s *sseSession) dial(ctx context.Context) (*sseStream, error) {
 		return fail("%v", err)
 	}
 	req.Header.Set("Accept", mediaSSE)
+	var ticket uint64
+	if s.auth != nil {
+		ticket = s.auth.authorize(req)
+	}
 	resp, err := s.hc.Do(req)
 	if err != nil {
 		return fail("connect: %s", s.redact(netReason(err)))
+	}
+	if s.auth != nil && oauthRefusal(resp) {
+		drain(resp)
+		resp.Body = http.NoBody
+		cancel()
+		return nil, &oauthRefused{ticket, resp}
 	}
 	if resp.StatusCode != http.StatusOK {
 		return fail("connect: %s", s.redact(s.statusReason(resp, readErrorBody(resp))))
@@ -290,9 +330,7 @@ func (s *sseSession) giveUp(last error) {
 // reconnect dials a new stream and starts the replay of the router's
 // handshake on it; the stream is usable once the replay succeeds.
 func (s *sseSession) reconnect() (*sseStream, error) {
-	ctx, cancel := context.WithTimeout(s.ctx, handshakeTimeout)
-	defer cancel()
-	st, err := s.dial(ctx)
+	st, err := s.connect(s.ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -395,7 +433,7 @@ func (s *sseSession) postTo(ctx context.Context, endpoint string, body *frame.Fr
 		return err
 	}
 	req.Header.Set("Content-Type", mediaJSON)
-	resp, err := s.hc.Do(req)
+	resp, err := s.do(req)
 	if err != nil {
 		return errors.New(netReason(err))
 	}
@@ -488,9 +526,9 @@ func (s *sseSession) post(m outMsg) {
 		return
 	}
 	req.Header.Set("Content-Type", mediaJSON)
-	resp, err := s.hc.Do(req)
+	resp, err := s.do(req)
 	if err != nil {
-		s.answerFailure(m, "post: "+netReason(err))
+		s.answerFailure(m, failureReason("post", err))
 		return
 	}
 	if resp.StatusCode/100 == 2 {

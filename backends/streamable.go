@@ -191,7 +191,7 @@ func (s *streamable) postRequest(m outMsg) {
 		resp, err := s.postBody(ctx, m.f, st, isInit)
 		if err != nil {
 			// Refused, reset, DNS: fail fast, the router decides what next.
-			s.fail(m.id, "post: "+netReason(err))
+			s.fail(m.id, failureReason("post", err))
 			return
 		}
 		if resp.StatusCode/100 == 2 {
@@ -360,7 +360,7 @@ func (s *streamable) postBody(ctx context.Context, body *frame.Frame, st session
 	if !init {
 		s.sessionHeaders(req, st)
 	}
-	return s.hc.Do(req)
+	return s.do(req)
 }
 
 // sessionHeaders adds what identifies the upstream session, once known.
@@ -551,7 +551,7 @@ func (s *streamable) get(ctx context.Context, st sessionState, lastID string) (*
 	if lastID != "" {
 		req.Header.Set(headerLastEventID, lastID)
 	}
-	resp, err := s.hc.Do(req)
+	resp, err := s.do(req)
 	if err != nil {
 		return nil, errors.New(netReason(err))
 	}
@@ -877,7 +877,7 @@ func (s *streamable) Close() error {
 			ctx, cancel := context.WithTimeout(context.Background(), deleteTimeout)
 			if req, err := s.newRequest(ctx, http.MethodDelete, s.url, nil); err == nil {
 				s.sessionHeaders(req, st)
-				if resp, err := s.hc.Do(req); err == nil {
+				if resp, err := s.doOnce(req); err == nil {
 					drain(resp)
 				}
 			}

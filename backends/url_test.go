@@ -61,8 +61,10 @@ func TestURLUnauthorizedDoesNotFallBack(t *testing.T) {
 	if !strings.Contains(msg, "--header 'b1:Authorization: Bearer") {
 		t.Fatalf("error %q", msg)
 	}
-	if n := rc.count(http.MethodGet, ""); n != 0 {
-		t.Fatalf("%d GETs: fell back to SSE on 401", n)
+	for _, r := range rc.requests() {
+		if r.method == http.MethodGet && strings.Contains(r.header.Get("Accept"), mediaSSE) {
+			t.Fatalf("an event-stream GET: fell back to SSE on 401: %+v", rc.requests())
+		}
 	}
 }
 

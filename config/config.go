@@ -36,6 +36,10 @@ type Backend struct {
 	// HTTP and SSE backends.
 	URL     string
 	Headers map[string]string // canonical header name → value
+	// NoOAuth turns off the OAuth authorization-code flow that a 401 would
+	// otherwise start (config "oauth": false, flag --no-oauth NAME). A
+	// configured Authorization header turns it off as well.
+	NoOAuth bool
 
 	// Tool filters, path.Match globs on the backend's original tool names.
 	// Deny wins over Allow; an empty Allow allows everything.

@@ -60,6 +60,8 @@ func (e EntryError) Error() string { return fmt.Sprintf("server %q: %v", e.Name,
 //	command, args, env, cwd   stdio backends; a relative cwd is resolved
 //	                          against the config file's directory
 //	url, headers              remote backends; header names are canonicalized
+//	oauth                     remote backends; false turns off the OAuth flow
+//	                          a 401 would start
 //	type or transport         stdio, http, streamable-http, streamableHttp
 //	                          or sse (any case); without it an entry with a url
 //	                          is KindURL and one with a command is KindStdio
@@ -287,7 +289,7 @@ var entryKeys = map[string]bool{
 	"command": true, "args": true, "env": true, "cwd": true,
 	"url": true, "headers": true, "type": true, "transport": true,
 	"disabled": true, "allow": true, "deny": true,
-	"timeout": true, "maxTimeout": true,
+	"timeout": true, "maxTimeout": true, "oauth": true,
 }
 
 // entry is a server entry decoded into Go types, before interpretation.
@@ -305,6 +307,7 @@ type entry struct {
 	Deny       []string
 	Timeout    *time.Duration
 	MaxTimeout *time.Duration
+	OAuth      bool
 
 	has map[string]bool // keys present with a non-null value
 }
@@ -364,6 +367,8 @@ func (e *entry) decodeField(k string, raw json.RawMessage) error {
 		e.Timeout, err = jsonDuration(raw)
 	case "maxTimeout":
 		e.MaxTimeout, err = jsonDuration(raw)
+	case "oauth":
+		err = unmarshalAs(raw, &e.OAuth, "true or false")
 	}
 	return err
 }
@@ -482,7 +487,7 @@ func typedKind(e entry) (Kind, error) {
 
 // inapplicableKeys lists the keys present in e that kind does not use.
 func inapplicableKeys(e entry, kind Kind) []string {
-	unused := []string{"url", "headers"}
+	unused := []string{"url", "headers", "oauth"}
 	if kind != KindStdio {
 		unused = []string{"command", "args", "env", "cwd"}
 	}
@@ -547,6 +552,7 @@ func expandRemote(b *Backend, e entry, lookup func(string) (string, bool)) error
 	if err := checkURL(b.URL); err != nil {
 		return fmt.Errorf("url: %w", err)
 	}
+	b.NoOAuth = e.has["oauth"] && !e.OAuth
 	if len(e.Headers) > 0 {
 		b.Headers = make(map[string]string, len(e.Headers))
 	}

@@ -27,6 +27,9 @@ type Flags struct {
 	Header []string
 	// Allow and Deny hold --allow NAME:GLOB and --deny NAME:GLOB values.
 	Allow, Deny []string
+	// NoOAuth holds --no-oauth NAME values: remote backends whose 401s do
+	// not start the OAuth flow.
+	NoOAuth []string
 	// Timeout and MaxTimeout hold --timeout and --max-timeout values: "2m"
 	// sets the default for all backends, "NAME:2m" one backend's; "0"
 	// disables.
@@ -133,6 +136,7 @@ func Resolve(f Flags, lookup func(string) (string, bool)) (Result, error) {
 		func() error { return q.each("--header", ":", "'NAME:Key: Value'", f.Header, setHeader) },
 		func() error { return q.each("--allow", ":", "NAME:GLOB", f.Allow, addAllow) },
 		func() error { return q.each("--deny", ":", "NAME:GLOB", f.Deny, addDeny) },
+		func() error { return q.names("--no-oauth", f.NoOAuth, setNoOAuth) },
 	} {
 		if err := apply(); err != nil {
 			return Result{}, err
@@ -381,6 +385,23 @@ func (q qualifier) each(flag, sep, usage string, values []string, set func(*Back
 	return nil
 }
 
+// names applies a flag whose values are bare backend names.
+func (q qualifier) names(flag string, values []string, set func(*Backend) error) error {
+	for _, name := range values {
+		b, err := q.find(name)
+		if isLeftOut(err) {
+			continue // for an entry that does not run
+		}
+		if err == nil {
+			err = set(b)
+		}
+		if err != nil {
+			return fmt.Errorf("%s %q: %w", flag, name, err)
+		}
+	}
+	return nil
+}
+
 // timeouts applies --timeout or --max-timeout values: a bare duration is
 // returned as the default, NAME:DURATION is stored through field.
 func (q qualifier) timeouts(flag string, values []string, field func(*Backend) **time.Duration) (*time.Duration, error) {
@@ -490,6 +511,15 @@ func setHeader(b *Backend, kv string) error {
 		b.Headers = map[string]string{}
 	}
 	return addHeader(b.Headers, key, strings.TrimPrefix(value, " "))
+}
+
+// setNoOAuth applies --no-oauth.
+func setNoOAuth(b *Backend) error {
+	if b.Kind == KindStdio {
+		return fmt.Errorf("backend %q is a stdio backend, not a remote one", b.Name)
+	}
+	b.NoOAuth = true
+	return nil
 }
 
 // addAllow applies an --allow GLOB.

@@ -1,7 +1,10 @@
 package config
 
 import (
+	"maps"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -198,5 +201,32 @@ func TestResolve(t *testing.T) {
 				t.Errorf("Resolve mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestNoOAuth(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.json")
+	if err := os.WriteFile(file, []byte(`{"mcpServers": {
+		"off": {"url": "http://a/mcp", "oauth": false},
+		"on":  {"url": "http://b/mcp", "oauth": true},
+		"def": {"url": "http://c/mcp"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Resolve(Flags{ConfigFile: file, HTTP: []string{"flag=http://d/mcp"}, NoOAuth: []string{"flag"}}, func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, b := range res.Backends {
+		got[b.Name] = b.NoOAuth
+	}
+	want := map[string]bool{"flag": true, "off": true, "on": false, "def": false}
+	if !maps.Equal(got, want) {
+		t.Fatalf("NoOAuth = %v, want %v", got, want)
+	}
+	_, err = Resolve(Flags{Stdio: []string{"s=cat"}, NoOAuth: []string{"s"}}, func(string) (string, bool) { return "", false })
+	if err == nil || !strings.Contains(err.Error(), `--no-oauth "s": backend "s" is a stdio backend`) {
+		t.Fatalf("stdio: %v", err)
 	}
 }

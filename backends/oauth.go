@@ -1,0 +1,457 @@
+package backends
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mcpbridge/mcpbridge/config"
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+	"github.com/rs/zerolog"
+	"golang.org/x/oauth2"
+)
+
+// OAuth for remote backends: go-sdk's auth.AuthorizationCodeHandler does
+// the protocol (metadata discovery, dynamic client registration, PKCE, the
+// code exchange); this file decides when it runs, serializes it per
+// backend, and keeps its token source; oauth_callback.go brings the code
+// back from the browser and oauth_store.go keeps registration and token
+// across runs.
+// flowTimeout bounds one authorization flow, the user's time in the
+// browser included (a variable for tests).
+var flowTimeout = 5 * time.Minute
+
+const (
+	// oauthRequestTimeout bounds each request to the authorization server.
+	// Refreshes run on the request path (in TokenSource.Token), so one
+	// that hangs must not hold every request of the backend for long.
+	oauthRequestTimeout = 30 * time.Second
+)
+
+// An oauthClient holds the OAuth authorization of one remote backend: the
+// access token every request carries, and the one flow at a time that
+// renews it when the server refuses a request.
+//
+// Ownership: cur is read by every request; mu guards flight; a flow runs
+// in a goroutine of the session (spawn), one at a time, and owns the
+// fields below "flow state" while it runs (they are set up before any flow
+// and touched by nothing else).
+type oauthClient struct {
+	name   string          // the backend's
+	server *url.URL        // the configured URL: the protected resource and the storage key
+	log    zerolog.Logger  //
+	hc     *http.Client    // to the authorization server
+	store  oauthStore      //
+	ctx    context.Context // the session's: a flow ends with it
+	spawn  func(func()) bool
+
+	cur atomic.Pointer[grant] // never nil
+
+	mu     sync.Mutex
+	flight *flight // the flow under way, if any
+
+	// flow state
+	handler  *auth.AuthorizationCodeHandler // built for reg; nil until needed
+	reg      *oauthRegistration             // the client registration in use; nil: register anew
+	newReg   *oauthRegistration             // what the last token came with (NewTokenSource)
+	callback net.Listener                   // the running flow's redirect listener
+	authURL  string                         // the authorization server's origin, once known
+}
+
+// A grant is what requests are sent with. A new one is published at the
+// end of each flow, so a request refused with an older one knows that a
+// flow ran since it was sent, and does not start another.
+type grant struct {
+	ts    oauth2.TokenSource // nil before the first token
+	epoch uint64             // flows ended before this grant
+	err   error              // why the flow that published it failed
+}
+
+// A flight is one flow under way; refused requests wait for it.
+type flight struct {
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+// An authError is a failed authorization: the request it was for fails
+// with its text as the reason.
+type authError struct{ msg string }
+
+func (e *authError) Error() string { return e.msg }
+
+// newOAuthClient returns the backend's OAuth state, or nil when OAuth is
+// off for it: turned off in the config, or an Authorization header is
+// configured (the user manages credentials). A stored registration and
+// token are loaded here, so a restart needs no browser.
+func newOAuthClient(cfg config.Backend, c *httpCore) *oauthClient {
+	if cfg.NoOAuth {
+		return nil
+	}
+	for k := range cfg.Headers {
+		if strings.EqualFold(k, "Authorization") {
+			return nil
+		}
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil // parseBackendURL reports it
+	}
+	o := &oauthClient{
+		name:   cfg.Name,
+		server: u,
+		log:    c.log,
+		hc:     newOAuthHTTPClient(),
+		store:  newOAuthStore(cfg.URL, c.log),
+		ctx:    c.ctx,
+		spawn:  c.spawn,
+	}
+	o.cur.Store(&grant{})
+	o.load()
+	return o
+}
+
+// newOAuthHTTPClient is the client of the authorization server requests.
+// Its transport is a plain clone of the default one, so go-sdk's discovery
+// applies its checks against redirects into private networks.
+func newOAuthHTTPClient() *http.Client {
+	return &http.Client{
+		Transport: http.DefaultTransport.(*http.Transport).Clone(),
+		Timeout:   oauthRequestTimeout,
+	}
+}
+
+// load takes up the stored registration and token, if any: the handler
+// then uses the registration as a preregistered client, and its token
+// source starts from the stored token, refreshing it when it expires.
+func (o *oauthClient) load() {
+	rec := o.store.load()
+	if rec == nil {
+		return
+	}
+	o.reg = &rec.Client
+	o.authURL = origin(rec.Client.AuthURL)
+	var ts oauth2.TokenSource
+	if rec.Token != nil {
+		ts = o.tokenSource(o.refreshContext(), rec.Client.config(), rec.Token)
+	}
+	h, err := o.newHandler(o.reg, o.reg.RedirectURI, ts)
+	if err != nil {
+		o.log.Warn().Str("error", err.Error()).Msg("OAuth: ignoring the stored client registration")
+		o.reg = nil
+		return
+	}
+	o.handler = h
+	if ts != nil {
+		ts, _ = h.TokenSource(o.ctx)
+		o.cur.Store(&grant{ts: ts})
+		o.log.Debug().Msg("OAuth: using the stored token")
+	}
+}
+
+// refreshContext is what token sources refresh with: it outlives any one
+// request and carries the authorization server client.
+func (o *oauthClient) refreshContext() context.Context {
+	return context.WithValue(context.Background(), oauth2.HTTPClient, o.hc)
+}
+
+// authorize adds the current access token to req (refreshing it if it
+// expired) and returns the ticket that renew needs if req is refused.
+// Without a token, or when refreshing fails, req goes without one: the
+// server's refusal then starts a new authorization.
+func (o *oauthClient) authorize(req *http.Request) (ticket uint64) {
+	g := o.cur.Load()
+	if g.ts == nil {
+		return g.epoch
+	}
+	tok, err := g.ts.Token()
+	if err != nil {
+		o.log.Warn().Str("error", tokenErrorText(err)).Msg("OAuth: refreshing the access token failed; the server will ask for a new authorization")
+		return g.epoch
+	}
+	tok.SetAuthHeader(req)
+	return g.epoch
+}
+
+// renew is called after the server refused a request sent with ticket. If
+// a flow ended since, its outcome stands for this request too; if one is
+// under way, it waits for it; otherwise it starts one. It returns nil once
+// the request may be sent again with the new token. The wait ends with
+// ctx; the flow itself with the session or flowTimeout.
+func (o *oauthClient) renew(ctx context.Context, ticket uint64, resp *http.Response) error {
+	o.mu.Lock()
+	g := o.cur.Load()
+	if g.epoch != ticket {
+		o.mu.Unlock()
+		return g.err
+	}
+	f := o.flight
+	if f == nil {
+		f = &flight{done: make(chan struct{})}
+		if !o.spawn(func() { o.run(f, resp) }) {
+			o.mu.Unlock()
+			return ErrClosed
+		}
+		o.flight = f
+	}
+	o.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.err
+	case <-ctx.Done():
+		return &authError{fmt.Sprintf("OAuth authorization with %s did not finish: %v", o.server.Redacted(), ctx.Err())}
+	}
+}
+
+// run is one flow, in its own goroutine: it publishes the outcome as a new
+// grant and releases the requests waiting for it.
+func (o *oauthClient) run(f *flight, resp *http.Response) {
+	ctx, cancel := context.WithTimeout(o.ctx, flowTimeout)
+	ts, err := o.flow(ctx, resp)
+	cancel()
+	if err != nil {
+		err = &authError{fmt.Sprintf("OAuth authorization with %s failed: %s (after HTTP %s; to pass a token instead use --header '%s:Authorization: Bearer …', to turn OAuth off --no-oauth %s)",
+			o.authServer(), flowErrorText(err), resp.Status, o.name, o.name)}
+		if o.ctx.Err() == nil {
+			o.log.Warn().Str("error", err.Error()).Msg("OAuth: authorization failed; the next refused request tries again")
+		}
+	} else {
+		o.log.Info().Str("authorizationServer", o.authServer()).Msg("OAuth: authorized")
+	}
+	o.mu.Lock()
+	old := o.cur.Load()
+	g := &grant{ts: ts, epoch: old.epoch + 1, err: err}
+	if err != nil {
+		g.ts = old.ts
+	}
+	o.cur.Store(g)
+	o.flight = nil
+	f.err = err
+	close(f.done)
+	o.mu.Unlock()
+}
+
+// flow runs the authorization-code flow for the refusal resp and returns
+// the new token source.
+func (o *oauthClient) flow(ctx context.Context, resp *http.Response) (oauth2.TokenSource, error) {
+	ln, err := o.listen()
+	if err != nil {
+		return nil, err
+	}
+	o.callback = ln
+	defer ln.Close()
+	// Authorize reads the request's URL alone: the resource to ask for is
+	// the configured URL, whatever path (an SSE endpoint) was refused.
+	req := &http.Request{Method: http.MethodGet, URL: o.server, Header: http.Header{}}
+	o.newReg = nil
+	if err := o.handler.Authorize(ctx, req, resp); err != nil {
+		if o.reg != nil && ctx.Err() == nil {
+			// The stored registration may be what failed (a client the
+			// server deleted): the next flow registers anew.
+			o.reg, o.handler = nil, nil
+		}
+		return nil, err
+	}
+	ts, _ := o.handler.TokenSource(ctx)
+	if ts == nil {
+		return nil, errors.New("the authorization server gave no token")
+	}
+	if o.reg == nil && o.newReg != nil {
+		// Registered just now: later flows reuse the registration, as
+		// the next run does from the store.
+		h, err := o.newHandler(o.newReg, o.newReg.RedirectURI, ts)
+		if err == nil {
+			o.reg, o.handler = o.newReg, h
+		}
+	}
+	return ts, nil
+}
+
+// listen opens the loopback listener the browser is sent back to, and
+// makes sure the handler expects it: the port the registration in use was
+// made with, or, when it is taken or there is no registration, a free one
+// with a handler that registers anew (the redirect URI is part of the
+// registration).
+func (o *oauthClient) listen() (net.Listener, error) {
+	if o.reg != nil {
+		ln, err := net.Listen("tcp", o.reg.callbackAddr())
+		if err == nil {
+			if o.handler == nil {
+				if o.handler, err = o.newHandler(o.reg, o.reg.RedirectURI, nil); err != nil {
+					ln.Close()
+					return nil, err
+				}
+			}
+			return ln, nil
+		}
+		o.log.Warn().Str("error", err.Error()).Msg("OAuth: the callback port of the stored client registration is taken; registering anew")
+		o.reg, o.handler = nil, nil
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listening for the browser's redirect: %w", err)
+	}
+	h, err := o.newHandler(nil, callbackURL(ln), nil)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	o.handler = h
+	return ln, nil
+}
+
+// newHandler builds go-sdk's handler: for reg as a preregistered client,
+// or with dynamic client registration when reg is nil. ts, if not nil, is
+// the token source it starts with.
+func (o *oauthClient) newHandler(reg *oauthRegistration, redirect string, ts oauth2.TokenSource) (*auth.AuthorizationCodeHandler, error) {
+	cfg := &auth.AuthorizationCodeHandlerConfig{
+		RedirectURL:              redirect,
+		AuthorizationCodeFetcher: o.fetchCode,
+		RequestRefreshToken:      true,
+		Client:                   o.hc,
+		NewTokenSource:           o.newTokenSource,
+		InitialTokenSource:       ts,
+	}
+	if reg != nil {
+		cfg.PreregisteredClient = &oauthex.ClientCredentials{ClientID: reg.ClientID}
+		if reg.ClientSecret != "" {
+			cfg.PreregisteredClient.ClientSecretAuth = &oauthex.ClientSecretAuth{ClientSecret: reg.ClientSecret}
+		}
+	} else {
+		cfg.DynamicClientRegistrationConfig = &auth.DynamicClientRegistrationConfig{
+			Metadata: &oauthex.ClientRegistrationMetadata{
+				RedirectURIs: []string{redirect},
+				// A public client: PKCE protects the code, and a secret
+				// on the user's disk would protect nothing more.
+				TokenEndpointAuthMethod: "none",
+				GrantTypes:              []string{"authorization_code", "refresh_token"},
+				ResponseTypes:           []string{"code"},
+				ClientName:              "mcpbridge",
+			},
+		}
+	}
+	h, err := auth.NewAuthorizationCodeHandler(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("setting up the OAuth client: %w", err)
+	}
+	return h, nil
+}
+
+// newTokenSource is the handler's NewTokenSource: called with each token
+// a code exchange brings, it stores registration and token, and returns a
+// source that stores every refreshed token too.
+func (o *oauthClient) newTokenSource(ctx context.Context, cfg *oauth2.Config, tok *oauth2.Token) (oauth2.TokenSource, error) {
+	reg := registrationOf(cfg)
+	o.newReg = &reg // in the flow's goroutine: Authorize calls this
+	o.authURL = origin(cfg.Endpoint.AuthURL)
+	o.store.save(reg, tok)
+	return o.tokenSource(ctx, cfg, tok), nil
+}
+
+// tokenSource returns tok until it expires, then refreshed tokens, each
+// stored as it comes.
+func (o *oauthClient) tokenSource(ctx context.Context, cfg *oauth2.Config, tok *oauth2.Token) oauth2.TokenSource {
+	reg := registrationOf(cfg)
+	return oauth2.ReuseTokenSource(tok, &storingRefresher{
+		ctx: ctx, cfg: cfg, refresh: tok.RefreshToken,
+		save: func(t *oauth2.Token) { o.store.save(reg, t) },
+	})
+}
+
+// A storingRefresher refreshes with oauth2's own refresher and stores
+// each new token. ReuseTokenSource calls Token under its lock, so refresh
+// needs none.
+type storingRefresher struct {
+	ctx     context.Context
+	cfg     *oauth2.Config
+	refresh string
+	save    func(*oauth2.Token)
+}
+
+func (r *storingRefresher) Token() (*oauth2.Token, error) {
+	// A token with only a refresh token is expired: its source refreshes
+	// at once (and keeps the refresh token if the server sends none).
+	t, err := r.cfg.TokenSource(r.ctx, &oauth2.Token{RefreshToken: r.refresh}).Token()
+	if err != nil {
+		return nil, err
+	}
+	r.refresh = t.RefreshToken
+	r.save(t)
+	return t, nil
+}
+
+// authServer names the authorization server in messages: its origin once
+// known, else the backend's.
+func (o *oauthClient) authServer() string {
+	if o.authURL != "" {
+		return o.authURL
+	}
+	return origin(o.server.String())
+}
+
+// oauthRefusal reports whether resp is a refusal the authorization flow
+// may fix: 401, or 403 with an insufficient_scope challenge (step-up; a
+// plain 403 is the server's final word).
+func oauthRefusal(resp *http.Response) bool {
+	switch resp.StatusCode {
+	case http.StatusUnauthorized:
+		return true
+	case http.StatusForbidden:
+		cs, err := oauthex.ParseWWWAuthenticate(resp.Header.Values("WWW-Authenticate"))
+		if err != nil {
+			return false
+		}
+		for _, c := range cs {
+			if c.Scheme == "bearer" && c.Params["error"] == "insufficient_scope" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// origin is scheme://host of u, or u itself if it does not parse.
+func origin(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.Host == "" {
+		return u
+	}
+	return p.Scheme + "://" + p.Host
+}
+
+// flowErrorText describes a failed flow. An error from the token endpoint
+// is reduced to its status and OAuth error code: its body is the server's
+// and could echo what was sent.
+func flowErrorText(err error) string {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		return tokenErrorText(err)
+	}
+	return err.Error()
+}
+
+// tokenErrorText describes a failed token request without its body.
+func tokenErrorText(err error) string {
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) {
+		return err.Error()
+	}
+	s := "the token endpoint refused the request"
+	if re.Response != nil {
+		s += " (HTTP " + re.Response.Status + ")"
+	}
+	if re.ErrorCode != "" {
+		s += ": " + re.ErrorCode
+		if re.ErrorDescription != "" {
+			s += ": " + snippet([]byte(re.ErrorDescription), 200)
+		}
+	}
+	return s
+}
