@@ -114,7 +114,7 @@ func (a *aggregator) route(f *frame.Frame) {
 	case mTaskList:
 		go a.listTasks(f)
 	default:
-		r.replyError(f.ID(), frame.CodeMethodNotFound, "method not found: "+f.Method, nil)
+		r.refuse(f, frame.CodeMethodNotFound, "method not found: "+f.Method, nil)
 	}
 }
 
@@ -262,7 +262,7 @@ func (a *aggregator) claim(f *frame.Frame) (*call, bool) {
 	ctx, cancel := context.WithCancel(a.r.life)
 	c := &call{method: f.Method, frontID: bytes.Clone(f.ID()), claimed: &claimState{ctx, cancel}}
 	a.r.mu.Lock()
-	if cancelled, batchDone := a.r.takePendingLocked(f.ID()); cancelled {
+	if cancelled, batchDone := a.r.takePendingLocked(f); cancelled {
 		a.r.mu.Unlock()
 		cancel()
 		a.r.finishDropped(f.ID(), batchDone)
@@ -535,10 +535,10 @@ func (a *aggregator) byName(f *frame.Frame, kind string, nameSpan frame.Span) {
 	what := strings.TrimSuffix(kind, "s")
 	switch {
 	case !ok:
-		r.replyError(f.ID(), frame.CodeInvalidParams, fmt.Sprintf("unknown %s: %q", what, name), nil)
+		r.refuse(f, frame.CodeInvalidParams, fmt.Sprintf("unknown %s: %q", what, name), nil)
 		return
 	case t.filtered:
-		r.replyError(f.ID(), frame.CodeInvalidParams, fmt.Sprintf("%s %q is not allowed by this bridge's filters", what, name), map[string]string{"backend": t.link.name})
+		r.refuse(f, frame.CodeInvalidParams, fmt.Sprintf("%s %q is not allowed by this bridge's filters", what, name), map[string]string{"backend": t.link.name})
 		return
 	case !t.link.isReady():
 		reason := "backend is not available"
@@ -547,7 +547,7 @@ func (a *aggregator) byName(f *frame.Frame, kind string, nameSpan frame.Span) {
 			reason += ": " + t.link.downErr.Error()
 		}
 		t.link.mu.Unlock()
-		r.replyError(f.ID(), frame.CodeInternalError, fmt.Sprintf("backend %q: %s", t.link.name, reason), backendErrorData(t.link.name, reason))
+		r.refuse(f, frame.CodeInternalError, fmt.Sprintf("backend %q: %s", t.link.name, reason), backendErrorData(t.link.name, reason))
 		return
 	}
 	orig, _ := json.Marshal(t.original)
@@ -731,7 +731,7 @@ func (a *aggregator) completion(f *frame.Frame) {
 			return
 		}
 	}
-	r.replyError(f.ID(), frame.CodeInvalidParams, "completion: no backend owns this reference", nil)
+	r.refuse(f, frame.CodeInvalidParams, "completion: no backend owns this reference", nil)
 }
 
 // fanOut sends logging/setLevel to every ready backend that declared

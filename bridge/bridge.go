@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -131,18 +132,20 @@ type router struct {
 	// pending holds, by raw id, the host requests the reader handed on
 	// that are not in the id map yet: queued behind initialize, or routed
 	// by a goroutine of the aggregator (which may wait for lists). A
-	// notifications/cancelled for one marks it, and whoever takes it up
-	// next drops it (takePending). npending counts the entries, so that
+	// notifications/cancelled marks one, and the request is dropped where
+	// it leaves this state (takePending). Each request has its own entry
+	// (a host may reuse an id once it cancelled the request that had it:
+	// the cancellation must not drop the new one, and the old one must not
+	// be answered under the shared id). npending counts the ids, so that
 	// the hot path need not lock when there are none.
-	pending  map[string]*pendingReq
+	pending  map[string][]*pendingReq
 	npending atomic.Int32
 }
 
-// A pendingReq is one or more host requests of one raw id (a host that
-// reuses ids) waiting to be routed, and how many of them the host
-// cancelled (each notifications/cancelled drops one).
+// A pendingReq is one host request waiting to be routed.
 type pendingReq struct {
-	n, cancelled int
+	f         *frame.Frame // the request itself: its identity
+	cancelled bool
 }
 
 // hostState is what the host told us at initialize and since.
@@ -181,7 +184,7 @@ func newRouter(cfg Config, out io.Writer) *router {
 		byName:  make(map[string]*link),
 		ids:     newIDMap(),
 		batches: make(map[string]*batch),
-		pending: make(map[string]*pendingReq),
+		pending: make(map[string][]*pendingReq),
 	}
 	r.host.initialized = make(chan struct{})
 	r.host.initDone = make(chan struct{})
@@ -334,9 +337,6 @@ func (r *router) toHost(f *frame.Frame) {
 // EOF ends when the count reaches zero, and must not end with an answer
 // still to be queued (FuzzRouter found that race).
 func (r *router) reply(id []byte, f *frame.Frame) {
-	if r.takePending(id) {
-		return
-	}
 	key := string(id)
 	if id == nil {
 		key = "null"
@@ -354,72 +354,85 @@ func (r *router) reply(id []byte, f *frame.Frame) {
 	r.mu.Unlock()
 }
 
-// markPendingLocked records that the host request id was handed on
+// markPendingLocked records that the host request f was handed on
 // without entering the id map yet (see pending). r.mu is held.
-func (r *router) markPendingLocked(id []byte) {
-	p := r.pending[string(id)]
-	if p == nil {
-		p = &pendingReq{}
-		r.pending[string(id)] = p
+func (r *router) markPendingLocked(f *frame.Frame) {
+	key := string(f.ID())
+	if len(r.pending[key]) == 0 {
 		r.npending.Add(1)
 	}
-	p.n++
+	r.pending[key] = append(r.pending[key], &pendingReq{f: f})
 }
 
-// cancelPendingLocked marks a pending host request cancelled and reports
-// whether there was one. r.mu is held.
+// cancelPendingLocked marks the latest pending host request with raw id
+// id that is not cancelled yet, and reports whether one waits with that
+// id. r.mu is held.
 func (r *router) cancelPendingLocked(id []byte) bool {
-	p := r.pending[string(id)]
-	if p == nil {
-		return false
+	ps := r.pending[string(id)]
+	for i := len(ps) - 1; i >= 0; i-- {
+		if !ps[i].cancelled {
+			ps[i].cancelled = true
+			break
+		}
 	}
-	p.cancelled = min(p.cancelled+1, p.n)
-	return true
+	return len(ps) > 0
 }
 
-// takePending is called where a host request leaves the reader's hands
-// for good: entering the id map (forward, claim, which use
-// takePendingLocked under the same lock as the map) or being answered
-// (reply). It ends the request's pending state, if it had one, and
+// takePending is called where host request f leaves the reader's hands
+// for good without entering the id map: answered at once where it is
+// routed (refuse). It ends the request's pending state, if it had one, and
 // reports whether the host cancelled it meanwhile: then the request is
 // dropped unanswered, as a cancelled request is (issue #3), counted as
 // done, and a batch it belongs to stops waiting for it.
-func (r *router) takePending(id []byte) (cancelled bool) {
+func (r *router) takePending(f *frame.Frame) (cancelled bool) {
 	if r.npending.Load() == 0 {
 		return false
 	}
 	r.mu.Lock()
-	cancelled, batchDone := r.takePendingLocked(id)
+	cancelled, batchDone := r.takePendingLocked(f)
 	r.mu.Unlock()
 	if cancelled {
-		r.finishDropped(id, batchDone)
+		r.finishDropped(f.ID(), batchDone)
 	}
 	return cancelled
 }
 
-// takePendingLocked is takePending's part under r.mu; if it reports the
-// request cancelled, the caller calls finishDropped after unlocking.
-func (r *router) takePendingLocked(id []byte) (cancelled bool, batchDone *frame.Frame) {
+// takePendingLocked is takePending's part under r.mu, also used where f
+// enters the id map (forward, claim, under the same lock as the map); if
+// it reports f cancelled, the caller calls finishDropped after unlocking.
+func (r *router) takePendingLocked(f *frame.Frame) (cancelled bool, batchDone *frame.Frame) {
 	if len(r.pending) == 0 {
 		return false, nil // the usual case: nothing waits to be routed
 	}
-	key := string(id)
-	p := r.pending[key]
-	if p == nil {
+	key := string(f.ID())
+	ps := r.pending[key]
+	i := slices.IndexFunc(ps, func(p *pendingReq) bool { return p.f == f })
+	if i < 0 {
 		return false, nil
 	}
-	if p.n--; p.n == 0 {
+	p := ps[i]
+	if ps = slices.Delete(ps, i, i+1); len(ps) == 0 {
 		delete(r.pending, key)
 		r.npending.Add(-1)
+	} else {
+		r.pending[key] = ps
 	}
-	if p.cancelled == 0 {
+	if !p.cancelled {
 		return false, nil
 	}
-	p.cancelled--
 	if b := r.batches[key]; b != nil {
 		batchDone = b.add(key, nil, r.batches)
 	}
 	return true, batchDone
+}
+
+// refuse answers host request f with an error where it is routed, unless
+// the host cancelled it while it waited to be (then it is dropped).
+func (r *router) refuse(f *frame.Frame, code int, msg string, data any) {
+	if r.takePending(f) {
+		return
+	}
+	r.replyError(f.ID(), code, msg, data)
 }
 
 // finishDropped completes dropping a request the host cancelled before it

@@ -176,7 +176,7 @@ func (r *router) releaseQueued() {
 	r.mu.Unlock()
 	for _, f := range queued {
 		if r.life.Err() != nil {
-			r.replyError(f.ID(), frame.CodeInternalError, "the bridge is shutting down", nil)
+			r.refuse(f, frame.CodeInternalError, "the bridge is shutting down", nil)
 			continue
 		}
 		r.route(f)

@@ -80,7 +80,7 @@ func (r *router) fromHost(f *frame.Frame) {
 		// in order (releaseQueued).
 		r.mu.Lock()
 		if !r.host.open {
-			r.markPendingLocked(f.ID())
+			r.markPendingLocked(f)
 			r.host.queued = append(r.host.queued, f)
 			r.mu.Unlock()
 			return
@@ -90,7 +90,7 @@ func (r *router) fromHost(f *frame.Frame) {
 	if !r.raw {
 		// The aggregator routes it from a goroutine of its own.
 		r.mu.Lock()
-		r.markPendingLocked(f.ID())
+		r.markPendingLocked(f)
 		r.mu.Unlock()
 	}
 	r.route(f)
@@ -124,7 +124,7 @@ func (r *router) forward(l *link, f *frame.Frame, edit func(*frame.Frame)) {
 	r.mu.Lock()
 	// Pending no more and in the map under one lock: a cancellation finds
 	// it in one or the other.
-	if cancelled, batchDone := r.takePendingLocked(f.ID()); cancelled {
+	if cancelled, batchDone := r.takePendingLocked(f); cancelled {
 		r.mu.Unlock()
 		r.finishDropped(f.ID(), batchDone)
 		return

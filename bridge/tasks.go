@@ -212,7 +212,7 @@ func (a *aggregator) byTask(f *frame.Frame) {
 	r := a.r
 	id, ok := f.String(f.Param("taskId"))
 	if !ok {
-		r.replyError(f.ID(), frame.CodeInvalidParams, f.Method+": params.taskId must be a string", nil)
+		r.refuse(f, frame.CodeInvalidParams, f.Method+": params.taskId must be a string", nil)
 		return
 	}
 	owner := a.tasks.owner(false, id)
@@ -222,10 +222,10 @@ func (a *aggregator) byTask(f *frame.Frame) {
 	}
 	switch {
 	case owner == nil:
-		r.replyError(f.ID(), frame.CodeInvalidParams, "unknown task: "+quote(id), nil)
+		r.refuse(f, frame.CodeInvalidParams, "unknown task: "+quote(id), nil)
 	case !owner.isReady():
 		reason := "backend is not available"
-		r.replyError(f.ID(), frame.CodeInternalError, fmt.Sprintf("backend %q: %s", owner.name, reason), backendErrorData(owner.name, reason))
+		r.refuse(f, frame.CodeInternalError, fmt.Sprintf("backend %q: %s", owner.name, reason), backendErrorData(owner.name, reason))
 	default:
 		r.forward(owner, f, nil)
 	}
