@@ -145,6 +145,7 @@ type router struct {
 // A pendingReq is one host request waiting to be routed.
 type pendingReq struct {
 	f         *frame.Frame // the request itself: its identity
+	batch     *batch       // the batch it came in, if any
 	cancelled bool
 }
 
@@ -361,7 +362,7 @@ func (r *router) markPendingLocked(f *frame.Frame) {
 	if len(r.pending[key]) == 0 {
 		r.npending.Add(1)
 	}
-	r.pending[key] = append(r.pending[key], &pendingReq{f: f})
+	r.pending[key] = append(r.pending[key], &pendingReq{f: f, batch: r.batches[key]})
 }
 
 // cancelPendingLocked marks the latest pending host request with raw id
@@ -420,7 +421,9 @@ func (r *router) takePendingLocked(f *frame.Frame) (cancelled bool, batchDone *f
 	if !p.cancelled {
 		return false, nil
 	}
-	if b := r.batches[key]; b != nil {
+	// Dropped, it answers nobody: its batch, if it came in one, stops
+	// waiting for it (not another batch whose member reuses the id).
+	if b := r.batches[key]; b != nil && b == p.batch {
 		batchDone = b.add(key, nil, r.batches)
 	}
 	return true, batchDone
