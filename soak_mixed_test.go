@@ -7,10 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"regexp"
 	"runtime"
@@ -21,12 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcpbridge/mcpbridge/bridge"
-	"github.com/mcpbridge/mcpbridge/config"
 	"github.com/mcpbridge/mcpbridge/frame"
-	"github.com/mcpbridge/mcpbridge/internal/testserver"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"github.com/rs/zerolog"
 )
 
 // mixedReq is one request instance the soak host sent (an id may carry
@@ -101,31 +94,13 @@ func TestSoakMixed(t *testing.T) {
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 
-	// HTTP backend whose sessions expire: every 300th request that carries
-	// a session id finds it gone. The server really drops the session
-	// (its streams end), as one that lost it would; SOAK_STALE404=1 only
-	// answers that request 404 and keeps the session and its streams
-	// (a load balancer that sent one request to the wrong instance).
-	httpSrv := testserver.New("h")
-	var httpReqs atomic.Int64
-	stale404 := os.Getenv("SOAK_STALE404") != ""
-	inner := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return httpSrv }, nil)
-	hts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if sid := r.Header.Get("Mcp-Session-Id"); r.Method == http.MethodPost && sid != "" && httpReqs.Add(1)%300 == 0 {
-			if !stale404 {
-				for ss := range httpSrv.Sessions() {
-					if ss.ID() == sid {
-						ss.Close()
-					}
-				}
-			}
-			http.Error(w, "session not found", http.StatusNotFound)
-			return
-		}
-		inner.ServeHTTP(w, r)
-	}))
-	sseSrv := testserver.New("e")
-	ets := httptest.NewServer(mcp.NewSSEHandler(func(*http.Request) *mcp.Server { return sseSrv }, nil))
+	// h's sessions expire (every 300th POST with a session id): the server
+	// really drops the session (its streams end), as one that lost it
+	// would; SOAK_STALE404=1 only answers that request 404 and keeps the
+	// session and its streams (a load balancer that sent one request to
+	// the wrong instance).
+	rig := newSoakRig(os.Getenv("SOAK_STALE404") == "")
+	httpSrv, sseSrv, hts, ets := rig.httpSrv, rig.sseSrv, rig.hts, rig.ets
 	// A tool call of a session the bridge left (an SSE stream that
 	// dropped, an HTTP session it replaced) may wait for ever on an upcall
 	// whose answer the bridge rightly drops, and go-sdk's server then
@@ -149,33 +124,8 @@ func TestSoakMixed(t *testing.T) {
 			}
 		})
 	}
-
-	cfg := bridge.Config{
-		Backends: []config.Backend{
-			{Name: "s1", Kind: config.KindStdio, Command: self, Env: map[string]string{serverEnv: "s1", "MCPBRIDGE_SOAK": marker}},
-			{Name: "s2", Kind: config.KindStdio, Command: self, Env: map[string]string{serverEnv: "s2", "MCPBRIDGE_SOAK": marker}},
-			{Name: "h", Kind: config.KindHTTP, URL: hts.URL + "/mcp"},
-			{Name: "e", Kind: config.KindSSE, URL: ets.URL + "/sse"},
-		},
-		Logger:      zerolog.Nop(),
-		InitTimeout: 20 * time.Second,
-		Timeout:     20 * time.Second,
-	}
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := bridge.Run(context.Background(), cfg, inR, outW)
-		outW.Close()
-		done <- err
-	}()
-
-	var wmu sync.Mutex
-	send := func(line string) {
-		wmu.Lock()
-		defer wmu.Unlock()
-		io.WriteString(inW, line+"\n")
-	}
+	inW, outR, done := rig.start(self, marker)
+	send := rig.send
 
 	var (
 		hm      sync.Mutex
@@ -495,9 +445,7 @@ func TestSoakMixed(t *testing.T) {
 						lastID = ""
 						cancelled.Add(1)
 						rid := q.id
-						wmu.Lock()
-						io.WriteString(inW, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":`+rid+`,"reason":"soak"}}`+"\n")
-						wmu.Unlock()
+						send(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":` + rid + `,"reason":"soak"}}`)
 						continue
 					}
 				}
@@ -613,7 +561,7 @@ func TestSoakMixed(t *testing.T) {
 	wg.Wait()
 	sent := int(min(next.Load(), int64(calls)))
 	t.Logf("%d calls: %d succeeded, %d failed (faults injected; %d resources not found while their backend was down), %d cancelled, %d on a reused id; %d upcalls (%d cancelled by the bridge, %d then left unanswered, %d answered late); %d progress notifications (%d after the answer or cancellation); HTTP requests %d",
-		sent, ok.Load(), failed.Load(), notFound.Load(), cancelled.Load(), reused.Load(), upcalls.Load(), upCancels.Load(), upDropped.Load(), upLate.Load(), progress.Load(), lateProgress.Load(), httpReqs.Load())
+		sent, ok.Load(), failed.Load(), notFound.Load(), cancelled.Load(), reused.Load(), upcalls.Load(), upCancels.Load(), upDropped.Load(), upLate.Load(), progress.Load(), lateProgress.Load(), rig.httpReqs.Load())
 	if ok.Load() < int64(sent)/3 {
 		t.Errorf("only %d of %d calls succeeded", ok.Load(), sent)
 	}

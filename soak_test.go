@@ -55,48 +55,12 @@ func TestSoak(t *testing.T) {
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 
-	// HTTP backend whose sessions expire: every 300th request that carries
-	// a session id is answered 404, as a server that lost it would.
-	httpSrv := testserver.New("h")
-	var httpReqs atomic.Int64
-	inner := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return httpSrv }, nil)
-	hts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.Header.Get("Mcp-Session-Id") != "" && httpReqs.Add(1)%300 == 0 {
-			http.Error(w, "session not found", http.StatusNotFound)
-			return
-		}
-		inner.ServeHTTP(w, r)
-	}))
-	sseSrv := testserver.New("e")
-	ets := httptest.NewServer(mcp.NewSSEHandler(func(*http.Request) *mcp.Server { return sseSrv }, nil))
-
-	cfg := bridge.Config{
-		Backends: []config.Backend{
-			{Name: "s1", Kind: config.KindStdio, Command: self, Env: map[string]string{serverEnv: "s1", "MCPBRIDGE_SOAK": marker}},
-			{Name: "s2", Kind: config.KindStdio, Command: self, Env: map[string]string{serverEnv: "s2", "MCPBRIDGE_SOAK": marker}},
-			{Name: "h", Kind: config.KindHTTP, URL: hts.URL + "/mcp"},
-			{Name: "e", Kind: config.KindSSE, URL: ets.URL + "/sse"},
-		},
-		Logger:      zerolog.Nop(),
-		InitTimeout: 20 * time.Second,
-		Timeout:     20 * time.Second,
-	}
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := bridge.Run(context.Background(), cfg, inR, outW)
-		outW.Close()
-		done <- err
-	}()
+	rig := newSoakRig(false)
+	httpSrv, sseSrv, hts, ets := rig.httpSrv, rig.sseSrv, rig.hts, rig.ets
+	inW, outR, done := rig.start(self, marker)
 
 	// The host: one writer (serialised), one reader matching answers.
-	var wmu sync.Mutex
-	send := func(line string) {
-		wmu.Lock()
-		defer wmu.Unlock()
-		io.WriteString(inW, line+"\n")
-	}
+	send := rig.send
 	var (
 		amu     sync.Mutex
 		answers = map[string][]*frame.Frame{}
@@ -205,7 +169,7 @@ func TestSoak(t *testing.T) {
 	if sent > calls {
 		sent = calls
 	}
-	t.Logf("%d calls: %d succeeded, %d failed (faults injected); HTTP requests %d", sent, ok.Load(), failed.Load(), httpReqs.Load())
+	t.Logf("%d calls: %d succeeded, %d failed (faults injected); HTTP requests %d", sent, ok.Load(), failed.Load(), rig.httpReqs.Load())
 	if ok.Load() < int64(sent)/2 {
 		t.Errorf("only %d of %d calls succeeded", ok.Load(), sent)
 	}
@@ -281,4 +245,76 @@ func processesWith(kv string) []int {
 		}
 	}
 	return pids
+}
+
+// A soakRig is the bridge of a soak test, run in process in front of four
+// backends of mixed kinds: two stdio processes of this test binary (s1,
+// s2), streamable HTTP (h) and legacy SSE (e).
+type soakRig struct {
+	httpSrv, sseSrv *mcp.Server
+	hts, ets        *httptest.Server
+	// httpReqs counts h's POSTs that carry a session id: every 300th
+	// finds its session gone (404), as after a server restart.
+	httpReqs atomic.Int64
+	inW      *io.PipeWriter
+	wmu      sync.Mutex
+}
+
+// newSoakRig starts the HTTP servers. With closeLost, an expired session
+// is really closed on the server too (its streams end); without, only the
+// one request is answered 404 and the session lives on (a load balancer
+// sending one request to the wrong instance).
+func newSoakRig(closeLost bool) *soakRig {
+	rig := &soakRig{httpSrv: testserver.New("h"), sseSrv: testserver.New("e")}
+	inner := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return rig.httpSrv }, nil)
+	rig.hts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if sid := r.Header.Get("Mcp-Session-Id"); r.Method == http.MethodPost && sid != "" && rig.httpReqs.Add(1)%300 == 0 {
+			if closeLost {
+				for ss := range rig.httpSrv.Sessions() {
+					if ss.ID() == sid {
+						ss.Close()
+					}
+				}
+			}
+			http.Error(w, "session not found", http.StatusNotFound)
+			return
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	rig.ets = httptest.NewServer(mcp.NewSSEHandler(func(*http.Request) *mcp.Server { return rig.sseSrv }, nil))
+	return rig
+}
+
+// start runs bridge.Run in front of the four backends (the stdio ones
+// are self, marked with marker) and returns the host's ends of its pipes
+// and where Run's error comes.
+func (rig *soakRig) start(self, marker string) (*io.PipeWriter, *io.PipeReader, <-chan error) {
+	cfg := bridge.Config{
+		Backends: []config.Backend{
+			{Name: "s1", Kind: config.KindStdio, Command: self, Env: map[string]string{serverEnv: "s1", "MCPBRIDGE_SOAK": marker}},
+			{Name: "s2", Kind: config.KindStdio, Command: self, Env: map[string]string{serverEnv: "s2", "MCPBRIDGE_SOAK": marker}},
+			{Name: "h", Kind: config.KindHTTP, URL: rig.hts.URL + "/mcp"},
+			{Name: "e", Kind: config.KindSSE, URL: rig.ets.URL + "/sse"},
+		},
+		Logger:      zerolog.Nop(),
+		InitTimeout: 20 * time.Second,
+		Timeout:     20 * time.Second,
+	}
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := bridge.Run(context.Background(), cfg, inR, outW)
+		outW.Close()
+		done <- err
+	}()
+	rig.inW = inW
+	return inW, outR, done
+}
+
+// send writes one line to the bridge; lines are never interleaved.
+func (rig *soakRig) send(line string) {
+	rig.wmu.Lock()
+	defer rig.wmu.Unlock()
+	io.WriteString(rig.inW, line+"\n")
 }
