@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,10 +88,7 @@ func TestSoakMixed(t *testing.T) {
 	marker := fmt.Sprintf("MCPBRIDGE_SOAK=%d-mixed", os.Getpid())
 	self, _ := os.Executable()
 
-	runtime.GC()
-	baseGoroutines := runtime.NumGoroutine()
-	var before runtime.MemStats
-	runtime.ReadMemStats(&before)
+	base := takeSoakBaseline()
 
 	// h's sessions expire (every 300th POST with a session id): the server
 	// really drops the session (its streams end), as one that lost it
@@ -100,7 +96,7 @@ func TestSoakMixed(t *testing.T) {
 	// session and its streams (a load balancer that sent one request to
 	// the wrong instance).
 	rig := newSoakRig(os.Getenv("SOAK_STALE404") == "")
-	httpSrv, sseSrv, hts, ets := rig.httpSrv, rig.sseSrv, rig.hts, rig.ets
+	ets := rig.ets
 	// A tool call of a session the bridge left (an SSE stream that
 	// dropped, an HTTP session it replaced) may wait for ever on an upcall
 	// whose answer the bridge rightly drops, and go-sdk's server then
@@ -108,7 +104,7 @@ func TestSoakMixed(t *testing.T) {
 	// in-process servers' handlers end with the test.
 	teardown, endHandlers := context.WithCancel(context.Background())
 	defer endHandlers()
-	for _, srv := range []*mcp.Server{httpSrv, sseSrv} {
+	for _, srv := range []*mcp.Server{rig.httpSrv, rig.sseSrv} {
 		srv.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
 			return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 				ctx, stop := context.WithCancel(ctx)
@@ -124,7 +120,7 @@ func TestSoakMixed(t *testing.T) {
 			}
 		})
 	}
-	inW, outR, done := rig.start(self, marker)
+	outR, done := rig.start(self, marker)
 	send := rig.send
 
 	var (
@@ -570,25 +566,7 @@ func TestSoakMixed(t *testing.T) {
 	// counted), then end the host's input.
 	time.Sleep(300 * time.Millisecond)
 	upWG.Wait()
-	inW.Close()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not end after stdin EOF")
-	}
-	<-readDone
-	upWG.Wait()
-	endHandlers()
-	hts.Close()
-	ets.Close()
-	for _, srv := range []*mcp.Server{httpSrv, sseSrv} {
-		for ss := range srv.Sessions() {
-			ss.Close()
-		}
-	}
+	rig.stop(t, done, readDone, func() { upWG.Wait(); endHandlers() })
 
 	hm.Lock()
 	lateAnswers := 0
@@ -605,28 +583,7 @@ func TestSoakMixed(t *testing.T) {
 	t.Logf("%d cancelled requests were answered anyway (the answer crossed the cancellation); %d stray answers", lateAnswers, stray)
 	hm.Unlock()
 
-	var after runtime.MemStats
-	var g int
-	for range 50 {
-		runtime.GC()
-		g = runtime.NumGoroutine()
-		if g <= baseGoroutines+3 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	runtime.ReadMemStats(&after)
-	if g > baseGoroutines+3 {
-		buf := make([]byte, 1<<20)
-		t.Errorf("goroutines: %d before, %d after\n%s", baseGoroutines, g, buf[:runtime.Stack(buf, true)])
-	}
-	if after.HeapInuse > before.HeapInuse+16<<20 {
-		t.Errorf("heap in use: %d MiB before, %d MiB after", before.HeapInuse>>20, after.HeapInuse>>20)
-	}
-	t.Logf("goroutines %d → %d; heap in use %d → %d KiB", baseGoroutines, g, before.HeapInuse>>10, after.HeapInuse>>10)
-	if left := processesWith(marker); len(left) > 0 {
-		t.Errorf("backend processes left: %v", left)
-	}
+	base.check(t, marker)
 }
 
 func slicesContains(s []string, v string) bool {

@@ -50,14 +50,11 @@ func TestSoak(t *testing.T) {
 	marker := fmt.Sprintf("MCPBRIDGE_SOAK=%d", os.Getpid())
 	self, _ := os.Executable()
 
-	runtime.GC()
-	baseGoroutines := runtime.NumGoroutine()
-	var before runtime.MemStats
-	runtime.ReadMemStats(&before)
+	base := takeSoakBaseline()
 
 	rig := newSoakRig(false)
-	httpSrv, sseSrv, hts, ets := rig.httpSrv, rig.sseSrv, rig.hts, rig.ets
-	inW, outR, done := rig.start(self, marker)
+	ets := rig.ets
+	outR, done := rig.start(self, marker)
 
 	// The host: one writer (serialised), one reader matching answers.
 	send := rig.send
@@ -174,25 +171,7 @@ func TestSoak(t *testing.T) {
 		t.Errorf("only %d of %d calls succeeded", ok.Load(), sent)
 	}
 
-	inW.Close()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not end after stdin EOF")
-	}
-	<-readDone
-	hts.Close()
-	ets.Close()
-	// The test's own servers keep the sessions the fault injection made
-	// them lose; close them so only the bridge's goroutines are counted.
-	for _, srv := range []*mcp.Server{httpSrv, sseSrv} {
-		for ss := range srv.Sessions() {
-			ss.Close()
-		}
-	}
+	rig.stop(t, done, readDone, nil)
 
 	amu.Lock()
 	for id, fs := range answers {
@@ -206,28 +185,7 @@ func TestSoak(t *testing.T) {
 	amu.Unlock()
 
 	// Baselines: goroutines and heap back, no process of the trees left.
-	var after runtime.MemStats
-	var g int
-	for range 50 {
-		runtime.GC()
-		g = runtime.NumGoroutine()
-		if g <= baseGoroutines+3 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	runtime.ReadMemStats(&after)
-	if g > baseGoroutines+3 {
-		buf := make([]byte, 1<<20)
-		t.Errorf("goroutines: %d before, %d after\n%s", baseGoroutines, g, buf[:runtime.Stack(buf, true)])
-	}
-	if after.HeapInuse > before.HeapInuse+16<<20 {
-		t.Errorf("heap in use: %d MiB before, %d MiB after", before.HeapInuse>>20, after.HeapInuse>>20)
-	}
-	t.Logf("goroutines %d → %d; heap in use %d → %d KiB", baseGoroutines, g, before.HeapInuse>>10, after.HeapInuse>>10)
-	if left := processesWith(marker); len(left) > 0 {
-		t.Errorf("backend processes left: %v", left)
-	}
+	base.check(t, marker)
 }
 
 // processesWith lists the pids whose environment holds kv.
@@ -286,9 +244,9 @@ func newSoakRig(closeLost bool) *soakRig {
 }
 
 // start runs bridge.Run in front of the four backends (the stdio ones
-// are self, marked with marker) and returns the host's ends of its pipes
-// and where Run's error comes.
-func (rig *soakRig) start(self, marker string) (*io.PipeWriter, *io.PipeReader, <-chan error) {
+// are self, marked with marker) and returns what it writes to the host
+// and where Run's error comes; the host writes with send.
+func (rig *soakRig) start(self, marker string) (*io.PipeReader, <-chan error) {
 	cfg := bridge.Config{
 		Backends: []config.Backend{
 			{Name: "s1", Kind: config.KindStdio, Command: self, Env: map[string]string{serverEnv: "s1", "MCPBRIDGE_SOAK": marker}},
@@ -309,7 +267,7 @@ func (rig *soakRig) start(self, marker string) (*io.PipeWriter, *io.PipeReader, 
 		done <- err
 	}()
 	rig.inW = inW
-	return inW, outR, done
+	return outR, done
 }
 
 // send writes one line to the bridge; lines are never interleaved.
@@ -317,4 +275,74 @@ func (rig *soakRig) send(line string) {
 	rig.wmu.Lock()
 	defer rig.wmu.Unlock()
 	io.WriteString(rig.inW, line+"\n")
+}
+
+// stop ends the host's input, waits for Run and the host's reader (then
+// for before, if not nil), and closes the test's servers and the sessions
+// they kept (the fault injection made them lose some): only the bridge's
+// goroutines are counted after.
+func (rig *soakRig) stop(t *testing.T, done <-chan error, readDone <-chan struct{}, before func()) {
+	t.Helper()
+	rig.inW.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not end after stdin EOF")
+	}
+	<-readDone
+	if before != nil {
+		before()
+	}
+	rig.hts.Close()
+	rig.ets.Close()
+	for _, srv := range []*mcp.Server{rig.httpSrv, rig.sseSrv} {
+		for ss := range srv.Sessions() {
+			ss.Close()
+		}
+	}
+}
+
+// A soakBaseline is what a soak test must come back to: goroutines,
+// heap, and no process of the backends' trees.
+type soakBaseline struct {
+	goroutines int
+	mem        runtime.MemStats
+}
+
+func takeSoakBaseline() soakBaseline {
+	runtime.GC()
+	b := soakBaseline{goroutines: runtime.NumGoroutine()}
+	runtime.ReadMemStats(&b.mem)
+	return b
+}
+
+// check waits (bounded) for the goroutines to come back and reports what
+// did not.
+func (b soakBaseline) check(t *testing.T, marker string) {
+	t.Helper()
+	var after runtime.MemStats
+	var g int
+	for range 50 {
+		runtime.GC()
+		g = runtime.NumGoroutine()
+		if g <= b.goroutines+3 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	runtime.ReadMemStats(&after)
+	if g > b.goroutines+3 {
+		buf := make([]byte, 1<<20)
+		t.Errorf("goroutines: %d before, %d after\n%s", b.goroutines, g, buf[:runtime.Stack(buf, true)])
+	}
+	if after.HeapInuse > b.mem.HeapInuse+16<<20 {
+		t.Errorf("heap in use: %d MiB before, %d MiB after", b.mem.HeapInuse>>20, after.HeapInuse>>20)
+	}
+	t.Logf("goroutines %d → %d; heap in use %d → %d KiB", b.goroutines, g, b.mem.HeapInuse>>10, after.HeapInuse>>10)
+	if left := processesWith(marker); len(left) > 0 {
+		t.Errorf("backend processes left: %v", left)
+	}
 }
