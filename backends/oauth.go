@@ -62,6 +62,7 @@ type oauthClient struct {
 	handler  *auth.AuthorizationCodeHandler // built for reg; nil until needed
 	reg      *oauthRegistration             // the client registration in use; nil: register anew
 	newReg   *oauthRegistration             // what the last token came with (NewTokenSource)
+	lastRef  *storingRefresher              // the refresher of the last token source made
 	callback net.Listener                   // the running flow's redirect listener
 	authURL  string                         // the authorization server's origin, once known
 }
@@ -73,6 +74,11 @@ type grant struct {
 	ts    oauth2.TokenSource // nil before the first token
 	epoch uint64             // flows ended before this grant
 	err   error              // why the flow that published it failed
+	// refresher refreshes ts's tokens (nil: no refresh token); refreshed
+	// says ts came from a refresh forced by a refusal, so a second refusal
+	// goes to the browser.
+	refresher *storingRefresher
+	refreshed bool
 }
 
 // A flight is one flow under way; refused requests wait for it.
@@ -151,7 +157,7 @@ func (o *oauthClient) load() {
 	o.handler = h
 	if ts != nil {
 		ts, _ = h.TokenSource(o.ctx)
-		o.cur.Store(&grant{ts: ts})
+		o.cur.Store(&grant{ts: ts, refresher: o.lastRef})
 		o.log.Debug().Msg("OAuth: using the stored token")
 	}
 }
@@ -213,7 +219,11 @@ func (o *oauthClient) renew(ctx context.Context, ticket uint64, resp *http.Respo
 // run is one flow, in its own goroutine: it publishes the outcome as a new
 // grant and releases the requests waiting for it.
 func (o *oauthClient) run(f *flight, resp *http.Response) {
+	if o.refreshInstead(f, resp) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(o.ctx, flowTimeout)
+	o.lastRef = nil
 	ts, err := o.flow(ctx, resp)
 	cancel()
 	if err != nil {
@@ -225,17 +235,44 @@ func (o *oauthClient) run(f *flight, resp *http.Response) {
 	} else {
 		o.log.Info().Str("authorizationServer", o.authServer()).Msg("OAuth: authorized")
 	}
-	o.mu.Lock()
-	old := o.cur.Load()
-	g := &grant{ts: ts, epoch: old.epoch + 1, err: err}
+	g := &grant{ts: ts, err: err, refresher: o.lastRef}
 	if err != nil {
-		g.ts = old.ts
+		old := o.cur.Load()
+		g.ts, g.refresher = old.ts, old.refresher
 	}
+	o.publish(f, g)
+}
+
+// publish makes g the grant requests are sent with, after the one before,
+// and releases the requests waiting for flight f.
+func (o *oauthClient) publish(f *flight, g *grant) {
+	o.mu.Lock()
+	g.epoch = o.cur.Load().epoch + 1
 	o.cur.Store(g)
 	o.flight = nil
-	f.err = err
+	f.err = g.err
 	close(f.done)
 	o.mu.Unlock()
+}
+
+// refreshInstead answers a 401 to a token that has a refresh token with a
+// refresh, not the browser: the server may have revoked or expired the
+// access token early (or the clocks differ). It reports whether that
+// worked and was published. A token from such a refresh that is refused
+// too goes to the browser.
+func (o *oauthClient) refreshInstead(f *flight, resp *http.Response) bool {
+	old := o.cur.Load()
+	if resp.StatusCode != http.StatusUnauthorized || old.refresher == nil || old.refreshed {
+		return false
+	}
+	tok, err := old.refresher.Token()
+	if err != nil {
+		o.log.Info().Str("error", tokenErrorText(err)).Msg("OAuth: refreshing the refused access token failed; authorizing anew")
+		return false
+	}
+	o.log.Info().Msg("OAuth: the server refused the access token; refreshed it")
+	o.publish(f, &grant{ts: oauth2.ReuseTokenSource(tok, old.refresher), refresher: old.refresher, refreshed: true})
+	return true
 }
 
 // flow runs the authorization-code flow for the refusal resp and returns
@@ -359,23 +396,35 @@ func (o *oauthClient) newTokenSource(ctx context.Context, cfg *oauth2.Config, to
 // stored as it comes.
 func (o *oauthClient) tokenSource(ctx context.Context, cfg *oauth2.Config, tok *oauth2.Token) oauth2.TokenSource {
 	reg := registrationOf(cfg)
-	return oauth2.ReuseTokenSource(tok, &storingRefresher{
-		ctx: ctx, cfg: cfg, refresh: tok.RefreshToken,
-		save: func(t *oauth2.Token) { o.store.save(reg, t) },
-	})
+	var ref *storingRefresher
+	if tok.RefreshToken != "" {
+		ref = &storingRefresher{
+			ctx: ctx, cfg: cfg, refresh: tok.RefreshToken,
+			save: func(t *oauth2.Token) { o.store.save(reg, t) },
+		}
+	}
+	o.lastRef = ref // in the flow's goroutine, or at load before any
+	if ref == nil {
+		return oauth2.StaticTokenSource(tok)
+	}
+	return oauth2.ReuseTokenSource(tok, ref)
 }
 
 // A storingRefresher refreshes with oauth2's own refresher and stores
-// each new token. ReuseTokenSource calls Token under its lock, so refresh
-// needs none.
+// each new token. It is called by its ReuseTokenSource when the token
+// expired, and by refreshInstead when the server refused it early: mu
+// keeps the two apart.
 type storingRefresher struct {
 	ctx     context.Context
 	cfg     *oauth2.Config
-	refresh string
 	save    func(*oauth2.Token)
+	mu      sync.Mutex
+	refresh string
 }
 
 func (r *storingRefresher) Token() (*oauth2.Token, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	// A token with only a refresh token is expired: its source refreshes
 	// at once (and keeps the refresh token if the server sends none).
 	t, err := r.cfg.TokenSource(r.ctx, &oauth2.Token{RefreshToken: r.refresh}).Token()

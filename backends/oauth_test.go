@@ -227,6 +227,14 @@ func (as *testAS) revokeAll() {
 	as.mu.Unlock()
 }
 
+// revokeAccess forgets the access tokens alone: the refresh tokens still
+// work.
+func (as *testAS) revokeAccess() {
+	as.mu.Lock()
+	clear(as.access)
+	as.mu.Unlock()
+}
+
 // secrets is every code and token issued so far.
 func (as *testAS) secrets() []string {
 	as.mu.Lock()
@@ -443,6 +451,23 @@ func TestOAuthRefusedTokenRunsTheFlowAgain(t *testing.T) {
 	initializeN(t, d, 2)
 	if as.authorizes.Load() != 3 || as.registers.Load() != 1 {
 		t.Fatalf("restart with a refused token: %s", as.counts())
+	}
+}
+
+// TestOAuthRefusedAccessTokenIsRefreshed: a server that refuses an access
+// token before it expires (revoked, clocks apart) gets a refreshed one,
+// not a trip to the browser, while the refresh token works (seventh
+// review).
+func TestOAuthRefusedAccessTokenIsRefreshed(t *testing.T) {
+	t.Setenv(OAuthDirEnv, t.TempDir())
+	as := newTestAS(t, time.Hour)
+	u, _ := serveProtected(t, as, false)
+	d := newDriver(t, openOAuth(t, config.KindHTTP, u, &syncBuffer{}))
+	initializeN(t, d, 1)
+	as.revokeAccess()
+	callN(t, d, 10, 5)
+	if as.authorizes.Load() != 1 || as.refreshGrants.Load() != 1 {
+		t.Fatalf("want one refresh and no second flow: %s", as.counts())
 	}
 }
 
