@@ -611,29 +611,47 @@ func (a *aggregator) byURI(f *frame.Frame, subHeld *link) {
 		}
 	}
 	a.mu.Unlock()
-	var last *frame.Frame
+	var notFound, failed *frame.Frame
 	for _, l := range append(first, rest...) {
 		g, err := a.askWait(c.claimed.ctx, l, f.Method, params, 0)
 		if c.claimed.ctx.Err() != nil {
 			return // the host cancelled it: the answer is dropped
 		}
-		if err == nil || (g != nil && !resourceNotFound(g, uri)) {
-			if g == nil {
-				break
-			}
-			if err == nil && f.Method == mSubscribe {
+		switch {
+		case g == nil:
+			// No answer at all (the bridge is stopping).
+		case err == nil:
+			if f.Method == mSubscribe {
 				r.subRoutedTo(uri, l)
 			}
 			g.SetID(f.ID())
 			a.answer(c, g)
 			return
+		case resourceNotFound(g, uri):
+			notFound = g
+			continue
+		case unreachable(g):
+			// The backend could not be asked (down, lost, timed out):
+			// the URI may be another's; if nobody has it, this failure
+			// is the answer, since it may have been this backend's.
+			if failed == nil {
+				failed = g
+			}
+			continue
+		default:
+			// The backend's own error about the URI: its answer.
+			g.SetID(f.ID())
+			a.answer(c, g)
+			return
 		}
-		last = g
+		break
 	}
-	if last != nil {
-		last.SetID(f.ID())
-		a.answer(c, last)
-		return
+	for _, g := range []*frame.Frame{failed, notFound} {
+		if g != nil {
+			g.SetID(f.ID())
+			a.answer(c, g)
+			return
+		}
 	}
 	a.answer(c, frame.NewError(f.ID(), frame.ErrorObject{Code: frame.CodeNotFound, Message: "resource not found: " + uri, Data: map[string]string{"uri": uri}}))
 }
@@ -649,6 +667,19 @@ func (l *link) servesResources(method string) bool {
 		return string(rawField(c, "subscribe")) == "true"
 	}
 	return true
+}
+
+// unreachable reports whether an error answer is the bridge's own for a
+// backend it could not ask or that did not answer in time (-32603 or
+// -32001 with data.backend), not the backend's.
+func unreachable(f *frame.Frame) bool {
+	var e struct {
+		Code int `json:"code"`
+		Data struct {
+			Backend string `json:"backend"`
+		} `json:"data"`
+	}
+	return json.Unmarshal(f.Error(), &e) == nil && (e.Code == frame.CodeInternalError || e.Code == frame.CodeTimeout) && e.Data.Backend != ""
 }
 
 // resourceNotFound reports whether a backend's error answer means "no such

@@ -469,3 +469,34 @@ func TestSharedURIOwnerAfterListChanged(t *testing.T) {
 		t.Errorf("dyn://x after a fresh resources/list: %s; want a's", r.Raw())
 	}
 }
+
+// TestUnlistedURIPastAStuckBackend: a URI nobody listed is tried on each
+// backend in turn; one that does not answer in time (or is down) does not
+// end the search: the next backend that has the URI answers (the mixed
+// soak saw a failing backend's error given for another's URI).
+func TestUnlistedURIPastAStuckBackend(t *testing.T) {
+	var log readLog
+	_, srvB := unlistedServers(&log, false)
+	stuck := testServer("a")
+	stuck.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			if method == "resources/read" {
+				<-ctx.Done() // until the bridge gives up on it
+				return nil, ctx.Err()
+			}
+			return next(ctx, method, req)
+		}
+	})
+	b := bridgedWire(t, Config{Timeout: 300 * time.Millisecond}, namedServer{"a", stuck}, namedServer{"b", srvB})
+	handshake(b.wire)
+	b.Send(`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"secret://only-b"}}`)
+	if r := b.Response("1"); !strings.Contains(string(r.Result()), "secret of b") {
+		t.Errorf("secret://only-b past a stuck backend: %s", r.Raw())
+	}
+	// Nobody has it: the stuck backend's failure is the answer (the URI
+	// may have been its).
+	b.Send(`{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"secret://nobody"}}`)
+	if r := b.Response("2"); !strings.Contains(string(r.Error()), `"backend":"a"`) {
+		t.Errorf("secret://nobody: want a's failure: %s", r.Raw())
+	}
+}
