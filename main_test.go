@@ -23,6 +23,7 @@ import (
 
 	"github.com/mcpbridge/mcpbridge/backends"
 	"github.com/mcpbridge/mcpbridge/frame"
+	"github.com/mcpbridge/mcpbridge/internal/oauthtest"
 	"github.com/mcpbridge/mcpbridge/internal/testserver"
 	"github.com/mcpbridge/mcpbridge/internal/wiretest"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -44,6 +45,12 @@ func TestMain(m *testing.M) {
 	if name := os.Getenv(serverEnv); name != "" {
 		runTestServer(name)
 		return
+	}
+	if len(os.Args) == 3 && os.Args[1] == fakeBrowserArg {
+		// A browser run by the bridge: careless openers print to stdout,
+		// which must not reach the bridge's.
+		fmt.Println("Opening in existing browser session.")
+		os.Exit(oauthtest.FakeBrowser(os.Args[2]))
 	}
 	dir, err := os.MkdirTemp("", "mcpbridge-e2e")
 	if err != nil {
@@ -188,7 +195,6 @@ func tail(s string, n int) string {
 	return s
 }
 
-// waitExit waits for the bridge to exit and returns its status.
 // awaitLog waits up to 10 s for the bridge's log to contain text.
 func (p *bridgeProc) awaitLog(t *testing.T, text string) {
 	t.Helper()
@@ -201,6 +207,7 @@ func (p *bridgeProc) awaitLog(t *testing.T, text string) {
 	}
 }
 
+// waitExit waits for the bridge to exit and returns its status.
 func (p *bridgeProc) waitExit(t *testing.T, within time.Duration) int {
 	t.Helper()
 	select {
@@ -965,5 +972,48 @@ func TestStuckBackendStallsNoOther(t *testing.T) {
 	r := p.Response(`"s` + strconv.Itoa(flood-1) + `"`)
 	if !strings.Contains(string(r.Error()), "queue full") || !strings.Contains(string(r.Error()), "stuck") {
 		t.Errorf("a request the stuck backend cannot take: %s", r.Raw())
+	}
+}
+
+const fakeBrowserArg = "fake-browser"
+
+// TestOAuthEndToEnd: the real binary in front of an HTTP backend that
+// asks for OAuth (a go-sdk server behind go-sdk's bearer check, a loopback
+// authorization server): the host's initialize is answered after one
+// authorization flow through a browser that prints to its stdout (nothing
+// of it reaches the bridge's, which wiretest checks line by line), calls
+// carry the token, and a second bridge starts from the stored token
+// without the browser. With --no-oauth the 401 is the answer.
+func TestOAuthEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	env := []string{"MCPBRIDGE_OAUTH_DIR=" + dir, "MCPBRIDGE_BROWSER='" + os.Args[0] + "' " + fakeBrowserArg}
+	as := oauthtest.NewAS(t, time.Hour)
+	url := oauthtest.ServeProtected(t, as, testserver.New("remote"), false, nil)
+	for run := 1; run <= 2; run++ {
+		p := startBridge(t, env, "--http", "remote="+url)
+		handshake(t, p)
+		p.Send(echoCall("1", "through OAuth"))
+		if r := p.Response("1"); r.IsError() || !strings.Contains(string(r.Result()), "through OAuth") {
+			t.Fatalf("run %d: call: %s\n%s", run, r.Raw(), p.stderr.String())
+		}
+		if as.Authorizes.Load() != 1 || as.Registers.Load() != 1 {
+			t.Fatalf("run %d: want one flow in all: %s", run, as.Counts())
+		}
+		p.W.Close()
+		p.waitExit(t, 10*time.Second)
+	}
+	files, _ := os.ReadDir(dir)
+	if len(files) != 1 {
+		t.Errorf("OAuth directory holds %d files, want 1", len(files))
+	} else if fi, err := files[0].Info(); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("token file mode %v (%v), want 0600", fi.Mode().Perm(), err)
+	}
+	p := startBridge(t, env, "--no-oauth", "remote", "--http", "remote="+url)
+	p.Send(initLine)
+	if r := p.Response("0"); !r.IsError() || !strings.Contains(string(r.Error()), "401") {
+		t.Errorf("--no-oauth: want the 401 as the answer: %s", r.Raw())
+	}
+	if as.Authorizes.Load() != 1 {
+		t.Errorf("--no-oauth started a flow: %s", as.Counts())
 	}
 }
