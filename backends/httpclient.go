@@ -498,24 +498,36 @@ func (c *httpCore) do(req *http.Request) (*http.Response, error) {
 	}
 	ticket := c.auth.authorize(req)
 	resp, err := c.hc.Do(req)
-	if err != nil || !oauthRefusal(resp) || (req.Body != nil && req.GetBody == nil) {
-		return resp, err
-	}
-	drain(resp)
-	resp.Body = http.NoBody // the handler reads the headers alone
-	if err := c.auth.renew(req.Context(), ticket, resp); err != nil {
-		return nil, err
-	}
-	retry := req.Clone(req.Context())
-	retry.Header.Del("Authorization")
-	if req.GetBody != nil {
-		if retry.Body, err = req.GetBody(); err != nil {
+	// At most two renewals: a refresh, then, if the refreshed token is
+	// refused too, the browser.
+	for range maxRenewals {
+		if err == nil && !oauthRefusal(resp) {
+			c.auth.accepted(ticket)
+			return resp, nil
+		}
+		if err != nil || (req.Body != nil && req.GetBody == nil) {
+			return resp, err
+		}
+		drain(resp)
+		resp.Body = http.NoBody // the handler reads the headers alone
+		if err := c.auth.renew(req.Context(), ticket, resp); err != nil {
 			return nil, err
 		}
+		retry := req.Clone(req.Context())
+		retry.Header.Del("Authorization")
+		if req.GetBody != nil {
+			if retry.Body, err = req.GetBody(); err != nil {
+				return nil, err
+			}
+		}
+		ticket = c.auth.authorize(retry)
+		resp, err = c.hc.Do(retry)
 	}
-	c.auth.authorize(retry)
-	return c.hc.Do(retry)
+	return resp, err
 }
+
+// maxRenewals bounds the authorizations one request may wait for.
+const maxRenewals = 2
 
 // doOnce sends req with the access token, if any, and never starts a
 // flow (the DELETE that ends a session).

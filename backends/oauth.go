@@ -74,11 +74,11 @@ type grant struct {
 	ts    oauth2.TokenSource // nil before the first token
 	epoch uint64             // flows ended before this grant
 	err   error              // why the flow that published it failed
-	// refresher refreshes ts's tokens (nil: no refresh token); refreshed
-	// says ts came from a refresh forced by a refusal, so a second refusal
-	// goes to the browser.
+	// refresher refreshes ts's tokens (nil: no refresh token); forced is
+	// the access token a refresh forced by a refusal gave: a request
+	// refused with that very token goes to the browser.
 	refresher *storingRefresher
-	refreshed bool
+	forced    string
 }
 
 // A flight is one flow under way; refused requests wait for it.
@@ -163,9 +163,10 @@ func (o *oauthClient) load() {
 }
 
 // refreshContext is what token sources refresh with: it outlives any one
-// request and carries the authorization server client.
+// request, ends with the session (Close must not wait for a refresh that
+// hangs), and carries the authorization server client.
 func (o *oauthClient) refreshContext() context.Context {
-	return context.WithValue(context.Background(), oauth2.HTTPClient, o.hc)
+	return context.WithValue(o.ctx, oauth2.HTTPClient, o.hc)
 }
 
 // authorize adds the current access token to req (refreshing it if it
@@ -184,6 +185,23 @@ func (o *oauthClient) authorize(req *http.Request) (ticket uint64) {
 	}
 	tok.SetAuthHeader(req)
 	return g.epoch
+}
+
+// accepted is called when the server took a request sent with ticket: a
+// token a forced refresh gave has proved good, so a later refusal of it is
+// an early expiry again (refreshed), not a refresh that did not help.
+func (o *oauthClient) accepted(ticket uint64) {
+	g := o.cur.Load()
+	if g.forced == "" || g.epoch != ticket {
+		return
+	}
+	o.mu.Lock()
+	if o.cur.Load() == g {
+		ok := *g
+		ok.forced = ""
+		o.cur.Store(&ok)
+	}
+	o.mu.Unlock()
 }
 
 // renew is called after the server refused a request sent with ticket. If
@@ -258,12 +276,16 @@ func (o *oauthClient) publish(f *flight, g *grant) {
 // refreshInstead answers a 401 to a token that has a refresh token with a
 // refresh, not the browser: the server may have revoked or expired the
 // access token early (or the clocks differ). It reports whether that
-// worked and was published. A token from such a refresh that is refused
-// too goes to the browser.
+// worked and was published. The token such a refresh gave, refused before
+// any request went through with it, goes to the browser; refused later,
+// it is refreshed again.
 func (o *oauthClient) refreshInstead(f *flight, resp *http.Response) bool {
 	old := o.cur.Load()
-	if resp.StatusCode != http.StatusUnauthorized || old.refresher == nil || old.refreshed {
+	if resp.StatusCode != http.StatusUnauthorized || old.refresher == nil {
 		return false
+	}
+	if old.forced != "" && resp.Request != nil && resp.Request.Header.Get("Authorization") == "Bearer "+old.forced {
+		return false // the token a forced refresh gave is refused too
 	}
 	tok, err := old.refresher.Token()
 	if err != nil {
@@ -271,7 +293,7 @@ func (o *oauthClient) refreshInstead(f *flight, resp *http.Response) bool {
 		return false
 	}
 	o.log.Info().Msg("OAuth: the server refused the access token; refreshed it")
-	o.publish(f, &grant{ts: oauth2.ReuseTokenSource(tok, old.refresher), refresher: old.refresher, refreshed: true})
+	o.publish(f, &grant{ts: oauth2.ReuseTokenSource(tok, old.refresher), refresher: old.refresher, forced: tok.AccessToken})
 	return true
 }
 
@@ -389,7 +411,7 @@ func (o *oauthClient) newTokenSource(ctx context.Context, cfg *oauth2.Config, to
 	o.newReg = &reg // in the flow's goroutine: Authorize calls this
 	o.authURL = origin(cfg.Endpoint.AuthURL)
 	o.store.save(reg, tok)
-	return o.tokenSource(ctx, cfg, tok), nil
+	return o.tokenSource(o.refreshContext(), cfg, tok), nil
 }
 
 // tokenSource returns tok until it expires, then refreshed tokens, each

@@ -237,6 +237,44 @@ func TestOAuthRefusedAccessTokenIsRefreshed(t *testing.T) {
 	}
 }
 
+// TestOAuthRefreshedTokenRefusedGoesToTheBrowser: when the token a forced
+// refresh gave is refused too, the same request waits for the browser
+// flow and succeeds (eighth review: it failed, and only the next request
+// went to the browser).
+func TestOAuthRefreshedTokenRefusedGoesToTheBrowser(t *testing.T) {
+	t.Setenv(OAuthDirEnv, t.TempDir())
+	as := oauthtest.NewAS(t, time.Hour)
+	u, _ := serveProtected(t, as, false)
+	d := newDriver(t, openOAuth(t, config.KindHTTP, u, &syncBuffer{}))
+	initializeN(t, d, 1)
+	callN(t, d, 5, 1)
+	as.RefuseRefreshed.Store(true)
+	as.RevokeAccess()
+	callN(t, d, 10, 1)
+	if as.Authorizes.Load() != 2 || as.RefreshGrants.Load() != 1 {
+		t.Fatalf("want a refresh, then one browser flow: %s", as.Counts())
+	}
+}
+
+// TestOAuthSecondEarlyRefusalIsRefreshedToo: a token refused early, once
+// more after a forced refresh worked, is refreshed again, not sent to the
+// browser (eighth review).
+func TestOAuthSecondEarlyRefusalIsRefreshedToo(t *testing.T) {
+	t.Setenv(OAuthDirEnv, t.TempDir())
+	as := oauthtest.NewAS(t, time.Hour)
+	u, _ := serveProtected(t, as, false)
+	d := newDriver(t, openOAuth(t, config.KindHTTP, u, &syncBuffer{}))
+	initializeN(t, d, 1)
+	as.RevokeAccess()
+	callN(t, d, 10, 2)
+	callN(t, d, 20, 2)
+	as.RevokeAccess()
+	callN(t, d, 30, 2)
+	if as.Authorizes.Load() != 1 || as.RefreshGrants.Load() != 2 {
+		t.Fatalf("want two refreshes and no second browser flow: %s", as.Counts())
+	}
+}
+
 func TestOAuthFlowTimesOut(t *testing.T) {
 	t.Setenv(OAuthDirEnv, t.TempDir())
 	old := flowTimeout

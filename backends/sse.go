@@ -99,14 +99,17 @@ func newSSE(cfg config.Backend, opts Options) (*sseSession, error) {
 // more.
 func (s *sseSession) connect(ctx context.Context) (*sseStream, error) {
 	st, err := s.dialWithin(ctx)
-	var refused *oauthRefused
-	if !errors.As(err, &refused) {
-		return st, err
+	for range maxRenewals {
+		var refused *oauthRefused
+		if !errors.As(err, &refused) {
+			return st, err
+		}
+		if err := s.auth.renew(ctx, refused.ticket, refused.resp); err != nil {
+			return nil, fmt.Errorf("backend %q: sse: connect: %w", s.name, err)
+		}
+		st, err = s.dialWithin(ctx)
 	}
-	if err := s.auth.renew(ctx, refused.ticket, refused.resp); err != nil {
-		return nil, fmt.Errorf("backend %q: sse: connect: %w", s.name, err)
-	}
-	return s.dialWithin(ctx)
+	return st, err
 }
 
 // dialWithin is dial bounded by handshakeTimeout.

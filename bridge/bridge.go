@@ -140,6 +140,11 @@ type router struct {
 	// the hot path need not lock when there are none.
 	pending  map[string][]*pendingReq
 	npending atomic.Int32
+	// reading is the batch whose members the reader is handing on (nil
+	// for a single message): the batch a pending request belongs to is the
+	// one it came in, not whichever holds its id. Only the reader
+	// goroutine touches it.
+	reading *batch
 }
 
 // A pendingReq is one host request waiting to be routed.
@@ -362,7 +367,7 @@ func (r *router) markPendingLocked(f *frame.Frame) {
 	if len(r.pending[key]) == 0 {
 		r.npending.Add(1)
 	}
-	r.pending[key] = append(r.pending[key], &pendingReq{f: f, batch: r.batches[key]})
+	r.pending[key] = append(r.pending[key], &pendingReq{f: f, batch: r.reading})
 }
 
 // cancelPendingLocked marks the latest pending host request with raw id
@@ -563,8 +568,9 @@ func (r *router) handleBatch(line []byte) {
 		return
 	}
 	b := &batch{waiting: map[string]int{}}
+	member := make([]bool, len(items)) // answered inside the batch
 	r.mu.Lock()
-	for _, it := range items {
+	for i, it := range items {
 		id := []byte("null") // what an invalid member's error will carry
 		f, err := frame.Parse(bytes.Clone(it))
 		switch {
@@ -579,10 +585,15 @@ func (r *router) handleBatch(line []byte) {
 		b.waiting[string(id)]++
 		b.left++
 		r.batches[string(id)] = b
+		member[i] = true
 	}
 	r.mu.Unlock()
-	for _, it := range items {
+	for i, it := range items {
+		if member[i] {
+			r.reading = b
+		}
 		r.handleFrontLine([]byte(it))
+		r.reading = nil
 	}
 }
 

@@ -33,6 +33,9 @@ type AS struct {
 	ttl time.Duration // lifetime of access tokens
 
 	Hold atomic.Bool // /authorize shows a page and never redirects
+	// RefuseRefreshed makes the tokens of refresh grants invalid at the
+	// resource server (a server that revoked the whole grant).
+	RefuseRefreshed atomic.Bool
 
 	Registers, Authorizes, CodeGrants, RefreshGrants atomic.Int32
 
@@ -165,7 +168,9 @@ func (as *AS) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	access, refresh := "at-"+rand.Text(), "rt-"+rand.Text()
-	as.access[access] = time.Now().Add(as.ttl)
+	if !(f.Get("grant_type") == "refresh_token" && as.RefuseRefreshed.Load()) {
+		as.access[access] = time.Now().Add(as.ttl)
+	}
 	as.refresh[refresh] = client
 	as.issued = append(as.issued, access, refresh)
 	writeJSON(w, http.StatusOK, map[string]any{
