@@ -45,6 +45,19 @@ func TestMain(m *testing.M) {
 
 const fakeBrowserArg = "fake-browser"
 
+// authorizedSession is a streamable session to a protected server, with
+// its own OAuth directory, through its first flow and initialize; it
+// returns the server's URL too.
+func authorizedSession(t *testing.T) (*oauthtest.AS, *driver, string) {
+	t.Helper()
+	t.Setenv(OAuthDirEnv, t.TempDir())
+	as := oauthtest.NewAS(t, time.Hour)
+	u, _ := serveProtected(t, as, false)
+	d := newDriver(t, openOAuth(t, config.KindHTTP, u, &syncBuffer{}))
+	initializeN(t, d, 1)
+	return as, d, u
+}
+
 // serveProtected serves newMCPServer behind the bearer check of as, at
 // /mcp (streamable) or /sse (legacy), recording every request.
 func serveProtected(t *testing.T, as *oauthtest.AS, sse bool) (string, *recorder) {
@@ -201,11 +214,7 @@ func TestOAuthExpiredTokenIsRefreshed(t *testing.T) {
 }
 
 func TestOAuthRefusedTokenRunsTheFlowAgain(t *testing.T) {
-	t.Setenv(OAuthDirEnv, t.TempDir())
-	as := oauthtest.NewAS(t, time.Hour)
-	u, _ := serveProtected(t, as, false)
-	d := newDriver(t, openOAuth(t, config.KindHTTP, u, &syncBuffer{}))
-	initializeN(t, d, 1)
+	as, d, u := authorizedSession(t)
 	as.RevokeAll()
 	callN(t, d, 10, 5)
 	if as.Authorizes.Load() != 2 || as.Registers.Load() != 1 {
@@ -225,11 +234,7 @@ func TestOAuthRefusedTokenRunsTheFlowAgain(t *testing.T) {
 // not a trip to the browser, while the refresh token works (seventh
 // review).
 func TestOAuthRefusedAccessTokenIsRefreshed(t *testing.T) {
-	t.Setenv(OAuthDirEnv, t.TempDir())
-	as := oauthtest.NewAS(t, time.Hour)
-	u, _ := serveProtected(t, as, false)
-	d := newDriver(t, openOAuth(t, config.KindHTTP, u, &syncBuffer{}))
-	initializeN(t, d, 1)
+	as, d, _ := authorizedSession(t)
 	as.RevokeAccess()
 	callN(t, d, 10, 5)
 	if as.Authorizes.Load() != 1 || as.RefreshGrants.Load() != 1 {
@@ -242,11 +247,7 @@ func TestOAuthRefusedAccessTokenIsRefreshed(t *testing.T) {
 // flow and succeeds (eighth review: it failed, and only the next request
 // went to the browser).
 func TestOAuthRefreshedTokenRefusedGoesToTheBrowser(t *testing.T) {
-	t.Setenv(OAuthDirEnv, t.TempDir())
-	as := oauthtest.NewAS(t, time.Hour)
-	u, _ := serveProtected(t, as, false)
-	d := newDriver(t, openOAuth(t, config.KindHTTP, u, &syncBuffer{}))
-	initializeN(t, d, 1)
+	as, d, _ := authorizedSession(t)
 	callN(t, d, 5, 1)
 	as.RefuseRefreshed.Store(true)
 	as.RevokeAccess()
@@ -260,11 +261,7 @@ func TestOAuthRefreshedTokenRefusedGoesToTheBrowser(t *testing.T) {
 // more after a forced refresh worked, is refreshed again, not sent to the
 // browser (eighth review).
 func TestOAuthSecondEarlyRefusalIsRefreshedToo(t *testing.T) {
-	t.Setenv(OAuthDirEnv, t.TempDir())
-	as := oauthtest.NewAS(t, time.Hour)
-	u, _ := serveProtected(t, as, false)
-	d := newDriver(t, openOAuth(t, config.KindHTTP, u, &syncBuffer{}))
-	initializeN(t, d, 1)
+	as, d, _ := authorizedSession(t)
 	as.RevokeAccess()
 	callN(t, d, 10, 2)
 	callN(t, d, 20, 2)

@@ -157,3 +157,23 @@ func oneRestarting(t *testing.T, steady, restarting string, steadySrv, first *mc
 	}
 	return cfg, sess
 }
+
+// heldLists runs the bridge in front of two test servers, a and b, where
+// b holds every tools/list until release is closed: a request that needs
+// the merged list waits to be routed meanwhile.
+func heldLists(t *testing.T) (*bridgedRun, chan struct{}) {
+	release := make(chan struct{})
+	slow := testServer("b")
+	slow.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			if method == "tools/list" {
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+			}
+			return next(ctx, method, req)
+		}
+	})
+	return bridgedWire(t, Config{}, namedServer{"a", testServer("a")}, namedServer{"b", slow}), release
+}

@@ -2,12 +2,9 @@ package bridge
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"testing"
 	"time"
-
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // TestCancelledPendingDoesNotTakeABatchSlot: the host sends tools/call id
@@ -16,20 +13,7 @@ import (
 // batch member 7's answer: the batch's answer is one array holding both 7
 // and 8.
 func TestCancelledPendingDoesNotTakeABatchSlot(t *testing.T) {
-	release := make(chan struct{})
-	slow := testServer("b")
-	slow.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
-		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
-			if method == "tools/list" {
-				select {
-				case <-release:
-				case <-ctx.Done():
-				}
-			}
-			return next(ctx, method, req)
-		}
-	})
-	b := bridgedWire(t, Config{}, namedServer{"a", testServer("a")}, namedServer{"b", slow})
+	b, release := heldLists(t)
 	handshake(b.wire)
 
 	b.Send(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"a_echo","arguments":{"text":"the cancelled call"}}}` + "\n" +
@@ -68,20 +52,7 @@ func TestCancelledPendingDoesNotTakeABatchSlot(t *testing.T) {
 // answer (eighth review: the pending request took the batch that held its
 // id, not the one it came in).
 func TestCancelledSingleDoesNotTakeABatchSlot(t *testing.T) {
-	release := make(chan struct{})
-	slow := testServer("b")
-	slow.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
-		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
-			if method == "tools/list" {
-				select {
-				case <-release:
-				case <-ctx.Done():
-				}
-			}
-			return next(ctx, method, req)
-		}
-	})
-	b := bridgedWire(t, Config{}, namedServer{"a", testServer("a")}, namedServer{"b", slow})
+	b, release := heldLists(t)
 	handshake(b.wire)
 	b.Send(`[{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"a_sleep","arguments":{"ms":300}}},` +
 		`{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"a_echo","arguments":{"text":"eight"}}}]` + "\n" +

@@ -1,13 +1,11 @@
 package bridge
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mcpbridge/mcpbridge/frame"
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // TestCancelledIDReusedBeforeRouted: with several backends, the host sends
@@ -30,20 +28,7 @@ func TestCancelledIDReusedBeforeRouted(t *testing.T) {
 }
 
 func cancelledIDReused(t *testing.T, reuse, want string) {
-	release := make(chan struct{})
-	slow := testServer("b")
-	slow.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
-		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
-			if method == "tools/list" {
-				select { // the merged list waits for b
-				case <-release:
-				case <-ctx.Done():
-				}
-			}
-			return next(ctx, method, req)
-		}
-	})
-	b := bridgedWire(t, Config{}, namedServer{"a", testServer("a")}, namedServer{"b", slow})
+	b, release := heldLists(t)
 	handshake(b.wire)
 
 	// No list yet: routing a_echo gathers the lists first, and b holds them.
