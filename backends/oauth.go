@@ -311,10 +311,13 @@ func (o *oauthClient) flow(ctx context.Context, resp *http.Response) (oauth2.Tok
 	req := &http.Request{Method: http.MethodGet, URL: o.server, Header: http.Header{}}
 	o.newReg = nil
 	if err := o.handler.Authorize(ctx, req, resp); err != nil {
-		if o.reg != nil && ctx.Err() == nil {
-			// The stored registration may be what failed (a client the
-			// server deleted): the next flow registers anew.
+		if o.reg != nil && o.ctx.Err() == nil {
+			// The stored registration may be what failed: a client the
+			// server forgot, for which it must not redirect back (RFC 6749
+			// 4.1.2.1), so the flow can only time out. The next flow
+			// registers anew (cheap), and so does the next start.
 			o.reg, o.handler = nil, nil
+			o.store.forgetClient()
 		}
 		return nil, err
 	}

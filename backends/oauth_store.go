@@ -174,6 +174,20 @@ func (s oauthStore) save(reg oauthRegistration, tok *oauth2.Token) {
 	}
 }
 
+// forgetClient removes the stored record: its client registration failed
+// a flow, and the next start must register anew rather than send the user
+// to a client the server forgot.
+func (s oauthStore) forgetClient() {
+	if s.path == "" {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn().Str("error", err.Error()).Msg("OAuth: removing the stored registration failed")
+	}
+}
+
 // write replaces the file atomically (temporary file, then rename), so a
 // crash or a concurrent reader never sees half a file. The directory is
 // private to the user (0700) and the file 0600 (os.CreateTemp's mode).

@@ -28,7 +28,7 @@ var pinned = map[string]string{
 
 var scenarios = []string{
 	"basic", "sampling", "elicitation", "roots", "progress", "logging",
-	"subscriptions", "list_changed", "cancellation", "big", "concurrent",
+	"subscriptions", "list_changed", "cancellation", "big", "concurrent", "tasks",
 }
 
 const runTimeout = 60 * time.Second

@@ -276,3 +276,11 @@ func ServeProtected(t testing.TB, as *AS, srv *mcp.Server, sse bool, wrap func(h
 	mux.Handle(path, protected)
 	return ts.URL + path
 }
+
+// ForgetClients forgets every registered client (an authorization server
+// that expired its dynamic registrations, or lost them in a restart).
+func (as *AS) ForgetClients() {
+	as.mu.Lock()
+	clear(as.clients)
+	as.mu.Unlock()
+}

@@ -32,6 +32,9 @@ import {
   CreateMessageRequestSchema,
   ElicitRequestSchema,
   ListRootsRequestSchema,
+  CreateTaskResultSchema as TCreateTaskResultSchema,
+  CallToolResultSchema as TCallToolResultSchema,
+  ListTasksResultSchema as TListTasksResultSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -612,6 +615,62 @@ function progressFor(wire, token, since = 0) {
 const CAP_TOOLS = ['trigger-sampling-request', 'trigger-elicitation-request', 'get-roots-list'];
 
 const scenarios = {
+
+  // tasks (review): one backend (raw mode), --timeout 1s. A task-augmented
+  // call through the SDK's own stream, a tasks/result that blocks longer
+  // than --timeout, an ambiguous query whose elicitation comes through
+  // tasks/result (input_required), tasks/list and tasks/cancel.
+  async tasks() {
+    cfg.bridgeFlags = [...cfg.bridgeFlags, '--timeout', '1s'];
+    const c = await connect();
+    await ensureTools(c, ['simulate-research-query']);
+    check(direct || c.client.getServerCapabilities()?.tasks?.requests?.tools?.call, `capabilities lack tasks: ${short(c.client.getServerCapabilities())}`);
+    const name = 'simulate-research-query';
+    // 1. the SDK's callToolStream (tools/call + tasks/get polls + tasks/result), with a progress token
+    const t1 = `streamed ${rand()}`;
+    const seen = [];
+    let prog1 = 0;
+    for await (const m of c.client.experimental.tasks.callToolStream({ name, arguments: { topic: t1 } }, TCallToolResultSchema, { task: { ttl: 60000 }, timeout: 20000, onprogress: () => prog1++ })) {
+      seen.push(m.type);
+      if (m.type === 'error') throw new Fail(`callToolStream error: ${m.error?.message}`);
+      if (m.type === 'result') check(textOf(m.result).includes(t1), `stream result lacks topic: ${short(textOf(m.result))}`);
+    }
+    check(seen[0] === 'taskCreated' && seen[seen.length - 1] === 'result', `stream messages: ${seen.join(',')}`);
+    info(`callToolStream: ${seen.join(',')}`);
+    const toolsCall = outCall(c.wire, name);
+    check(toolsCall?.msg.params?._meta?.progressToken !== undefined, `the task call carried no progress token: ${short(toolsCall?.msg)}`);
+    // 2. tasks/result at once: it blocks ~4 s, longer than --timeout 1s
+    const t2 = `blocking ${rand()}`;
+    const cr = await c.client.request({ method: 'tools/call', params: { name, arguments: { topic: t2 }, task: { ttl: 60000 } } }, TCreateTaskResultSchema, { timeout: 10000 });
+    const t0 = Date.now();
+    const r2 = await c.client.request({ method: 'tasks/result', params: { taskId: cr.task.taskId } }, TCallToolResultSchema, { timeout: 20000 });
+    check(textOf(r2).includes(t2), `tasks/result: ${short(textOf(r2))}`);
+    info(`tasks/result blocked ${Date.now() - t0} ms`);
+    // 3. ambiguous: input_required, elicitation delivered through tasks/result
+    const t3 = `python ${rand()}`;
+    const before = calls.elicit.length;
+    const seen3 = [];
+    for await (const m of c.client.experimental.tasks.callToolStream({ name, arguments: { topic: t3, ambiguous: true } }, TCallToolResultSchema, { task: { ttl: 60000 }, timeout: 20000 })) {
+      seen3.push(m.type + (m.task ? ':' + m.task.status : ''));
+      if (m.type === 'error') throw new Fail(`ambiguous stream error: ${m.error?.message} (${seen3.join(',')})`);
+      if (m.type === 'result') {
+        check(textOf(m.result).includes(t3), `ambiguous result: ${short(textOf(m.result))}`);
+        check(!textOf(m.result).includes('unavailable'), `elicitation did not reach the client: ${short(textOf(m.result), 600)}`);
+      }
+    }
+    check(calls.elicit.length === before + 1, `elicitations: ${calls.elicit.length - before}`);
+    info(`ambiguous: ${seen3.join(',')}`);
+    // 4. tasks/list and tasks/cancel
+    const cr4 = await c.client.request({ method: 'tools/call', params: { name, arguments: { topic: `cancel ${rand()}` }, task: { ttl: 60000 } } }, TCreateTaskResultSchema, { timeout: 10000 });
+    const listed = await c.client.request({ method: 'tasks/list', params: {} }, TListTasksResultSchema, { timeout: 10000 });
+    check(listed.tasks.some((x) => x.taskId === cr4.task.taskId), `tasks/list lacks ${cr4.task.taskId}`);
+    const cancelled = await c.client.experimental.tasks.cancelTask(cr4.task.taskId, { timeout: 10000 });
+    check(cancelled.status === 'cancelled', `tasks/cancel: ${short(cancelled)}`);
+    // 5. the bridge still answers
+    const r5 = await call(c.client, 'echo', { message: 'after tasks' });
+    check(textOf(r5) === 'Echo: after tasks', `echo after: ${textOf(r5)}`);
+    return `stream ${seen.length} msgs, blocking tasks/result ok, ambiguous elicitation ok, list+cancel ok`;
+  },
   async basic() {
     const c = await connect();
     await ensureTools(c, ['echo', 'get-sum', ...CAP_TOOLS]);
