@@ -385,7 +385,7 @@ func (r *router) backendResponse(l *link, f *frame.Frame) {
 	}
 	tasks := len(r.ids.taskToks) > 0
 	r.mu.Unlock()
-	if c != nil && (c.token != 0 && c.method == "tools/call" || tasks && isTaskMethod(c.method)) {
+	if c != nil && (c.method == "tools/call" && (c.token != 0 || !r.raw) || tasks && isTaskMethod(c.method)) {
 		r.taskAnswered(l, c, f)
 	}
 	if c == nil {
@@ -395,9 +395,6 @@ func (r *router) backendResponse(l *link, f *frame.Frame) {
 	if c.done != nil {
 		c.done(f)
 		return
-	}
-	if !r.raw {
-		r.agg.learnServerTask(l, c, f)
 	}
 	f.SetID(c.frontID)
 	r.reply(c.frontID, f)

@@ -98,7 +98,8 @@ func terminalStatus(s string) bool { return s == "completed" || s == "failed" ||
 
 // taskAnswered follows the tasks in a backend's answer to call c, in
 // either mode: a task-augmented tools/call keeps the host's progress token
-// routed for the task's lifetime; a tasks/get or tasks/cancel that shows
+// routed for the task's lifetime (and, with several backends, tells the
+// aggregator who runs the task); a tasks/get or tasks/cancel that shows
 // the task ended, or a tasks/result (it blocks until the end), lets the
 // token go.
 func (r *router) taskAnswered(l *link, c *call, f *frame.Frame) {
@@ -109,13 +110,18 @@ func (r *router) taskAnswered(l *link, c *call, f *frame.Frame) {
 	var id string
 	switch c.method {
 	case "tools/call":
-		if c.token == 0 {
+		// Scanned once for both uses: the progress token, and with
+		// several backends the task's owner.
+		if id = createdTask(f); id == "" {
 			return
 		}
-		if id = createdTask(f); id != "" {
+		if c.token != 0 {
 			r.mu.Lock()
 			r.ids.keepTaskToken(l, id, c)
 			r.mu.Unlock()
+		}
+		if !r.raw {
+			r.agg.tasks.learn(false, id, l)
 		}
 		return
 	case mTaskGet, mTaskCancel:
@@ -167,17 +173,6 @@ func createdTask(f *frame.Frame) string {
 	}
 	id, _ := f.String(f.Field(res, "task", "taskId"))
 	return id
-}
-
-// learnServerTask notes the task a backend created in answer to a
-// forwarded tools/call.
-func (a *aggregator) learnServerTask(l *link, c *call, f *frame.Frame) {
-	if c.method != "tools/call" || f.IsError() {
-		return
-	}
-	if id := createdTask(f); id != "" {
-		a.tasks.learn(false, id, l)
-	}
 }
 
 // learnClientTask notes the task the host created in answer to a
