@@ -162,6 +162,7 @@ type hostState struct {
 	initialized chan struct{} // closed when the host sent notifications/initialized
 	initDone    chan struct{} // closed when the host's initialize was answered
 	queued      []*frame.Frame
+	assumeTimer *time.Timer         // assumes initialized for a host that asks without it (armAssume)
 	held        []heldFrame         // backends' messages waiting for the host's initialized
 	released    bool                // held messages sent: backends' messages go straight to the host
 	listChanged map[string]bool     // list kinds whose listChanged capability the host was given
@@ -263,6 +264,11 @@ func (r *router) run(ctx context.Context, in io.Reader) error {
 
 	// Close every backend, all at once, within the grace period.
 	r.cancel()
+	r.mu.Lock()
+	if t := r.host.assumeTimer; t != nil {
+		t.Stop()
+	}
+	r.mu.Unlock()
 	closed := make(chan struct{})
 	go func() {
 		var wg sync.WaitGroup

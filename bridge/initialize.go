@@ -156,8 +156,37 @@ func (r *router) finishInit(fatal bool) {
 	r.mu.Lock()
 	close(r.host.initDone)
 	r.host.inputEnded = r.host.inputEnded || fatal
+	r.armAssumeLocked()
 	r.mu.Unlock()
 	r.releaseQueued()
+}
+
+// assumeGrace is how long host requests wait for notifications/initialized
+// once the host's initialize was answered. A host that follows the spec
+// sends it before anything else; one that asks without it (a script
+// that pipes initialize and its calls and keeps its input open) is then
+// taken as initialized, as at the end of its input.
+const assumeGrace = time.Second
+
+// armAssumeLocked starts the assumeGrace timer once the initialize was
+// answered and a host request waits for notifications/initialized.
+// r.mu is held.
+func (r *router) armAssumeLocked() {
+	h := &r.host
+	if h.assumeTimer != nil || h.open || h.inputEnded || len(h.queued) == 0 ||
+		!isClosed(h.initDone) || isClosed(h.initialized) {
+		return
+	}
+	h.assumeTimer = time.AfterFunc(assumeGrace, func() {
+		r.mu.Lock()
+		skip := isClosed(r.host.initialized) || r.host.inputEnded || r.life.Err() != nil
+		r.mu.Unlock()
+		if skip {
+			return
+		}
+		r.log.Warn().Dur("after", assumeGrace).Msg("the host sent requests but no notifications/initialized; taking it as initialized")
+		r.hostNotification(frame.NewNotification(mInitialized, nil))
+	})
 }
 
 // releaseQueued routes, in order, the host requests held until its

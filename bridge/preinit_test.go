@@ -68,3 +68,41 @@ func TestEOFWithABackendRequestPending(t *testing.T) {
 	h.W.Close()
 	h.Response("1")
 }
+
+// TestNoInitializedAnsweredAfterGrace: a host that asks without ever
+// sending notifications/initialized and keeps its input open (a script
+// piping initialize and a call, then waiting) is taken as initialized
+// after assumeGrace: its call is held until then, then answered, in both
+// modes. It waited for ever (until the input ended) before.
+func TestNoInitializedAnsweredAfterGrace(t *testing.T) {
+	for _, several := range []bool{false, true} {
+		servers := []namedServer{{"a", testServer("a")}}
+		call := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"late"}}}`
+		if several {
+			servers = append(servers, namedServer{"b", testServer("b")})
+			call = strings.Replace(call, `"echo"`, `"a_echo"`, 1)
+		}
+		h := bridgedWire(t, Config{}, servers...)
+		h.Send(initLine)
+		h.Response("0")
+		start := time.Now()
+		h.Send(call)
+		time.Sleep(assumeGrace / 4)
+		isAnswer := func(f *frame.Frame) bool { return f.Kind == frame.Response && string(f.ID()) == "1" }
+		if n := h.Count(isAnswer); n != 0 {
+			t.Fatalf("several=%v: answered within %v, before the grace: %s", several, time.Since(start), h.Dump())
+		}
+		if r := h.Response("1"); !strings.Contains(string(r.Result()), "late") {
+			t.Errorf("several=%v: the held call: %s", several, r.Raw())
+		}
+		if d := time.Since(start); d < assumeGrace {
+			t.Errorf("several=%v: answered after %v, before the grace of %v", several, d, assumeGrace)
+		}
+		// The host's own initialized, coming late after all, changes nothing.
+		h.Send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+		h.Send(`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
+		if r := h.Response("2"); !strings.Contains(string(r.Result()), `echo"`) {
+			t.Errorf("several=%v: tools/list after: %s", several, r.Raw())
+		}
+	}
+}

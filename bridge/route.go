@@ -82,6 +82,7 @@ func (r *router) fromHost(f *frame.Frame) {
 		if !r.host.open {
 			r.markPendingLocked(f)
 			r.host.queued = append(r.host.queued, f)
+			r.armAssumeLocked()
 			r.mu.Unlock()
 			return
 		}
