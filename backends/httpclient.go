@@ -576,10 +576,29 @@ func (c *httpCore) statusReason(resp *http.Response, body []byte) string {
 		}
 		return fmt.Sprintf("%s (HTTP %s); pass them with --header '%s:Authorization: Bearer …'", what, resp.Status, c.name)
 	}
-	if s := snippet(body, 200); s != "" {
+	// Scrubbed before it is cut, so that no part of a token is left.
+	if s := snippet([]byte(scrubCredentials(string(body), resp.Request)), 200); s != "" {
 		return fmt.Sprintf("HTTP %s: %s", resp.Status, s)
 	}
 	return "HTTP " + resp.Status
+}
+
+// scrubCredentials removes from s, text of a server's answer to req, the
+// credentials req carried: a server that echoes the request (a debugging
+// proxy, an error page) would otherwise put an OAuth access token, which
+// no configured value names, into the log and the host's error.
+func scrubCredentials(s string, req *http.Request) string {
+	if req == nil {
+		return s
+	}
+	v := req.Header.Get("Authorization")
+	if _, tok, ok := strings.Cut(v, " "); ok && len(tok) >= 6 {
+		s = strings.ReplaceAll(s, tok, "[REDACTED]")
+	}
+	if len(v) >= 6 {
+		s = strings.ReplaceAll(s, v, "[REDACTED]")
+	}
+	return s
 }
 
 // netReason describes a failed round trip without the "Post \"url\":"

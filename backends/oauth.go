@@ -142,24 +142,56 @@ func (o *oauthClient) load() {
 	if rec == nil {
 		return
 	}
-	o.reg = &rec.Client
-	o.authURL = origin(rec.Client.AuthURL)
-	var ts oauth2.TokenSource
-	if rec.Token != nil {
-		ts = o.tokenSource(o.refreshContext(), rec.Client.config(), rec.Token)
-	}
-	h, err := o.newHandler(o.reg, o.reg.RedirectURI, ts)
-	if err != nil {
-		o.log.Warn().Str("error", err.Error()).Msg("OAuth: ignoring the stored client registration")
-		o.reg = nil
-		return
-	}
-	o.handler = h
-	if ts != nil {
-		ts, _ = h.TokenSource(o.ctx)
-		o.cur.Store(&grant{ts: ts, refresher: o.lastRef})
+	if g := o.adopt(rec); g != nil {
+		o.cur.Store(g)
 		o.log.Debug().Msg("OAuth: using the stored token")
 	}
+}
+
+// adopt takes up a stored record: its registration becomes the one flows
+// use, and its token, if any, makes the grant returned (nil without one).
+// At load, or in the flow's goroutine.
+func (o *oauthClient) adopt(rec *oauthRecord) *grant {
+	reg := rec.Client
+	var ts oauth2.TokenSource
+	if rec.Token != nil {
+		ts = o.tokenSource(o.refreshContext(), reg.config(), rec.Token)
+	}
+	h, err := o.newHandler(&reg, reg.RedirectURI, ts)
+	if err != nil {
+		o.log.Warn().Str("error", err.Error()).Msg("OAuth: ignoring the stored client registration")
+		return nil
+	}
+	o.reg, o.handler = &reg, h
+	o.authURL = origin(reg.AuthURL)
+	if ts == nil {
+		return nil
+	}
+	ts, _ = h.TokenSource(o.ctx)
+	return &grant{ts: ts, refresher: o.lastRef}
+}
+
+// takeStored answers a refusal with the token stored since the refused
+// request was sent, by another bridge for the same server (two hosts, or
+// two windows of one, each run one): no refresh, no browser. It reports
+// whether it published one. A refresh here instead would spend the
+// refresh token the other bridge holds too, which servers that rotate
+// them then refuse to that bridge.
+func (o *oauthClient) takeStored(f *flight, resp *http.Response) bool {
+	rec := o.store.load()
+	if rec == nil || rec.Token == nil || rec.Token.AccessToken == "" {
+		return false
+	}
+	if resp.Request != nil && resp.Request.Header.Get("Authorization") == "Bearer "+rec.Token.AccessToken {
+		return false // the stored token is the one refused
+	}
+	g := o.adopt(rec)
+	if g == nil {
+		return false
+	}
+	o.log.Info().Msg("OAuth: the server refused the request; using the token stored since (by another mcpbridge)")
+	o.publish(f, g)
+	return true
 }
 
 // refreshContext is what token sources refresh with: it outlives any one
@@ -237,13 +269,23 @@ func (o *oauthClient) renew(ctx context.Context, ticket uint64, resp *http.Respo
 // run is one flow, in its own goroutine: it publishes the outcome as a new
 // grant and releases the requests waiting for it.
 func (o *oauthClient) run(f *flight, resp *http.Response) {
-	if o.refreshInstead(f, resp) {
+	ctx, cancel := context.WithTimeout(o.ctx, flowTimeout)
+	defer cancel()
+	unlock := o.store.lock(ctx)
+	stored := o.takeStored(f, resp)
+	unlock()
+	if stored || o.refreshInstead(f, resp) { // a refresh takes the lock itself
 		return
 	}
-	ctx, cancel := context.WithTimeout(o.ctx, flowTimeout)
+	// The browser flow under the lock: another bridge refused at the
+	// same time waits for it, then takes its token (takeStored).
+	unlock = o.store.lock(ctx)
+	defer unlock()
+	if o.takeStored(f, resp) {
+		return
+	}
 	o.lastRef = nil
 	ts, err := o.flow(ctx, resp)
-	cancel()
 	if err != nil {
 		err = &authError{fmt.Sprintf("OAuth authorization with %s failed: %s (after HTTP %s; to pass a token instead use --header '%s:Authorization: Bearer …', to turn OAuth off --no-oauth %s)",
 			o.authServer(), flowErrorText(err), resp.Status, o.name, o.name)}
@@ -423,9 +465,13 @@ func (o *oauthClient) tokenSource(ctx context.Context, cfg *oauth2.Config, tok *
 	reg := registrationOf(cfg)
 	var ref *storingRefresher
 	if tok.RefreshToken != "" {
-		ref = &storingRefresher{
-			ctx: ctx, cfg: cfg, refresh: tok.RefreshToken,
-			save: func(t *oauth2.Token) { o.store.save(reg, t) },
+		ref = &storingRefresher{ctx: ctx, cfg: cfg, refresh: tok.RefreshToken, store: o.store}
+		ref.save = func(t *oauth2.Token) {
+			// Only the grant in use is stored: a request still holding an
+			// older one (from before a flow) must not put it back.
+			if o.cur.Load().refresher == ref {
+				o.store.save(reg, t)
+			}
 		}
 	}
 	o.lastRef = ref // in the flow's goroutine, or at load before any
@@ -443,6 +489,7 @@ type storingRefresher struct {
 	ctx     context.Context
 	cfg     *oauth2.Config
 	save    func(*oauth2.Token)
+	store   oauthStore
 	mu      sync.Mutex
 	refresh string
 }
@@ -450,6 +497,18 @@ type storingRefresher struct {
 func (r *storingRefresher) Token() (*oauth2.Token, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// Under the lock shared with other bridges for this server: one that
+	// refreshed since stored a token to take instead (its refresh spent
+	// the refresh token held here, if the server rotates them).
+	lctx, cancel := context.WithTimeout(r.ctx, oauthRequestTimeout)
+	unlock := r.store.lock(lctx)
+	cancel()
+	defer unlock()
+	if rec := r.store.load(); rec != nil && rec.Token != nil && rec.Client.ClientID == r.cfg.ClientID &&
+		rec.Token.RefreshToken != "" && rec.Token.RefreshToken != r.refresh && rec.Token.Valid() {
+		r.refresh = rec.Token.RefreshToken
+		return rec.Token, nil
+	}
 	// A token with only a refresh token is expired: its source refreshes
 	// at once (and keeps the refresh token if the server sends none).
 	t, err := r.cfg.TokenSource(r.ctx, &oauth2.Token{RefreshToken: r.refresh}).Token()

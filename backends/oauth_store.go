@@ -1,6 +1,7 @@
 package backends
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/oauth2"
@@ -220,4 +222,48 @@ func (s oauthStore) write(rec oauthRecord) error {
 		return fmt.Errorf("writing %s: %w", s.path, err)
 	}
 	return nil
+}
+
+// lockPoll is how often a bridge waiting for another's lock looks again.
+const lockPoll = 50 * time.Millisecond
+
+// lock takes the store's lock, shared with every mcpbridge process (a
+// file beside the record), waiting while another holds it (a flow or a
+// refresh for the same server) until ctx ends. Bridges for one server
+// (two hosts, or two windows of one) then run one browser flow between
+// them and never refresh with the same refresh token at once (servers
+// that rotate refresh tokens refuse the second). The lock is advisory;
+// when it cannot be had (no directory, no file locks on this system, ctx
+// ended) the caller goes on without it, as it did before there was one.
+// The returned unlock is never nil.
+func (s oauthStore) lock(ctx context.Context) (unlock func()) {
+	none := func() {}
+	if s.path == "" {
+		return none
+	}
+	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
+		return none
+	}
+	f, err := os.OpenFile(s.path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		s.log.Debug().Str("error", err.Error()).Msg("OAuth: no lock file; going on without")
+		return none
+	}
+	for {
+		busy, err := tryLock(f)
+		switch {
+		case err != nil:
+			f.Close()
+			if !errors.Is(err, errors.ErrUnsupported) {
+				s.log.Debug().Str("error", err.Error()).Msg("OAuth: locking failed; going on without")
+			}
+			return none
+		case !busy:
+			return func() { f.Close() } // closing the file releases the lock
+		}
+		if !sleepCtx(ctx, lockPoll) {
+			f.Close()
+			return none
+		}
+	}
 }

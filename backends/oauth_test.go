@@ -370,3 +370,64 @@ func TestCallbackIgnoresAStrayRequest(t *testing.T) {
 		t.Fatal("no result")
 	}
 }
+
+// TestOAuthSecondBridgeTakesTheStoredGrant: two bridges for one server
+// (two hosts, or two windows of one) share the OAuth directory. One
+// started before the other authorized, refused for want of a token, takes
+// the token stored since instead of sending the user to the browser a
+// second time.
+func TestOAuthSecondBridgeTakesTheStoredGrant(t *testing.T) {
+	t.Setenv(OAuthDirEnv, t.TempDir())
+	as := oauthtest.NewAS(t, time.Hour)
+	u, _ := serveProtected(t, as, false)
+	early := newDriver(t, openOAuth(t, config.KindHTTP, u, &syncBuffer{}))
+	other := newDriver(t, openOAuth(t, config.KindHTTP, u, &syncBuffer{}))
+	initializeN(t, other, 1)
+	initializeN(t, early, 2)
+	callN(t, early, 10, 3)
+	callN(t, other, 10, 3)
+	if as.Authorizes.Load() != 1 || as.Registers.Load() != 1 {
+		t.Fatalf("want one flow for both bridges: %s", as.Counts())
+	}
+}
+
+// TestOAuthRotatedRefreshTokenTakenFromTheStore: two bridges hold the
+// same stored grant; the server refuses their access tokens and rotates
+// refresh tokens (each can be used once). The first refreshes; the
+// second, refused, takes the first's new token from the store, where a
+// refresh of its own would be refused (spent) and send the user to the
+// browser.
+func TestOAuthRotatedRefreshTokenTakenFromTheStore(t *testing.T) {
+	as, first, u := authorizedSession(t)
+	second := newDriver(t, openOAuth(t, config.KindHTTP, u, &syncBuffer{}))
+	initializeN(t, second, 1)
+	as.RevokeAccess()
+	callN(t, first, 10, 2)
+	callN(t, second, 10, 2)
+	if as.Authorizes.Load() != 1 || as.RefreshGrants.Load() != 1 {
+		t.Fatalf("want one refresh and no second flow: %s", as.Counts())
+	}
+}
+
+// TestOAuthConcurrentBridgesOneFlow: two bridges for one server refused
+// at the same moment, neither with a token: the store's lock lets one run
+// the browser flow while the other waits, then takes its token.
+func TestOAuthConcurrentBridgesOneFlow(t *testing.T) {
+	t.Setenv(OAuthDirEnv, t.TempDir())
+	as := oauthtest.NewAS(t, time.Hour)
+	u, _ := serveProtected(t, as, false)
+	a := newDriver(t, openOAuth(t, config.KindHTTP, u, &syncBuffer{}))
+	b := newDriver(t, openOAuth(t, config.KindHTTP, u, &syncBuffer{}))
+	a.send(initRequest)
+	b.send(initRequest)
+	for _, d := range []*driver{a, b} {
+		if f := d.await("1"); protocolVersion(f) != testProtocol {
+			t.Fatalf("initialize answered %.300s", f.Raw())
+		}
+		d.send(initialized)
+		callN(t, d, 10, 2)
+	}
+	if as.Authorizes.Load() != 1 || as.Registers.Load() != 1 {
+		t.Fatalf("want one flow for both bridges: %s", as.Counts())
+	}
+}

@@ -889,3 +889,27 @@ func addSampleTool(srv *mcp.Server) {
 		return &mcp.CallToolResult{Content: []mcp.Content{res.Content}}, nil, nil
 	})
 }
+
+// TestErrorBodyEchoingTheTokenIsScrubbed: a server (a debugging proxy, an
+// error page) that echoes the request's Authorization value in an error
+// body must not put the token into the failure the host and the log get:
+// an OAuth access token is no configured value, so the log redaction
+// cannot know it.
+func TestErrorBodyEchoingTheTokenIsScrubbed(t *testing.T) {
+	const tok = "tok-1234567890abcdef"
+	// Padded so that the failure's 200-byte cut falls before, inside and
+	// after the token: no part of it may be left.
+	for _, pad := range []int{0, 170, 180, 190} {
+		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, strings.Repeat("x", pad)+" Authorization: "+r.Header.Get("Authorization"), http.StatusBadGateway)
+		}))
+		d := newDriver(t, openTest(t, config.KindHTTP, ts.URL, map[string]string{"Authorization": "Bearer " + tok}))
+		d.send(initRequest)
+		f := d.await("1")
+		msg, _ := errorOf(t, f)
+		if strings.Contains(string(f.Raw()), "tok-") || !strings.Contains(msg, "502") || (pad == 0 && !strings.Contains(msg, "[REDACTED]")) {
+			t.Errorf("pad %d: %s", pad, f.Raw())
+		}
+		ts.Close()
+	}
+}
