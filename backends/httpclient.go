@@ -814,6 +814,27 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// eachMessage calls fn with each message of an event's data: the data
+// itself, or the members of a JSON-RPC batch (which 2025-03-26 allows on
+// an event stream, and the legacy SSE transport's JSON-RPC too), until fn
+// returns false. It reports whether fn never did.
+func (c *httpCore) eachMessage(data []byte, fn func([]byte) bool) bool {
+	if b := bytes.TrimLeft(data, " \t\r\n"); len(b) == 0 || b[0] != '[' {
+		return fn(data)
+	}
+	msgs, err := splitJSON(data)
+	if err != nil {
+		c.log.Warn().Err(err).Str("message", c.redact(snippet(data, 200))).Msg("skipping a message from backend that is not JSON-RPC")
+		return true
+	}
+	for _, m := range msgs {
+		if !fn(m) {
+			return false
+		}
+	}
+	return true
+}
+
 // parseMessage parses one message from the backend, logging (not
 // failing on) what is not JSON-RPC.
 func (c *httpCore) parseMessage(data []byte) (*frame.Frame, bool) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -204,10 +205,27 @@ func (s *sseSession) resolve(data []byte) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("bad endpoint %q: %v", s.redact(string(data)), err)
 	}
-	if ep.Scheme != s.base.Scheme || ep.Host != s.base.Host {
+	if originOf(ep) != originOf(s.base) {
 		return "", fmt.Errorf("endpoint %q is not on the origin of %q", s.redact(ep.Redacted()), s.redact(s.base.Redacted()))
 	}
 	return ep.String(), nil
+}
+
+// originOf is u's origin as browsers compare them (the TypeScript SDK's
+// SSE client does the same): scheme and host in lower case, the scheme's
+// default port spelled out.
+func originOf(u *url.URL) string {
+	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	if port == "" {
+		switch scheme {
+		case "http":
+			port = "80"
+		case "https":
+			port = "443"
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 // run owns the GET stream: it reads until the stream drops, then
@@ -249,6 +267,31 @@ func (s *sseSession) run(st *sseStream) {
 	}
 }
 
+// receive delivers one message of stream st; false once the session is
+// closed.
+func (s *sseSession) receive(b []byte, st *sseStream) bool {
+	f, ok := s.parseMessage(b)
+	if !ok {
+		return true
+	}
+	// A response settles its request: it is no longer lost with the
+	// stream. The replayed initialize's answer is the replay's alone.
+	if f.Kind == frame.Response {
+		s.mu.Lock()
+		if s.awaitID != "" && string(f.ID()) == s.awaitID {
+			ch := s.awaitCh
+			s.awaitID, s.awaitCh = "", nil
+			s.mu.Unlock()
+			ch <- f // buffered, and only one answer is awaited
+			return true
+		}
+		delete(s.pending, string(f.ID()))
+		s.mu.Unlock()
+	}
+	s.ups.note(f, st.conn)
+	return s.deliver(f)
+}
+
 // read delivers the messages of one stream until it ends.
 func (s *sseSession) read(st *sseStream) error {
 	for {
@@ -276,26 +319,7 @@ func (s *sseSession) read(st *sseStream) error {
 		default:
 			continue
 		}
-		f, ok := s.parseMessage(ev.Data)
-		if !ok {
-			continue
-		}
-		// A response settles its request: it is no longer lost with the
-		// stream. The replayed initialize's answer is the replay's alone.
-		if f.Kind == frame.Response {
-			s.mu.Lock()
-			if s.awaitID != "" && string(f.ID()) == s.awaitID {
-				ch := s.awaitCh
-				s.awaitID, s.awaitCh = "", nil
-				s.mu.Unlock()
-				ch <- f // buffered, and only one answer is awaited
-				continue
-			}
-			delete(s.pending, string(f.ID()))
-			s.mu.Unlock()
-		}
-		s.ups.note(f, st.conn)
-		if !s.deliver(f) {
+		if !s.eachMessage(ev.Data, func(b []byte) bool { return s.receive(b, st) }) {
 			return s.ctx.Err()
 		}
 	}

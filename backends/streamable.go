@@ -17,7 +17,7 @@ import (
 
 // Resumption of an answer stream that broke before the answer came.
 const (
-	resumeAttempts = 3           // consecutive attempts without a new event
+	resumeAttempts = 3           // consecutive failed reconnections
 	resumeDefault  = time.Second // delay when the server sent no retry field
 	deleteTimeout  = 2 * time.Second
 	// answerGrace is how long an answer stream may stay open after the
@@ -234,7 +234,7 @@ func (s *streamable) postRequest(m outMsg) {
 		if s.answered(m, resp, body) {
 			return // a URL backend switched to SSE and re-sent m there
 		}
-		if !retried && !isInit && s.sessionLost(resp.StatusCode, body, st) {
+		if !retried && !isInit && s.sessionLost(resp.StatusCode, body, st, m.id) {
 			s.log.Debug().Int("status", resp.StatusCode).Msg("backend lost the session")
 			// Unsent again until the new session has it: a cancellation
 			// meanwhile stops it here instead of racing it there.
@@ -324,7 +324,7 @@ func (s *streamable) postOther(m outMsg) {
 	if s.answered(m, resp, body) {
 		return
 	}
-	if s.sessionLost(resp.StatusCode, body, st) {
+	if s.sessionLost(resp.StatusCode, body, st, nil) {
 		// Nothing to retry (a notification or answer for the old session
 		// means nothing to a new one), but the next request should not
 		// pay for the discovery.
@@ -340,12 +340,25 @@ func (s *streamable) postOther(m outMsg) {
 // sessionLost reports whether a non-2xx answer means the server no longer
 // knows the session the request carried: 404 (the spec's signal), or a
 // 400 that talks about the session (what several servers send instead).
-func (s *streamable) sessionLost(status int, body []byte, st sessionState) bool {
+//
+// Not when the body is the JSON-RPC answer to the request itself (id, the
+// request's; nil for other messages): that is the request's own error
+// ("invalid params: session_id is required"), which servers answering
+// with a matching HTTP status send, while a server that lost the session
+// answers with id null or none (go-sdk, the TypeScript and Python SDKs).
+func (s *streamable) sessionLost(status int, body []byte, st sessionState, id []byte) bool {
 	if st.sessionID == "" {
 		return false
 	}
-	return status == http.StatusNotFound ||
-		(status == http.StatusBadRequest && bytes.Contains(bytes.ToLower(body), []byte("session")))
+	if status != http.StatusNotFound && !(status == http.StatusBadRequest && bytes.Contains(bytes.ToLower(body), []byte("session"))) {
+		return false
+	}
+	if id != nil && bytes.Contains(body, []byte(`"jsonrpc"`)) {
+		if f, err := frame.Parse(bytes.Clone(body)); err == nil && isAnswer(f, id) {
+			return false
+		}
+	}
+	return true
 }
 
 // postBody sends one POST. An initialize goes without session and
@@ -437,8 +450,11 @@ func (s *streamable) readJSONAnswer(resp *http.Response, id []byte, gen uint64, 
 // readStreamAnswer reads an SSE answer until the response for id. If the
 // stream breaks first and the server gave its events ids, it resumes with
 // GET and Last-Event-ID, as the spec's "Resumability and Redelivery" asks:
-// after the server's retry delay, at most resumeAttempts times in a row
-// without a new event.
+// after the server's retry delay, for as long as the request lasts while
+// reconnecting works (2025-11-25 lets a server close the stream at any
+// time and have the client poll: "disconnection SHOULD NOT be interpreted
+// as the client cancelling its request"), and until resumeAttempts
+// reconnections in a row failed.
 func (s *streamable) readStreamAnswer(ctx context.Context, cancel context.CancelFunc, resp *http.Response, id []byte, gen uint64, onAnswer func(*frame.Frame)) error {
 	rd := getSSEReader(resp.Body, s.maxMsg)
 	defer putSSEReader(rd)
@@ -446,7 +462,7 @@ func (s *streamable) readStreamAnswer(ctx context.Context, cancel context.Cancel
 	attempts := 0
 	var tooBig error
 	for {
-		progress, got, err := s.pumpAnswer(rd, id, gen, onAnswer, &tooBig)
+		_, got, err := s.pumpAnswer(rd, id, gen, onAnswer, &tooBig)
 		if got {
 			// Read on to the end the server is about to send, within bounds.
 			t := time.AfterFunc(answerGrace, cancel)
@@ -464,16 +480,13 @@ func (s *streamable) readStreamAnswer(ctx context.Context, cancel context.Cancel
 		case rd.LastEventID == "":
 			return fmt.Errorf("the server ended the answer stream before the answer (%s)", streamEnd(err))
 		}
-		if progress {
-			attempts = 0
-		}
 		for {
 			if attempts++; attempts > resumeAttempts {
 				return fmt.Errorf("the answer stream broke (%s) and resuming it failed %d times", streamEnd(err), resumeAttempts)
 			}
 			delay := resumeDefault
 			if rd.Retry > 0 {
-				delay = min(rd.Retry, backoffMax)
+				delay = rd.Retry // the spec: the client MUST respect it
 			}
 			if !sleepCtx(ctx, delay) {
 				return ctx.Err()
@@ -482,6 +495,7 @@ func (s *streamable) readStreamAnswer(ctx context.Context, cancel context.Cancel
 			if gerr == nil {
 				body = r.Body
 				rd.Reset(body)
+				attempts = 0
 				break
 			}
 			err = gerr
@@ -524,16 +538,23 @@ func (s *streamable) pumpAnswer(rd *sseReader, id []byte, gen uint64, onAnswer f
 			continue
 		}
 		progress = true
-		f, ok := s.parseMessage(ev.Data)
-		if !ok {
-			continue
+		answered := false
+		if !s.eachMessage(ev.Data, func(b []byte) bool {
+			f, ok := s.parseMessage(b)
+			switch {
+			case !ok:
+				return true
+			case !answered && isAnswer(f, id):
+				onAnswer(f)
+				answered = true
+				return true
+			}
+			return s.deliverFrom(f, gen)
+		}) {
+			return progress, answered, s.ctx.Err()
 		}
-		if isAnswer(f, id) {
-			onAnswer(f)
+		if answered {
 			return progress, true, nil
-		}
-		if !s.deliverFrom(f, gen) {
-			return progress, false, s.ctx.Err()
 		}
 	}
 }
@@ -698,9 +719,10 @@ func (s *streamable) listen(ctx context.Context, gen uint64, ready func()) {
 		default:
 			streamed = true
 			rd := newSSEReader(resp.Body, s.maxMsg)
-			rd.LastEventID = lastID
+			rd.LastEventID, rd.idBuf = lastID, lastID // as Reset does
 			progress, err := s.pumpAll(rd, gen)
 			resp.Body.Close()
+			progress = progress || rd.LastEventID != lastID
 			lastID = rd.LastEventID
 			if ctx.Err() != nil {
 				return
@@ -712,7 +734,7 @@ func (s *streamable) listen(ctx context.Context, gen uint64, ready func()) {
 				e.Str("end", s.redact(streamEnd(err))).Msg("standalone event stream ended; reconnecting")
 			}
 			if rd.Retry > 0 {
-				if !sleepCtx(ctx, min(rd.Retry, backoffMax)) {
+				if !sleepCtx(ctx, rd.Retry) { // the spec: the client MUST respect it
 					return
 				}
 				continue
