@@ -110,6 +110,10 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			&cli.StringSliceFlag{Name: "cwd", Usage: "working directory of a stdio backend `NAME=DIR`"},
 			&cli.StringSliceFlag{Name: "header", Usage: "HTTP header for a remote backend `'NAME:Key: Value'`; repeatable"},
 			&cli.StringSliceFlag{Name: "no-oauth", Usage: "do not start the OAuth flow when remote backend `NAME` answers 401; repeatable"},
+			&cli.StringSliceFlag{Name: "oauth-client", Usage: "OAuth client registered beforehand for remote backend `NAME:CLIENT_ID` (servers without dynamic registration)"},
+			&cli.StringSliceFlag{Name: "oauth-client-secret", Usage: "its secret, `NAME:SECRET` (use ${VAR}: arguments are visible to other users)"},
+			&cli.StringSliceFlag{Name: "oauth-callback-port", Usage: "loopback port of the OAuth redirect URI http://127.0.0.1:PORT/callback, `NAME:PORT`"},
+			&cli.StringSliceFlag{Name: "oauth-scopes", Usage: "OAuth scopes to ask for instead of the server's, `'NAME:SCOPE ...'`"},
 			&cli.StringSliceFlag{Name: "allow", Usage: "only offer a backend's tools matching `NAME:GLOB`; repeatable"},
 			&cli.StringSliceFlag{Name: "deny", Usage: "hide and refuse a backend's tools matching `NAME:GLOB` (deny wins); repeatable"},
 			&cli.StringSliceFlag{Name: "timeout", Usage: "idle timeout of a request, reset by progress: `DURATION` or NAME:DURATION; 0 disables (default 5m)"},
@@ -170,10 +174,15 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer) error {
 		Allow:      c.StringSlice("allow"),
 		Deny:       c.StringSlice("deny"),
 		NoOAuth:    c.StringSlice("no-oauth"),
-		Timeout:    c.StringSlice("timeout"),
-		MaxTimeout: c.StringSlice("max-timeout"),
-		ConfigFile: c.String("config"),
-		Only:       c.StringSlice("only"),
+
+		OAuthClient:       c.StringSlice("oauth-client"),
+		OAuthClientSecret: c.StringSlice("oauth-client-secret"),
+		OAuthCallbackPort: c.StringSlice("oauth-callback-port"),
+		OAuthScopes:       c.StringSlice("oauth-scopes"),
+		Timeout:           c.StringSlice("timeout"),
+		MaxTimeout:        c.StringSlice("max-timeout"),
+		ConfigFile:        c.String("config"),
+		Only:              c.StringSlice("only"),
 	}, os.LookupEnv)
 	if err != nil {
 		return &exitError{2, err}
@@ -259,6 +268,9 @@ func secrets(bs []config.Backend) []string {
 			if secretName(k) {
 				out = append(out, v)
 			}
+		}
+		if b.OAuth != nil && b.OAuth.ClientSecret != "" {
+			out = append(out, b.OAuth.ClientSecret)
 		}
 		for _, v := range b.Headers {
 			out = append(out, v)

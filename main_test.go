@@ -1002,11 +1002,16 @@ func TestOAuthEndToEnd(t *testing.T) {
 		p.W.Close()
 		p.waitExit(t, 10*time.Second)
 	}
-	files, _ := os.ReadDir(dir)
-	if len(files) != 1 {
-		t.Errorf("OAuth directory holds %d files, want 1", len(files))
-	} else if fi, err := files[0].Info(); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Errorf("token file mode %v (%v), want 0600", fi.Mode().Perm(), err)
+	// The record, and the lock file beside it (bridges for one server take
+	// turns through it).
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	if len(files) != 2 || !strings.HasSuffix(files[1], files[0][len(dir):]+".lock") {
+		t.Errorf("OAuth directory holds %q, want a record and its lock", files)
+	}
+	for _, f := range files {
+		if fi, err := os.Stat(f); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v (%v), want 0600", f, fi.Mode().Perm(), err)
+		}
 	}
 	p := startBridge(t, env, "--no-oauth", "remote", "--http", "remote="+url)
 	p.Send(initLine)

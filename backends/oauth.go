@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,6 +53,7 @@ type oauthClient struct {
 	store  oauthStore      //
 	ctx    context.Context // the session's: a flow ends with it
 	spawn  func(func()) bool
+	set    config.OAuth // what the configuration fixes: client, callback port, scopes
 
 	cur atomic.Pointer[grant] // never nil
 
@@ -119,6 +121,9 @@ func newOAuthClient(cfg config.Backend, c *httpCore) *oauthClient {
 		ctx:    c.ctx,
 		spawn:  c.spawn,
 	}
+	if cfg.OAuth != nil {
+		o.set = *cfg.OAuth
+	}
 	o.cur.Store(&grant{})
 	o.load()
 	return o
@@ -139,13 +144,28 @@ func newOAuthHTTPClient() *http.Client {
 // source starts from the stored token, refreshing it when it expires.
 func (o *oauthClient) load() {
 	rec := o.store.load()
-	if rec == nil {
+	if rec == nil || !o.fits(rec) {
 		return
 	}
 	if g := o.adopt(rec); g != nil {
 		o.cur.Store(g)
 		o.log.Debug().Msg("OAuth: using the stored token")
 	}
+}
+
+// fits reports whether stored record rec was made the way the
+// configuration asks (its client, its callback port); one that was not
+// (the configuration changed since) is not used.
+func (o *oauthClient) fits(rec *oauthRecord) bool {
+	if o.set.ClientID != "" && rec.Client.ClientID != o.set.ClientID {
+		o.log.Info().Msg("OAuth: the stored authorization is for another client than the configured one; not using it")
+		return false
+	}
+	if o.set.CallbackPort != 0 && rec.Client.callbackAddr() != callbackAddr(o.set.CallbackPort) {
+		o.log.Info().Msg("OAuth: the stored authorization was made with another callback port than the configured one; not using it")
+		return false
+	}
+	return true
 }
 
 // adopt takes up a stored record: its registration becomes the one flows
@@ -179,7 +199,7 @@ func (o *oauthClient) adopt(rec *oauthRecord) *grant {
 // them then refuse to that bridge.
 func (o *oauthClient) takeStored(f *flight, resp *http.Response) bool {
 	rec := o.store.load()
-	if rec == nil || rec.Token == nil || rec.Token.AccessToken == "" {
+	if rec == nil || rec.Token == nil || rec.Token.AccessToken == "" || !o.fits(rec) {
 		return false
 	}
 	if resp.Request != nil && resp.Request.Header.Get("Authorization") == "Bearer "+rec.Token.AccessToken {
@@ -395,14 +415,23 @@ func (o *oauthClient) listen() (net.Listener, error) {
 			}
 			return ln, nil
 		}
+		if o.set.ClientID != "" || o.set.CallbackPort != 0 {
+			// A registration made beforehand names its redirect URI:
+			// another port would not be let through.
+			return nil, fmt.Errorf("listening for the browser's redirect on %s (the client's redirect URI): %w", o.reg.callbackAddr(), err)
+		}
 		o.log.Warn().Str("error", err.Error()).Msg("OAuth: the callback port of the stored client registration is taken; registering anew")
 		o.reg, o.handler = nil, nil
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", callbackAddr(o.set.CallbackPort))
 	if err != nil {
 		return nil, fmt.Errorf("listening for the browser's redirect: %w", err)
 	}
-	h, err := o.newHandler(nil, callbackURL(ln), nil)
+	var reg *oauthRegistration // nil: register dynamically
+	if o.set.ClientID != "" {
+		reg = &oauthRegistration{ClientID: o.set.ClientID, ClientSecret: o.set.ClientSecret, RedirectURI: callbackURL(ln)}
+	}
+	h, err := o.newHandler(reg, callbackURL(ln), nil)
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -422,6 +451,9 @@ func (o *oauthClient) newHandler(reg *oauthRegistration, redirect string, ts oau
 		Client:                   o.hc,
 		NewTokenSource:           o.newTokenSource,
 		InitialTokenSource:       ts,
+	}
+	if scopes := o.set.Scopes; len(scopes) > 0 {
+		cfg.ScopeFilter = func([]string) []string { return slices.Clone(scopes) }
 	}
 	if reg != nil {
 		cfg.PreregisteredClient = &oauthex.ClientCredentials{ClientID: reg.ClientID}

@@ -27,6 +27,12 @@ const BrowserEnv = "MCPBRIDGE_BROWSER"
 const callbackPath = "/callback"
 
 // callbackURL is the redirect URI served on ln.
+// callbackAddr is where the redirect listener listens for a configured
+// port (0: any free one).
+func callbackAddr(port int) string {
+	return fmt.Sprintf("127.0.0.1:%d", port)
+}
+
 func callbackURL(ln net.Listener) string {
 	return fmt.Sprintf("http://127.0.0.1:%d%s", ln.Addr().(*net.TCPAddr).Port, callbackPath)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -430,4 +431,69 @@ func TestOAuthConcurrentBridgesOneFlow(t *testing.T) {
 	if as.Authorizes.Load() != 1 || as.Registers.Load() != 1 {
 		t.Fatalf("want one flow for both bridges: %s", as.Counts())
 	}
+}
+
+// TestOAuthPreregisteredClient: a server whose authorization server offers
+// no dynamic registration is used with a client made beforehand in its
+// console ("oauth": {"clientId", "callbackPort", "scopes"}): the flow uses
+// that client, the redirect on its port and the configured scopes; the
+// next start uses the stored token; a changed client id is not given the
+// stored token of the old one.
+func TestOAuthPreregisteredClient(t *testing.T) {
+	t.Setenv(OAuthDirEnv, t.TempDir())
+	as := oauthtest.NewAS(t, time.Hour)
+	as.NoRegistration.Store(true)
+	port := freePort(t)
+	as.Preregister("console-client", fmt.Sprintf("http://127.0.0.1:%d/callback", port))
+	u, _ := serveProtected(t, as, false)
+	set := &config.OAuth{ClientID: "console-client", CallbackPort: port, Scopes: []string{"mcp", "files:read"}}
+	open := func() *driver {
+		ctx, cancel := context.WithTimeout(context.Background(), testWait)
+		defer cancel()
+		s, err := Open(ctx, config.Backend{Name: "b1", Kind: config.KindHTTP, URL: u, OAuth: set}, Options{Logger: testLogger(t)})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return newDriver(t, s)
+	}
+	d := open()
+	initializeN(t, d, 1)
+	callN(t, d, 10, 2)
+	if as.Registers.Load() != 0 || as.Authorizes.Load() != 1 {
+		t.Fatalf("want one flow with the preregistered client: %s", as.Counts())
+	}
+	if sc := as.Scopes(); len(sc) != 1 || !strings.Contains(sc[0], "files:read") || !strings.Contains(sc[0], "offline_access") {
+		t.Fatalf("scopes asked for: %q", sc)
+	}
+	d = open()
+	initializeN(t, d, 1)
+	if as.Authorizes.Load() != 1 {
+		t.Fatalf("the restart ran a flow: %s", as.Counts())
+	}
+	// Another client configured: the stored token (of console-client) is
+	// not used, and the flow fails at the authorization server, which
+	// does not know that client.
+	set = &config.OAuth{ClientID: "other-client", CallbackPort: port}
+	flowTimeout = 2 * time.Second
+	t.Cleanup(func() { flowTimeout = 5 * time.Minute })
+	d = open()
+	d.send(initRequest)
+	if msg, _ := errorOf(t, d.await("1")); !strings.Contains(msg, "OAuth authorization") {
+		t.Fatalf("initialize with an unknown client: %q", msg)
+	}
+	if as.Authorizes.Load() != 2 {
+		t.Fatalf("want a flow for the other client: %s", as.Counts())
+	}
+}
+
+// freePort is a loopback port free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -3,7 +3,11 @@
 // environment it is given, and never starts or dials anything.
 package config
 
-import "time"
+import (
+	"errors"
+	"fmt"
+	"time"
+)
 
 // Kind is how a backend is reached.
 type Kind string
@@ -20,6 +24,24 @@ const (
 	// (400/404/405; never on 401).
 	KindURL Kind = "url"
 )
+
+// OAuth is how a remote backend's OAuth flow runs, where the defaults do
+// not serve: servers whose authorization server does not offer dynamic
+// client registration need a client registered beforehand (an OAuth app
+// made in the provider's console), whose redirect URI fixes the port.
+type OAuth struct {
+	// ClientID and ClientSecret are the registered client's; the secret
+	// may be empty (a public client). Empty ClientID: dynamic registration.
+	ClientID, ClientSecret string
+	// CallbackPort is the loopback port of the redirect URI
+	// http://127.0.0.1:PORT/callback; 0 picks a free one (with dynamic
+	// registration, or an authorization server that lets loopback
+	// redirects use any port, as RFC 8252 asks).
+	CallbackPort int
+	// Scopes, if not empty, are requested instead of those the server
+	// names (offline_access is still added when offered).
+	Scopes []string
+}
 
 // Backend describes one upstream MCP server.
 type Backend struct {
@@ -40,6 +62,11 @@ type Backend struct {
 	// otherwise start (config "oauth": false, flag --no-oauth NAME). A
 	// configured Authorization header turns it off as well.
 	NoOAuth bool
+	// OAuth adjusts the OAuth flow (config "oauth": {...}, flags
+	// --oauth-client, --oauth-client-secret, --oauth-callback-port,
+	// --oauth-scopes); nil: dynamic registration, a random callback
+	// port, the scopes the server asks for.
+	OAuth *OAuth
 
 	// Tool filters, path.Match globs on the backend's original tool names.
 	// Deny wins over Allow; an empty Allow allows everything.
@@ -53,4 +80,15 @@ type Backend struct {
 	// MaxTimeout is the absolute cap of a request. Nil means the bridge
 	// default; zero disables it.
 	MaxTimeout *time.Duration
+}
+
+// check reports settings that cannot work together.
+func (o *OAuth) check() error {
+	if o.ClientSecret != "" && o.ClientID == "" {
+		return errors.New("a client secret without a client id")
+	}
+	if o.CallbackPort < 0 || o.CallbackPort > 65535 {
+		return fmt.Errorf("callback port %d: want a port number (1-65535)", o.CallbackPort)
+	}
+	return nil
 }

@@ -61,7 +61,10 @@ func (e EntryError) Error() string { return fmt.Sprintf("server %q: %v", e.Name,
 //	                          against the config file's directory
 //	url, headers              remote backends; header names are canonicalized
 //	oauth                     remote backends; false turns off the OAuth flow
-//	                          a 401 would start
+//	                          a 401 would start; an object sets it up:
+//	                          clientId, clientSecret (a client registered
+//	                          beforehand), callbackPort, scopes (an array or
+//	                          a space-separated string)
 //	type or transport         stdio, http, streamable-http, streamableHttp
 //	                          or sse (any case); without it an entry with a url
 //	                          is KindURL and one with a command is KindStdio
@@ -308,6 +311,7 @@ type entry struct {
 	Timeout    *time.Duration
 	MaxTimeout *time.Duration
 	OAuth      bool
+	OAuthSet   *oauthEntry // "oauth" given as an object
 
 	has map[string]bool // keys present with a non-null value
 }
@@ -368,9 +372,46 @@ func (e *entry) decodeField(k string, raw json.RawMessage) error {
 	case "maxTimeout":
 		e.MaxTimeout, err = jsonDuration(raw)
 	case "oauth":
-		err = unmarshalAs(raw, &e.OAuth, "true or false")
+		err = e.decodeOAuth(raw)
 	}
 	return err
+}
+
+// An oauthEntry is "oauth" given as an object.
+type oauthEntry struct {
+	ClientID     string          `json:"clientId"`
+	ClientSecret string          `json:"clientSecret"`
+	CallbackPort int             `json:"callbackPort"`
+	Scopes       json.RawMessage `json:"scopes"`
+	scopes       []string
+}
+
+// decodeOAuth decodes "oauth": true, false, or an object (which means
+// true).
+func (e *entry) decodeOAuth(raw json.RawMessage) error {
+	const want = "true, false or an object with clientId, clientSecret, callbackPort, scopes"
+	if b := bytes.TrimSpace(raw); len(b) == 0 || b[0] != '{' {
+		return unmarshalAs(raw, &e.OAuth, want)
+	}
+	var o oauthEntry
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&o); err != nil {
+		return fmt.Errorf("must be %s (%v)", want, err)
+	}
+	if o.CallbackPort < 0 || o.CallbackPort > 65535 {
+		return fmt.Errorf("callbackPort %d: want a port number (1-65535)", o.CallbackPort)
+	}
+	if len(o.Scopes) > 0 && string(o.Scopes) != "null" {
+		var one string
+		if json.Unmarshal(o.Scopes, &one) == nil {
+			o.scopes = strings.Fields(one)
+		} else if err := unmarshalAs(o.Scopes, &o.scopes, "an array of strings or a space-separated string"); err != nil {
+			return fmt.Errorf("scopes %w", err)
+		}
+	}
+	e.OAuth, e.OAuthSet = true, &o
+	return nil
 }
 
 // unmarshalAs decodes raw into v, replacing encoding/json's Go-typed error
@@ -553,6 +594,18 @@ func expandRemote(b *Backend, e entry, lookup func(string) (string, bool)) error
 		return fmt.Errorf("url: %w", err)
 	}
 	b.NoOAuth = e.has["oauth"] && !e.OAuth
+	if o := e.OAuthSet; o != nil {
+		b.OAuth = &OAuth{CallbackPort: o.CallbackPort, Scopes: o.scopes}
+		if b.OAuth.ClientID, err = Expand(o.ClientID, lookup); err != nil {
+			return fmt.Errorf("oauth clientId: %w", err)
+		}
+		if b.OAuth.ClientSecret, err = Expand(o.ClientSecret, lookup); err != nil {
+			return fmt.Errorf("oauth clientSecret: %w", err)
+		}
+		if err := b.OAuth.check(); err != nil {
+			return fmt.Errorf("oauth: %w", err)
+		}
+	}
 	if len(e.Headers) > 0 {
 		b.Headers = make(map[string]string, len(e.Headers))
 	}

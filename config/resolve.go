@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -30,6 +31,10 @@ type Flags struct {
 	// NoOAuth holds --no-oauth NAME values: remote backends whose 401s do
 	// not start the OAuth flow.
 	NoOAuth []string
+	// OAuthClient, OAuthClientSecret, OAuthCallbackPort and OAuthScopes hold
+	// --oauth-client NAME:ID, --oauth-client-secret NAME:SECRET,
+	// --oauth-callback-port NAME:PORT and --oauth-scopes NAME:SCOPES values.
+	OAuthClient, OAuthClientSecret, OAuthCallbackPort, OAuthScopes []string
 	// Timeout and MaxTimeout hold --timeout and --max-timeout values: "2m"
 	// sets the default for all backends, "NAME:2m" one backend's; "0"
 	// disables.
@@ -137,9 +142,28 @@ func Resolve(f Flags, lookup func(string) (string, bool)) (Result, error) {
 		func() error { return q.each("--allow", ":", "NAME:GLOB", f.Allow, addAllow) },
 		func() error { return q.each("--deny", ":", "NAME:GLOB", f.Deny, addDeny) },
 		func() error { return q.names("--no-oauth", f.NoOAuth, setNoOAuth) },
+		func() error { return q.each("--oauth-client", ":", "NAME:CLIENT_ID", f.OAuthClient, setOAuthClient) },
+		func() error {
+			return q.each("--oauth-client-secret", ":", "NAME:SECRET", f.OAuthClientSecret, setOAuthClientSecret)
+		},
+		func() error {
+			return q.each("--oauth-callback-port", ":", "NAME:PORT", f.OAuthCallbackPort, setOAuthCallbackPort)
+		},
+		func() error { return q.each("--oauth-scopes", ":", "'NAME:SCOPE …'", f.OAuthScopes, setOAuthScopes) },
 	} {
 		if err := apply(); err != nil {
 			return Result{}, err
+		}
+	}
+	for _, b := range q.backends {
+		if b.OAuth == nil {
+			continue
+		}
+		if b.NoOAuth {
+			return Result{}, fmt.Errorf("backend %q: OAuth settings given, but OAuth is turned off for it (--no-oauth or \"oauth\": false)", b.Name)
+		}
+		if err := b.OAuth.check(); err != nil {
+			return Result{}, fmt.Errorf("backend %q: %w", b.Name, err)
 		}
 	}
 	if res.Backends, err = q.only(f.Only); err != nil {
@@ -172,7 +196,8 @@ func expandFlags(f Flags, lookup func(string) (string, bool)) (Flags, error) {
 	for _, fl := range []struct {
 		name   string
 		values *[]string
-	}{{"--header", &f.Header}, {"--env", &f.Env}, {"--http", &f.HTTP}, {"--sse", &f.SSE}} {
+	}{{"--header", &f.Header}, {"--env", &f.Env}, {"--http", &f.HTTP}, {"--sse", &f.SSE},
+		{"--oauth-client", &f.OAuthClient}, {"--oauth-client-secret", &f.OAuthClientSecret}} {
 		if len(*fl.values) == 0 {
 			continue
 		}
@@ -519,6 +544,67 @@ func setNoOAuth(b *Backend) error {
 		return fmt.Errorf("backend %q is a stdio backend, not a remote one", b.Name)
 	}
 	b.NoOAuth = true
+	return nil
+}
+
+// oauthOf returns b's OAuth settings, made if need be; only remote
+// backends have them.
+func oauthOf(b *Backend) (*OAuth, error) {
+	if b.Kind == KindStdio {
+		return nil, fmt.Errorf("backend %q is a stdio backend, not a remote one", b.Name)
+	}
+	if b.OAuth == nil {
+		b.OAuth = &OAuth{}
+	}
+	return b.OAuth, nil
+}
+
+// setOAuthClient applies --oauth-client.
+func setOAuthClient(b *Backend, id string) error {
+	o, err := oauthOf(b)
+	if err == nil && id == "" {
+		err = errors.New("empty client id")
+	}
+	if err == nil {
+		o.ClientID = id
+	}
+	return err
+}
+
+// setOAuthClientSecret applies --oauth-client-secret.
+func setOAuthClientSecret(b *Backend, secret string) error {
+	o, err := oauthOf(b)
+	if err == nil {
+		o.ClientSecret = secret
+	}
+	return err
+}
+
+// setOAuthCallbackPort applies --oauth-callback-port.
+func setOAuthCallbackPort(b *Backend, port string) error {
+	o, err := oauthOf(b)
+	if err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q: want a port number (1-65535)", port)
+	}
+	o.CallbackPort = n
+	return nil
+}
+
+// setOAuthScopes applies --oauth-scopes: scopes separated by spaces or
+// commas.
+func setOAuthScopes(b *Backend, scopes string) error {
+	o, err := oauthOf(b)
+	if err != nil {
+		return err
+	}
+	o.Scopes = strings.FieldsFunc(scopes, func(r rune) bool { return r == ',' || r == ' ' })
+	if len(o.Scopes) == 0 {
+		return errors.New("no scopes")
+	}
 	return nil
 }
 

@@ -230,3 +230,64 @@ func TestNoOAuth(t *testing.T) {
 		t.Fatalf("stdio: %v", err)
 	}
 }
+
+// TestOAuthSettings: "oauth" as an object in a config file and the
+// --oauth-* flags set a backend's OAuth client, callback port and scopes;
+// ${VAR} is expanded in the client id and secret; contradictions are
+// refused with the backend named.
+func TestOAuthSettings(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.json")
+	if err := os.WriteFile(file, []byte(`{"mcpServers": {
+		"gh": {"url": "http://a/mcp", "oauth": {"clientId": "Iv1.abc", "clientSecret": "${GH_SECRET}", "callbackPort": 8765, "scopes": "repo read:org"}},
+		"arr": {"url": "http://b/mcp", "oauth": {"scopes": ["x", "y"]}}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := func(k string) (string, bool) {
+		v, ok := map[string]string{"GH_SECRET": "s3cret", "CID": "flag-client"}[k]
+		return v, ok
+	}
+	res, err := Resolve(Flags{ConfigFile: file, HTTP: []string{"flag=http://d/mcp"},
+		OAuthClient: []string{"flag:${CID}"}, OAuthCallbackPort: []string{"flag:9000"}, OAuthScopes: []string{"flag:a,b c"}}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*OAuth{}
+	for _, b := range res.Backends {
+		got[b.Name] = b.OAuth
+	}
+	want := map[string]*OAuth{
+		"flag": {ClientID: "flag-client", CallbackPort: 9000, Scopes: []string{"a", "b", "c"}},
+		"gh":   {ClientID: "Iv1.abc", ClientSecret: "s3cret", CallbackPort: 8765, Scopes: []string{"repo", "read:org"}},
+		"arr":  {Scopes: []string{"x", "y"}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("OAuth settings (-want +got):\n%s", diff)
+	}
+	for _, tt := range []struct {
+		flags   Flags
+		file    string
+		wantErr string
+	}{
+		{Flags{HTTP: []string{"r=http://a/mcp"}, NoOAuth: []string{"r"}, OAuthClient: []string{"r:x"}}, "", `backend "r": OAuth settings given, but OAuth is turned off`},
+		{Flags{HTTP: []string{"r=http://a/mcp"}, OAuthClientSecret: []string{"r:x"}}, "", `backend "r": a client secret without a client id`},
+		{Flags{Stdio: []string{"s=cat"}, OAuthClient: []string{"s:x"}}, "", `backend "s" is a stdio backend`},
+		{Flags{HTTP: []string{"r=http://a/mcp"}, OAuthCallbackPort: []string{"r:http"}}, "", `--oauth-callback-port "r:http": port "http"`},
+		{Flags{}, `{"mcpServers": {"r": {"url": "http://a/mcp", "oauth": {"redirectUri": "x"}}}}`, `unknown field "redirectUri"`},
+		{Flags{}, `{"mcpServers": {"r": {"url": "http://a/mcp", "oauth": {"callbackPort": 70000}}}}`, `callbackPort 70000`},
+		{Flags{}, `{"mcpServers": {"r": {"url": "http://a/mcp", "oauth": "yes"}}}`, `must be true, false or an object`},
+	} {
+		f := tt.flags
+		if tt.file != "" {
+			p := filepath.Join(dir, "bad.json")
+			if err := os.WriteFile(p, []byte(tt.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f.ConfigFile = p
+		}
+		_, err := Resolve(f, env)
+		if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("%+v %s: error %v, want %q", tt.flags, tt.file, err, tt.wantErr)
+		}
+	}
+}

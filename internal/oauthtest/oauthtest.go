@@ -38,6 +38,9 @@ type AS struct {
 	RefuseRefreshed atomic.Bool
 
 	Registers, Authorizes, CodeGrants, RefreshGrants atomic.Int32
+	// NoRegistration leaves dynamic client registration out: clients must
+	// be registered beforehand (Preregister).
+	NoRegistration atomic.Bool
 
 	mu      sync.Mutex
 	clients map[string][]string  // client id → redirect URIs
@@ -46,6 +49,22 @@ type AS struct {
 	refresh map[string]string    // refresh token → client id
 	issued  []string             // every token and code, for the log check
 	seen    map[string]bool      // redirect URIs seen at /authorize
+	scopes  []string             // the scope parameter of each /authorize
+}
+
+// Preregister registers a client as one made in a provider's console:
+// id, no secret, the redirect URIs given.
+func (as *AS) Preregister(id string, redirects ...string) {
+	as.mu.Lock()
+	as.clients[id] = redirects
+	as.mu.Unlock()
+}
+
+// Scopes lists the scope parameter of each authorization request so far.
+func (as *AS) Scopes() []string {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	return append([]string(nil), as.scopes...)
 }
 
 type codeGrant struct{ client, redirect, challenge string }
@@ -70,11 +89,15 @@ func NewAS(t testing.TB, ttl time.Duration) *AS {
 
 func (as *AS) metadata(w http.ResponseWriter, _ *http.Request) {
 	u := as.srv.URL
+	reg := u + "/register"
+	if as.NoRegistration.Load() {
+		reg = ""
+	}
 	writeJSON(w, http.StatusOK, &oauthex.AuthServerMeta{
 		Issuer:                                     u,
 		AuthorizationEndpoint:                      u + "/authorize",
 		TokenEndpoint:                              u + "/token",
-		RegistrationEndpoint:                       u + "/register",
+		RegistrationEndpoint:                       reg,
 		ResponseTypesSupported:                     []string{"code"},
 		GrantTypesSupported:                        []string{"authorization_code", "refresh_token"},
 		TokenEndpointAuthMethodsSupported:          []string{"none"},
@@ -86,6 +109,10 @@ func (as *AS) metadata(w http.ResponseWriter, _ *http.Request) {
 
 func (as *AS) register(w http.ResponseWriter, r *http.Request) {
 	as.Registers.Add(1)
+	if as.NoRegistration.Load() {
+		http.NotFound(w, r)
+		return
+	}
 	var m oauthex.ClientRegistrationMetadata
 	if err := json.NewDecoder(r.Body).Decode(&m); err != nil || len(m.RedirectURIs) == 0 {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_client_metadata"})
@@ -107,6 +134,7 @@ func (as *AS) authorize(w http.ResponseWriter, r *http.Request) {
 	as.mu.Lock()
 	uris, ok := as.clients[q.Get("client_id")]
 	as.seen[q.Get("redirect_uri")] = true
+	as.scopes = append(as.scopes, q.Get("scope"))
 	as.mu.Unlock()
 	switch {
 	case !ok || !containsStr(uris, q.Get("redirect_uri")):
