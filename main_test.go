@@ -1022,3 +1022,51 @@ func TestOAuthEndToEnd(t *testing.T) {
 		t.Errorf("--no-oauth started a flow: %s", as.Counts())
 	}
 }
+
+// TestSignalStopsWithUnreadStdout: a host that stopped reading the
+// bridge's stdout (hung, or busy) and then sends SIGTERM, as the MCP stdio
+// shutdown does after closing stdin, still sees the bridge exit (eleventh
+// review: the bridge waited for ever for its writer, stuck in a write).
+func TestSignalStopsWithUnreadStdout(t *testing.T) {
+	cmd := exec.Command(bridgeBin, "--stdio", stdioBackend("unread"))
+	cmd.Env = append(os.Environ(), serverEnvFor("unread")...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe() // never read
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		stdout.Close()
+	})
+	// Answers of about 4 MiB in all: more than any pipe holds.
+	var b strings.Builder
+	b.WriteString(initLine + "\n" + `{"jsonrpc":"2.0","method":"notifications/initialized"}` + "\n")
+	text := strings.Repeat("y", 4000)
+	for i := 1; i <= 1000; i++ {
+		b.WriteString(echoCall(strconv.Itoa(i), text) + "\n")
+	}
+	go func() { stdin.Write([]byte(b.String())) }()
+	// Until the bridge has answered enough to be stuck writing.
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(stderr.String(), "backend initialized") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("mcpbridge still running 15 s after SIGTERM with its stdout unread; stderr:\n%s", tail(stderr.String(), 3000))
+	}
+}

@@ -122,6 +122,7 @@ func (s *stream) readLoop(r io.Reader, max int) {
 		line, err := lr.Next()
 		if errors.Is(err, frame.ErrTooLong) {
 			s.log.Warn().Err(err).Msg("skipping oversized line from backend")
+			s.tooLong(frame.PeekHead(line), err)
 			continue
 		}
 		if err != nil {
@@ -135,6 +136,22 @@ func (s *stream) readLoop(r io.Reader, max int) {
 		}
 		s.in <- f
 	}
+}
+
+// tooLong ends what waits for an oversized message that was skipped: the
+// request it answers gets an error in its place (else the host's call
+// would wait for --timeout), and a request of the backend's own is
+// refused, as the bridge refuses one from the host.
+func (s *stream) tooLong(h frame.Head, err error) {
+	if h.ID == nil || h.Batch {
+		return
+	}
+	msg := fmt.Sprintf("backend %q: its answer was too long for the bridge (--max-message): %v", s.name, err)
+	if h.Response {
+		s.in <- frame.NewError(h.ID, frame.ErrorObject{Code: frame.CodeInternalError, Message: msg})
+		return
+	}
+	_ = s.Send(frame.NewError(h.ID, frame.ErrorObject{Code: frame.CodeInvalidRequest, Message: err.Error()}))
 }
 
 // stopWriter asks the writer to flush and close w, waiting at most grace;

@@ -159,6 +159,12 @@ func errorMessage(f *frame.Frame) string {
 	return e.Message
 }
 
+// maxPages bounds the pages of one list gathered from one backend.
+const maxPages = 1000
+
+// itemKey is the member that names an item of each list kind.
+var itemKey = map[string]string{"tools": "name", "prompts": "name", "resources": "uri", "resourceTemplates": "uriTemplate"}
+
 // items returns every item of one list of l, all pages, from cache when
 // the backend promised to tell us of changes.
 func (a *aggregator) items(l *link, method, kind string) (its []json.RawMessage, cached bool, err error) {
@@ -171,7 +177,9 @@ func (a *aggregator) items(l *link, method, kind string) (its []json.RawMessage,
 	a.mu.Unlock()
 	all := []json.RawMessage{} // not nil: an empty list is an answer, not a backend that is down
 	var cursor json.RawMessage
-	for page := 0; page < 1000; page++ {
+	seen := map[string]bool{}  // cursors asked for
+	names := map[string]bool{} // item keys listed
+	for page := 0; page < maxPages; page++ {
 		var params []byte
 		if cursor != nil {
 			params, _ = json.Marshal(map[string]json.RawMessage{"cursor": cursor})
@@ -186,11 +194,28 @@ func (a *aggregator) items(l *link, method, kind string) (its []json.RawMessage,
 		}
 		var its []json.RawMessage
 		_ = json.Unmarshal(res[kind], &its)
-		all = append(all, its...)
+		for _, it := range its {
+			// An item named twice (pages that repeat) is listed once: a
+			// backend cannot serve two of one name.
+			if k := frame.Member(it, itemKey[kind]); k != nil {
+				if names[string(k)] {
+					continue
+				}
+				names[string(k)] = true
+			}
+			all = append(all, it)
+		}
 		cursor = res["nextCursor"]
 		if len(cursor) == 0 || string(cursor) == "null" || string(cursor) == `""` {
 			break
 		}
+		if seen[string(cursor)] || page == maxPages-1 {
+			// A cursor that comes round again (or never ends) would list
+			// the same items again and again: what came so far is the list.
+			a.r.log.Warn().Str("backend", l.name).Str("method", method).Int("pages", page+1).Msg("backend's list pages do not end (a cursor repeats); using the pages so far")
+			break
+		}
+		seen[string(cursor)] = true
 	}
 	if l.declaresListChanged(kind) {
 		a.mu.Lock()

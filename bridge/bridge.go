@@ -287,8 +287,15 @@ func (r *router) run(ctx context.Context, in io.Reader) error {
 	}
 	stopWriter()
 	if !writerEnded { // its one value was taken above otherwise
-		if werr := <-writerDone; werr != nil && err == nil && !errors.Is(werr, context.Canceled) {
-			err = werr
+		// Bounded: a host that stopped reading its stdout holds the
+		// writer in a write that nothing ends; the process exits anyway.
+		select {
+		case werr := <-writerDone:
+			if werr != nil && err == nil && !errors.Is(werr, context.Canceled) {
+				err = werr
+			}
+		case <-time.After(r.cfg.ShutdownGrace):
+			r.log.Warn().Msg("the host is not reading what the bridge writes; stopping without it")
 		}
 	}
 	r.mu.Lock()
@@ -486,10 +493,20 @@ func (r *router) readFront(in io.Reader) error {
 		}
 		if errors.Is(err, frame.ErrTooLong) {
 			r.log.Warn().Err(err).Msg("host sent an oversized message")
+			h := frame.PeekHead(line)
+			if h.Response {
+				// The host's answer to a backend's request: nothing answers
+				// an answer, but the backend must not wait for it.
+				if h.ID != nil {
+					r.hostResponse(frame.NewError(h.ID, frame.ErrorObject{Code: frame.CodeInternalError, Message: "the client's answer was too long for the bridge: " + err.Error()}))
+				}
+				continue
+			}
 			r.mu.Lock()
 			r.inflight++
 			r.mu.Unlock()
-			r.replyError(idFromHead(line), frame.CodeInvalidRequest, err.Error(), nil)
+			// A batch, or an id not seen whole: one error with id null.
+			r.replyError(h.ID, frame.CodeInvalidRequest, err.Error(), nil)
 			continue
 		}
 		if err != nil {
@@ -521,6 +538,18 @@ func (r *router) handleFrontLine(line []byte) {
 		var id []byte
 		if f != nil {
 			id = f.ID()
+		}
+		if h := frame.PeekHead(line); h.Response {
+			// Meant as an answer to a backend's request ("result" and
+			// "error" both, say): nothing answers an answer, but the
+			// backend must not wait for it.
+			if id != nil {
+				r.hostResponse(frame.NewError(id, frame.ErrorObject{Code: frame.CodeInternalError, Message: "the client's answer was not valid JSON-RPC: " + err.Error()}))
+			}
+			r.mu.Lock()
+			r.answeredLocked()
+			r.mu.Unlock()
+			return
 		}
 		r.replyError(id, frame.CodeInvalidRequest, err.Error(), nil)
 		return
@@ -601,34 +630,4 @@ func (r *router) handleBatch(line []byte) {
 		r.handleFrontLine([]byte(it))
 		r.reading = nil
 	}
-}
-
-// idFromHead finds the id near the start of an oversized message, so its
-// error can carry it (issue #5). It looks only at top-level members.
-func idFromHead(head []byte) []byte {
-	i := 0
-	for i < len(head) && head[i] != '{' {
-		i++
-	}
-	dec := json.NewDecoder(bytes.NewReader(head[min(i, len(head)):]))
-	if _, err := dec.Token(); err != nil {
-		return nil
-	}
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return nil
-		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil
-		}
-		if k, ok := t.(string); ok && k == "id" {
-			if len(v) > 0 && (v[0] == '"' || v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) {
-				return v
-			}
-			return nil
-		}
-	}
-	return nil
 }

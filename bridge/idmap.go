@@ -222,6 +222,17 @@ func (m *idMap) callsOf(l *link) []*call {
 
 // addUp registers a backend's request toward the host. A backend that
 // reuses an id still in flight gets ok false.
+// hasUpFor reports whether backend l has a request pending with the host.
+// Off the hot path: only when a call's idle timeout fires.
+func (m *idMap) hasUpFor(l *link) bool {
+	for _, u := range m.ups {
+		if u.backend == l {
+			return true
+		}
+	}
+	return false
+}
+
 func (m *idMap) addUp(l *link, backendID []byte) (*upcall, bool) {
 	k := upKey{l, string(backendID)}
 	if _, dup := m.upByID[k]; dup {

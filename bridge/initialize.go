@@ -243,14 +243,28 @@ func (r *router) initializeResult(version string, up []*link) []byte {
 		if c := rawField(res.raw, "capabilities"); c != nil {
 			caps = c
 		}
-		info := res.ServerInfo
-		if info == nil {
-			info = r.serverInfo()
-		}
 		for _, k := range []string{"tools", "prompts", "resources"} {
 			if string(rawField(rawField(caps, k), "listChanged")) == "true" {
 				r.announceListChanged(k)
 			}
+		}
+		// The backend's own result, _meta and members unknown to the
+		// bridge included; only the version is the one negotiated with
+		// the host, and the required members are there.
+		if b := bytes.TrimSpace(res.raw); len(b) > 0 && b[0] == '{' {
+			vb, _ := json.Marshal(v)
+			out := frame.SetMember(b, "protocolVersion", vb)
+			if frame.Member(out, "capabilities") == nil {
+				out = frame.SetMember(out, "capabilities", caps)
+			}
+			if res.ServerInfo == nil {
+				out = frame.SetMember(out, "serverInfo", r.serverInfo())
+			}
+			return out
+		}
+		info := res.ServerInfo
+		if info == nil {
+			info = r.serverInfo()
 		}
 		b, _ := json.Marshal(result{v, caps, info, res.Instructions})
 		return b

@@ -628,7 +628,20 @@ func (r *router) startTimer(c *call) {
 	}
 	r.mu.Lock()
 	if idle > 0 {
-		t.idle = time.AfterFunc(idle, fire("no answer or progress for", idle))
+		t.idle = time.AfterFunc(idle, func() {
+			// A backend waiting on the host (sampling, elicitation, roots:
+			// often a person answering) is not idle: its calls wait with
+			// it, and the idle window starts again once nothing of its is
+			// pending with the host. --max-timeout still bounds them.
+			r.mu.Lock()
+			waiting := r.ids.hasUpFor(c.backend)
+			r.mu.Unlock()
+			if waiting {
+				t.progress()
+				return
+			}
+			r.expire(c, "no answer or progress for", idle)
+		})
 	}
 	if max > 0 {
 		t.max = time.AfterFunc(max, fire("no answer within", max))

@@ -21,6 +21,7 @@ import (
 	"io"
 	"sort"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Kind classifies a JSON-RPC message.
@@ -136,6 +137,11 @@ func (f *Frame) locate() error {
 	}
 	if f.id.Ok() {
 		switch c := b[f.id.Start]; {
+		case c == '"' && !utf8.Valid(b[f.id.Start:f.id.End]):
+			// Echoed back as is, it would put bytes that are not UTF-8
+			// (not JSON, RFC 8259 8.1) on the peer's stream.
+			f.id = Span{}
+			return fmt.Errorf("%w: id is not valid UTF-8", ErrInvalid)
 		case c == '"' || c == '-' || isDigit(c):
 		case c == 'n': // null: only an error response may carry it
 		default:

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -92,7 +93,7 @@ func (lr *LineReader) line() ([]byte, error) {
 			}
 			return nil, lr.err
 		}
-		if lr.end-lr.start > lr.max {
+		if lr.end-lr.start > lr.max+1 { // +1: the CR of a CRLF ending
 			return lr.skip()
 		}
 		if lr.end == len(lr.buf) {
@@ -123,8 +124,12 @@ func (lr *LineReader) take(from, to, next int) ([]byte, error) {
 			lr.buf = make([]byte, readBuf)
 		}
 	}
-	if len(line) > lr.max {
-		return bytes.Clone(line[:min(headLen, len(line))]), fmt.Errorf("%w: line of %d bytes, over the cap of %d", ErrTooLong, len(line), lr.max)
+	n := len(line)
+	if n > 0 && line[n-1] == '\r' {
+		n-- // a CRLF line ending is not part of the message
+	}
+	if n > lr.max {
+		return bytes.Clone(line[:min(headLen, len(line))]), fmt.Errorf("%w: line of %d bytes, over the cap of %d", ErrTooLong, n, lr.max)
 	}
 	return bytes.Clone(line), nil
 }
@@ -259,4 +264,57 @@ func (w *Writer) write(f *Frame) error {
 		return fmt.Errorf("write: %w", err)
 	}
 	return nil
+}
+
+// A Head is what the first bytes of an oversized message show about it:
+// enough to answer it, or to end what waits for it, without the rest.
+type Head struct {
+	// ID is the message's id when a top-level "id" member is seen whole
+	// (a value cut by the end of the head is not taken: "12" of 123456).
+	ID []byte
+	// Batch: the message is a JSON array.
+	Batch bool
+	// Response: a top-level "result" or "error" member was seen, and no
+	// "method" before it.
+	Response bool
+}
+
+// PeekHead reads the top-level members of an oversized message's head.
+func PeekHead(head []byte) Head {
+	var h Head
+	b := bytes.TrimLeft(head, " \t\r\n")
+	if len(b) > 0 && b[0] == '[' {
+		h.Batch = true
+		return h
+	}
+	if len(b) == 0 || b[0] != '{' {
+		return h
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if _, err := dec.Token(); err != nil {
+		return h
+	}
+	method := false
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return h
+		}
+		k, _ := t.(string)
+		switch k {
+		case "result", "error":
+			h.Response = !method
+		case "method":
+			method, h.Response = true, false
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return h
+		}
+		if k == "id" && dec.InputOffset() < int64(len(b)) && len(v) > 0 &&
+			(v[0] == '"' || v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) {
+			h.ID = v
+		}
+	}
+	return h
 }
