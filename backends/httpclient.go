@@ -189,6 +189,14 @@ func (u *unsent) begin(id []byte) (cancelled bool) {
 	return false
 }
 
+// isCancelled reports whether the router cancelled request id (still
+// between Send and the end of its answer).
+func (u *unsent) isCancelled(id []byte) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.reqs[string(id)].cancelled
+}
+
 // end forgets request id: it was sent, or will not be.
 func (u *unsent) end(id []byte) {
 	u.mu.Lock()

@@ -187,6 +187,7 @@ func (o *oauthClient) adopt(rec *oauthRecord) *grant {
 	if ts == nil {
 		return nil
 	}
+	o.store.took(rec.Token.AccessToken)
 	ts, _ = h.TokenSource(o.ctx)
 	return &grant{ts: ts, refresher: o.lastRef}
 }
@@ -202,8 +203,9 @@ func (o *oauthClient) takeStored(f *flight, resp *http.Response) bool {
 	if rec == nil || rec.Token == nil || rec.Token.AccessToken == "" || !o.fits(rec) {
 		return false
 	}
-	if resp.Request != nil && resp.Request.Header.Get("Authorization") == "Bearer "+rec.Token.AccessToken {
-		return false // the stored token is the one refused
+	if o.store.ownToken(rec.Token.AccessToken) ||
+		resp.Request != nil && resp.Request.Header.Get("Authorization") == "Bearer "+rec.Token.AccessToken {
+		return false // no news: the token this bridge holds, or the one refused
 	}
 	g := o.adopt(rec)
 	if g == nil {
@@ -539,6 +541,7 @@ func (r *storingRefresher) Token() (*oauth2.Token, error) {
 	if rec := r.store.load(); rec != nil && rec.Token != nil && rec.Client.ClientID == r.cfg.ClientID &&
 		rec.Token.RefreshToken != "" && rec.Token.RefreshToken != r.refresh && rec.Token.Valid() {
 		r.refresh = rec.Token.RefreshToken
+		r.store.took(rec.Token.AccessToken)
 		return rec.Token, nil
 	}
 	// A token with only a refresh token is expired: its source refreshes

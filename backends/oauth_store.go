@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -95,11 +96,32 @@ type oauthStore struct {
 	path   string // "" when nothing can be stored
 	log    zerolog.Logger
 	mu     *sync.Mutex // one writer at a time: flows and refreshes both save
+	st     *storeState
 }
+
+// storeState is what one backend's store shares between its copies.
+type storeState struct {
+	// held: this backend holds the lock shared with other processes; its
+	// own flow and refreshes then go on without waiting for it (a flow
+	// holds it while go-sdk refreshes a short-lived new token).
+	held atomic.Bool
+	// own is the access token this bridge last stored or took from the
+	// file: a record holding it is no news from another bridge.
+	own atomic.Pointer[string]
+}
+
+// ownToken reports whether tok is the one this bridge last stored or took.
+func (s oauthStore) ownToken(tok string) bool {
+	p := s.st.own.Load()
+	return p != nil && *p == tok
+}
+
+// took records that this bridge now uses tok, read from the file.
+func (s oauthStore) took(tok string) { s.st.own.Store(&tok) }
 
 // newOAuthStore returns the store of server's registration and token.
 func newOAuthStore(server string, log zerolog.Logger) oauthStore {
-	s := oauthStore{server: server, log: log, mu: new(sync.Mutex)}
+	s := oauthStore{server: server, log: log, mu: new(sync.Mutex), st: new(storeState)}
 	dir, err := oauthDir()
 	if err != nil {
 		log.Warn().Str("error", err.Error()).Msg("OAuth: tokens will not be stored")
@@ -171,6 +193,7 @@ func (s oauthStore) save(reg oauthRegistration, tok *oauth2.Token) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.took(tok.AccessToken)
 	if err := s.write(oauthRecord{Server: s.server, Client: reg, Token: tok}); err != nil {
 		s.log.Warn().Str("error", err.Error()).Msg("OAuth: storing the token failed; the next start asks for authorization again")
 	}
@@ -238,7 +261,7 @@ const lockPoll = 50 * time.Millisecond
 // The returned unlock is never nil.
 func (s oauthStore) lock(ctx context.Context) (unlock func()) {
 	none := func() {}
-	if s.path == "" {
+	if s.path == "" || s.st.held.Load() {
 		return none
 	}
 	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
@@ -259,9 +282,15 @@ func (s oauthStore) lock(ctx context.Context) (unlock func()) {
 			}
 			return none
 		case !busy:
-			return func() { f.Close() } // closing the file releases the lock
+			s.st.held.Store(true)
+			return func() {
+				s.st.held.Store(false)
+				f.Close() // closing the file releases the lock
+			}
 		}
-		if !sleepCtx(ctx, lockPoll) {
+		// Held by this backend itself (its flow: go on beside it), or
+		// waited long enough.
+		if s.st.held.Load() || !sleepCtx(ctx, lockPoll) {
 			f.Close()
 			return none
 		}

@@ -481,6 +481,11 @@ func (s *streamable) readStreamAnswer(ctx context.Context, cancel context.Cancel
 			return fmt.Errorf("the server ended the answer stream before the answer (%s)", streamEnd(err))
 		}
 		for {
+			if s.unsent.isCancelled(id) {
+				// The router cancelled it (the host did, or it timed out):
+				// no answer will come to poll for.
+				return errors.New("cancelled while its answer stream was resumed")
+			}
 			if attempts++; attempts > resumeAttempts {
 				return fmt.Errorf("the answer stream broke (%s) and resuming it failed %d times", streamEnd(err), resumeAttempts)
 			}
@@ -490,6 +495,9 @@ func (s *streamable) readStreamAnswer(ctx context.Context, cancel context.Cancel
 			}
 			if !sleepCtx(ctx, delay) {
 				return ctx.Err()
+			}
+			if s.unsent.isCancelled(id) {
+				return errors.New("cancelled while its answer stream was resumed")
 			}
 			r, gerr := s.get(ctx, s.state(), rd.LastEventID)
 			if gerr == nil {

@@ -167,6 +167,7 @@ type hostState struct {
 	released    bool                // held messages sent: backends' messages go straight to the host
 	listChanged map[string]bool     // list kinds whose listChanged capability the host was given
 	open        bool                // queued released: host requests are routed at once
+	releasing   bool                // releaseQueued is routing the queue
 	inputEnded  bool                // the host's input ended (or the bridge gives up)
 	logLevel    []byte              // raw params of the last logging/setLevel
 	subs        map[string]*hostSub // by uri

@@ -193,22 +193,34 @@ func (r *router) armAssumeLocked() {
 // initialize was answered and it sent notifications/initialized, once both
 // happened, or once the initialize was answered and the host's input
 // ended (a host that never sends initialized still gets its answers).
+//
+// Until the queue is empty, requests that come meanwhile join it: the
+// release may run beside the reader (the assumeGrace timer), and must not
+// let a later request overtake a held one.
 func (r *router) releaseQueued() {
 	r.mu.Lock()
-	if r.host.open || !isClosed(r.host.initDone) || !(isClosed(r.host.initialized) || r.host.inputEnded) {
+	if r.host.open || r.host.releasing || !isClosed(r.host.initDone) || !(isClosed(r.host.initialized) || r.host.inputEnded) {
 		r.mu.Unlock()
 		return
 	}
-	r.host.open = true
-	queued := r.host.queued
-	r.host.queued = nil
-	r.mu.Unlock()
-	for _, f := range queued {
-		if r.life.Err() != nil {
-			r.refuse(f, frame.CodeInternalError, "the bridge is shutting down", nil)
-			continue
+	r.host.releasing = true
+	for {
+		queued := r.host.queued
+		r.host.queued = nil
+		if len(queued) == 0 {
+			r.host.open, r.host.releasing = true, false
+			r.mu.Unlock()
+			return
 		}
-		r.route(f)
+		r.mu.Unlock()
+		for _, f := range queued {
+			if r.life.Err() != nil {
+				r.refuse(f, frame.CodeInternalError, "the bridge is shutting down", nil)
+				continue
+			}
+			r.route(f)
+		}
+		r.mu.Lock()
 	}
 }
 

@@ -52,7 +52,7 @@ func (r *router) fromHost(f *frame.Frame) {
 	}
 	r.mu.Lock()
 	r.inflight++
-	started, done, initialized := r.host.initStarted, isClosed(r.host.initDone), isClosed(r.host.initialized)
+	started, initialized, open := r.host.initStarted, isClosed(r.host.initialized), r.host.open
 	r.mu.Unlock()
 	switch f.Method {
 	case mInitialize:
@@ -69,7 +69,7 @@ func (r *router) fromHost(f *frame.Frame) {
 			return
 		}
 	}
-	if !done || !initialized {
+	if !open {
 		if !started {
 			r.replyError(f.ID(), frame.CodeInvalidRequest, "invalid request: the session is not initialized yet (send initialize first)", nil)
 			return
