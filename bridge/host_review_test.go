@@ -138,8 +138,9 @@ func TestOversizedBackendAnswerEndsTheCall(t *testing.T) {
 	t.Logf("answer after %v: %s", time.Since(start).Round(time.Millisecond), r.Raw())
 }
 
-// serveScriptedWith is scriptedServer.serve with the bridge's own backend
-// options (MaxMessage above all), as a real stdio backend gets them.
+// serveScriptedWith serves s on pipes as a stdio backend, with the
+// bridge's backend options (MaxMessage above all) as a real one gets them;
+// caps may be a whole initialize result.
 func serveScriptedWith(t *testing.T, s *scriptedServer, opts backends.Options) backends.Session {
 	toSrvR, toSrvW := io.Pipe()
 	fromSrvR, fromSrvW := io.Pipe()

@@ -11,12 +11,7 @@ import (
 // no notifications/initialized must get the call's result, not an error.
 func TestHeldRequestRoutedAtEOF(t *testing.T) {
 	for _, several := range []bool{false, true} {
-		servers := []namedServer{{"a", testServer("a")}}
-		call := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"routed"}}}`
-		if several {
-			servers = append(servers, namedServer{"b", testServer("b")})
-			call = strings.Replace(call, `"echo"`, `"a_echo"`, 1)
-		}
+		servers, call := oneOrTwo(several, "routed")
 		h := bridgedWire(t, Config{}, servers...)
 		h.Send(initLine)
 		h.Response("0")

@@ -16,12 +16,7 @@ import (
 // empty).
 func TestRequestsBeforeInitialized(t *testing.T) {
 	for _, several := range []bool{false, true} {
-		servers := []namedServer{{"a", testServer("a")}}
-		call := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"held"}}}`
-		if several {
-			servers = append(servers, namedServer{"b", testServer("b")})
-			call = strings.Replace(call, `"echo"`, `"a_echo"`, 1)
-		}
+		servers, call := oneOrTwo(several, "held")
 		h := bridgedWire(t, Config{}, servers...)
 		h.Send(initLine)
 		h.Response("0")
@@ -76,12 +71,7 @@ func TestEOFWithABackendRequestPending(t *testing.T) {
 // modes. It waited for ever (until the input ended) before.
 func TestNoInitializedAnsweredAfterGrace(t *testing.T) {
 	for _, several := range []bool{false, true} {
-		servers := []namedServer{{"a", testServer("a")}}
-		call := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"late"}}}`
-		if several {
-			servers = append(servers, namedServer{"b", testServer("b")})
-			call = strings.Replace(call, `"echo"`, `"a_echo"`, 1)
-		}
+		servers, call := oneOrTwo(several, "late")
 		h := bridgedWire(t, Config{}, servers...)
 		h.Send(initLine)
 		h.Response("0")
@@ -105,4 +95,16 @@ func TestNoInitializedAnsweredAfterGrace(t *testing.T) {
 			t.Errorf("several=%v: tools/list after: %s", several, r.Raw())
 		}
 	}
+}
+
+// oneOrTwo returns backend a alone, or a and b (several), and an echo call
+// of text to a under the name the host sees in that mode.
+func oneOrTwo(several bool, text string) ([]namedServer, string) {
+	servers := []namedServer{{"a", testServer("a")}}
+	name := "echo"
+	if several {
+		servers = append(servers, namedServer{"b", testServer("b")})
+		name = "a_echo"
+	}
+	return servers, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"` + name + `","arguments":{"text":"` + text + `"}}}`
 }

@@ -3,7 +3,6 @@ package bridge
 import (
 	"context"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -23,40 +22,7 @@ type scriptedServer struct {
 }
 
 func (s *scriptedServer) serve(t *testing.T) backends.Session {
-	toSrvR, toSrvW := io.Pipe()
-	fromSrvR, fromSrvW := io.Pipe()
-	var wmu sync.Mutex
-	write := func(format string, args ...any) {
-		wmu.Lock()
-		defer wmu.Unlock()
-		fmt.Fprintf(fromSrvW, format+"\n", args...)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer fromSrvW.Close()
-		lr := frame.NewLineReader(toSrvR, 0)
-		for {
-			line, err := lr.Next()
-			if err != nil {
-				return
-			}
-			f, err := frame.Parse(line)
-			if err != nil {
-				continue
-			}
-			if f.Method == "initialize" {
-				write(`{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2025-11-25","capabilities":%s,"serverInfo":{"name":%q,"version":"1"}}}`, f.ID(), s.caps, s.name)
-				continue
-			}
-			s.handle(f, write)
-		}
-	}()
-	t.Cleanup(func() {
-		toSrvW.Close()
-		<-done
-	})
-	return backends.NewStream(s.name, fromSrvR, toSrvW, backends.Options{Logger: testLogger(t)})
+	return serveScriptedWith(t, s, backends.Options{})
 }
 
 func bridgedScripted(t *testing.T, cfg Config, srvs ...*scriptedServer) *bridgedRun {
