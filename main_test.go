@@ -1023,6 +1023,46 @@ func TestOAuthEndToEnd(t *testing.T) {
 	}
 }
 
+// TestOAuthPreregisteredClientEndToEnd: the --oauth-* flags reach the
+// flow through the binary: an authorization server without dynamic
+// registration, a client made in its "console", its secret from the
+// environment (${VAR}), its redirect port and scopes; the secret never
+// reaches the log.
+func TestOAuthPreregisteredClientEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	const secret = "console-secret-4711"
+	env := []string{"MCPBRIDGE_OAUTH_DIR=" + dir, "MCPBRIDGE_BROWSER='" + os.Args[0] + "' " + fakeBrowserArg, "APP_SECRET=" + secret}
+	as := oauthtest.NewAS(t, time.Hour)
+	as.NoRegistration.Store(true)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	as.Preregister("console-app", fmt.Sprintf("http://127.0.0.1:%d/callback", port))
+	url := oauthtest.ServeProtected(t, as, testserver.New("remote"), false, nil)
+	p := startBridge(t, env, "--log-level", "debug", "--http", "remote="+url, "--oauth-client", "remote:console-app",
+		"--oauth-client-secret", "remote:${APP_SECRET}", "--oauth-callback-port", fmt.Sprintf("remote:%d", port),
+		"--oauth-scopes", "remote:mcp tools:run")
+	handshake(t, p)
+	p.Send(echoCall("1", "preregistered"))
+	if r := p.Response("1"); r.IsError() || !strings.Contains(string(r.Result()), "preregistered") {
+		t.Fatalf("call: %s\n%s", r.Raw(), p.stderr.String())
+	}
+	if as.Registers.Load() != 0 || as.Authorizes.Load() != 1 {
+		t.Fatalf("want one flow with the preregistered client: %s", as.Counts())
+	}
+	if sc := as.Scopes(); len(sc) != 1 || !strings.Contains(sc[0], "tools:run") {
+		t.Errorf("scopes asked for: %q", sc)
+	}
+	p.W.Close()
+	p.waitExit(t, 10*time.Second)
+	if strings.Contains(p.stderr.String(), secret) {
+		t.Errorf("the client secret reached the log")
+	}
+}
+
 // TestSignalStopsWithUnreadStdout: a host that stopped reading the
 // bridge's stdout (hung, or busy) and then sends SIGTERM, as the MCP stdio
 // shutdown does after closing stdin, still sees the bridge exit (eleventh
