@@ -173,6 +173,11 @@ func (o *oauthClient) fits(rec *oauthRecord) bool {
 // At load, or in the flow's goroutine.
 func (o *oauthClient) adopt(rec *oauthRecord) *grant {
 	reg := rec.Client
+	if o.set.ClientID != "" {
+		// The configured secret, not the stored one: the user may have
+		// rotated it.
+		reg.ClientSecret = o.set.ClientSecret
+	}
 	var ts oauth2.TokenSource
 	if rec.Token != nil {
 		ts = o.tokenSource(o.refreshContext(), reg.config(), rec.Token)
@@ -417,12 +422,16 @@ func (o *oauthClient) listen() (net.Listener, error) {
 			}
 			return ln, nil
 		}
-		if o.set.ClientID != "" || o.set.CallbackPort != 0 {
-			// A registration made beforehand names its redirect URI:
-			// another port would not be let through.
+		if o.set.CallbackPort != 0 {
+			// The configured port is the registered redirect URI's:
+			// another would not be let through.
 			return nil, fmt.Errorf("listening for the browser's redirect on %s (the client's redirect URI): %w", o.reg.callbackAddr(), err)
 		}
-		o.log.Warn().Str("error", err.Error()).Msg("OAuth: the callback port of the stored client registration is taken; registering anew")
+		if o.set.ClientID != "" {
+			o.log.Warn().Str("error", err.Error()).Msg("OAuth: the callback port used last time is taken; using another")
+		} else {
+			o.log.Warn().Str("error", err.Error()).Msg("OAuth: the callback port of the stored client registration is taken; registering anew")
+		}
 		o.reg, o.handler = nil, nil
 	}
 	ln, err := net.Listen("tcp", callbackAddr(o.set.CallbackPort))

@@ -612,6 +612,8 @@ func (r *router) handleBatch(line []byte) {
 		switch {
 		case err == nil && f.Kind != frame.Request:
 			continue // notifications and responses are not answered
+		case err != nil && frame.PeekHead(it).Response:
+			continue // an invalid answer is not answered either (handleFrontLine)
 		case f != nil && f.ID() != nil:
 			id = f.ID()
 		}

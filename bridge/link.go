@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcpbridge/mcpbridge/backends"
@@ -39,6 +40,9 @@ type link struct {
 	log  zerolog.Logger
 
 	timeout, maxTimeout time.Duration
+	// upAnswered is when the host last answered one of its requests
+	// (UnixNano): its calls' idle windows start again then.
+	upAnswered atomic.Int64
 
 	mu        sync.Mutex
 	sess      backends.Session // nil until opened, and between restarts

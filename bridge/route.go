@@ -216,6 +216,9 @@ func (r *router) hostResponse(f *frame.Frame) {
 		r.log.Warn().Bytes("frontID", f.ID()).Msg("dropping the host's answer to an unknown request")
 		return
 	}
+	// The backend's calls waiting on this answer get a full idle window
+	// from now (startTimer).
+	u.backend.upAnswered.Store(time.Now().UnixNano())
 	if u.token != 0 && !f.IsError() {
 		if task := createdTask(f); task != "" {
 			// The host runs the request as a task: its progress goes on
@@ -638,6 +641,10 @@ func (r *router) startTimer(c *call) {
 			r.mu.Unlock()
 			if waiting {
 				t.progress()
+				return
+			}
+			if since := time.Since(time.Unix(0, c.backend.upAnswered.Load())); since < idle {
+				t.idle.Reset(idle - since) // the host answered it lately
 				return
 			}
 			r.expire(c, "no answer or progress for", idle)
