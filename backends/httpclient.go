@@ -160,8 +160,12 @@ type unsent struct {
 	reqs map[string]unsentReq
 }
 
-// An unsentReq is the state of a request in unsent.
-type unsentReq struct{ posting, cancelled bool }
+// An unsentReq is the state of a request in unsent; stop, if not nil, is
+// closed when it is cancelled (see stopped).
+type unsentReq struct {
+	posting, cancelled bool
+	stop               chan struct{}
+}
 
 // mark records that request id waits to be POSTed (again).
 func (u *unsent) mark(id []byte) {
@@ -197,6 +201,26 @@ func (u *unsent) isCancelled(id []byte) bool {
 	return u.reqs[string(id)].cancelled
 }
 
+// stopped returns a channel closed once the router cancels request id
+// (closed already if it did); nil, never closed, for a request not held
+// here. A wait for the request (a resumption's retry delay) ends with it.
+func (u *unsent) stopped(id []byte) <-chan struct{} {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	r, ok := u.reqs[string(id)]
+	if !ok {
+		return nil
+	}
+	if r.stop == nil {
+		r.stop = make(chan struct{})
+		if r.cancelled {
+			close(r.stop)
+		}
+		u.reqs[string(id)] = r
+	}
+	return r.stop
+}
+
 // end forgets request id: it was sent, or will not be.
 func (u *unsent) end(id []byte) {
 	u.mu.Lock()
@@ -223,6 +247,9 @@ func (u *unsent) cancel(m outMsg) bool {
 	r, ok := u.reqs[id]
 	if !ok {
 		return false
+	}
+	if r.stop != nil && !r.cancelled {
+		close(r.stop)
 	}
 	r.cancelled = true
 	u.reqs[id] = r

@@ -204,9 +204,10 @@ func (s *streamable) postRequest(m outMsg) {
 				s.gen++
 				s.lost = false
 				st.gen = s.gen // what the answer stream carries belongs to it
+				st.sessionID = s.sessionID
 				s.mu.Unlock()
 			}
-			ok, err := s.readAnswer(ctx, cancel, resp, m.id, st.gen, func(f *frame.Frame) {
+			ok, err := s.readAnswer(ctx, cancel, resp, m.id, st, func(f *frame.Frame) {
 				if isInit {
 					// Before delivering: the router's next message
 					// must already carry the version header.
@@ -400,8 +401,9 @@ func (s *streamable) learnProtocol(f *frame.Frame) {
 // response for id goes to onAnswer, every other message to Recv. ok is
 // false, with a nil error, for 202/204: the answer will come another way.
 // An error means the answer was lost. cancel cancels ctx, the request's
-// own context.
-func (s *streamable) readAnswer(ctx context.Context, cancel context.CancelFunc, resp *http.Response, id []byte, gen uint64, onAnswer func(*frame.Frame)) (ok bool, err error) {
+// own context. st is the session the request was sent in: the answer's
+// messages belong to its generation, and a resumption goes to it.
+func (s *streamable) readAnswer(ctx context.Context, cancel context.CancelFunc, resp *http.Response, id []byte, st sessionState, onAnswer func(*frame.Frame)) (ok bool, err error) {
 	if resp.StatusCode == http.StatusAccepted || resp.StatusCode == http.StatusNoContent {
 		drain(resp)
 		return false, nil
@@ -409,9 +411,9 @@ func (s *streamable) readAnswer(ctx context.Context, cancel context.CancelFunc, 
 	switch mt := mediaType(resp.Header); mt {
 	case mediaJSON:
 		defer resp.Body.Close()
-		return true, s.readJSONAnswer(resp, id, gen, onAnswer)
+		return true, s.readJSONAnswer(resp, id, st.gen, onAnswer)
 	case mediaSSE:
-		return true, s.readStreamAnswer(ctx, cancel, resp, id, gen, onAnswer)
+		return true, s.readStreamAnswer(ctx, cancel, resp, id, st, onAnswer)
 	default:
 		drain(resp)
 		return true, fmt.Errorf("answer of type %q (HTTP %s) is neither JSON nor an event stream", mt, resp.Status)
@@ -455,7 +457,8 @@ func (s *streamable) readJSONAnswer(resp *http.Response, id []byte, gen uint64, 
 // time and have the client poll: "disconnection SHOULD NOT be interpreted
 // as the client cancelling its request"), and until resumeAttempts
 // reconnections in a row failed.
-func (s *streamable) readStreamAnswer(ctx context.Context, cancel context.CancelFunc, resp *http.Response, id []byte, gen uint64, onAnswer func(*frame.Frame)) error {
+func (s *streamable) readStreamAnswer(ctx context.Context, cancel context.CancelFunc, resp *http.Response, id []byte, st sessionState, onAnswer func(*frame.Frame)) error {
+	gen := st.gen
 	rd := getSSEReader(resp.Body, s.maxMsg)
 	defer putSSEReader(rd)
 	body := resp.Body
@@ -493,13 +496,23 @@ func (s *streamable) readStreamAnswer(ctx context.Context, cancel context.Cancel
 			if rd.Retry > 0 {
 				delay = rd.Retry // the spec: the client MUST respect it
 			}
-			if !sleepCtx(ctx, delay) {
+			// The delay is the server's, and may be long: a cancellation
+			// ends the wait, so the call holds nothing once it ended.
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
 				return ctx.Err()
+			case <-s.unsent.stopped(id):
+				t.Stop()
 			}
 			if s.unsent.isCancelled(id) {
 				return errors.New("cancelled while its answer stream was resumed")
 			}
-			r, gerr := s.get(ctx, s.state(), rd.LastEventID)
+			// In the stream's own session: its event ids mean nothing
+			// to another (and while a new one is set up there is none).
+			r, gerr := s.get(ctx, st, rd.LastEventID)
 			if gerr == nil {
 				body = r.Body
 				rd.Reset(body)
@@ -692,6 +705,14 @@ func (s *streamable) listen(ctx context.Context, gen uint64, ready func()) {
 		}
 		var se *statusError
 		switch {
+		case errors.As(err, &se) && se.code == http.StatusBadRequest && lastID != "":
+			// The replay was refused: go-sdk answers 400 when its event
+			// store no longer has the events after lastID (a 404 would
+			// mean the session). Those events are gone, the session need
+			// not be: open the stream afresh; a 400 to that one says
+			// whether the session is lost.
+			s.log.Debug().Msg("standalone event stream: the server refused to replay it; reopening without Last-Event-ID")
+			lastID = ""
 		case errors.As(err, &se) && streamed && st.sessionID != "" && (se.code == http.StatusNotFound || se.code == http.StatusBadRequest):
 			// The stream worked in this session and now the server does
 			// not know the session: it restarted or expired it. Open a new
@@ -859,7 +880,7 @@ func (s *streamable) replay(ctx context.Context, n int, initReq, initNote []byte
 	gen := s.gen + 1  // the new session's, once rejoin publishes it
 	s.mu.Unlock()
 	var ans *frame.Frame
-	ok, err := s.readAnswer(ictx, icancel, resp, rid, gen, func(f *frame.Frame) { ans = f })
+	ok, err := s.readAnswer(ictx, icancel, resp, rid, sessionState{sessionID: sid, gen: gen}, func(f *frame.Frame) { ans = f })
 	switch {
 	case err != nil:
 		return fmt.Errorf("initialize: %w", err)
