@@ -50,8 +50,10 @@ type sseReader struct {
 	// event must be replayed.
 	LastEventID string
 	idBuf       string // the standard's "last event ID buffer"
-	// Retry is the reconnection delay the server asked for; zero if none.
-	Retry time.Duration
+	// Retry is the reconnection delay the server asked for, if RetrySet
+	// (a retry of 0 asks for reconnecting at once).
+	Retry    time.Duration
+	RetrySet bool
 
 	started bool // the optional BOM has been handled
 	skipLF  bool // the last line ended with '\r': a '\n' right after belongs to it
@@ -250,7 +252,7 @@ func (p *sseReader) Next() (sseEvent, error) {
 		case "retry":
 			if isDigits(value) {
 				if ms, err := strconv.ParseInt(string(value), 10, 32); err == nil {
-					p.Retry = time.Duration(ms) * time.Millisecond
+					p.Retry, p.RetrySet = time.Duration(ms)*time.Millisecond, true
 				}
 			}
 		}

@@ -53,6 +53,7 @@ func TestParseSSE(t *testing.T) {
 		{"only one space stripped", "data:  two\n\n", 0, []string{"message|| two"}, 0},
 		{"bom", "\ufeffdata: b\n\n", 0, []string{"message||b"}, 0},
 		{"bad retry ignored", "retry: 1x\nretry: -5\ndata: r\n\n", 0, []string{"message||r"}, 0},
+		{"retry 0", "retry: 0\ndata: r\n\n", 0, []string{"message||r"}, 0},
 		{"id with NUL ignored", "id: a\x00b\ndata: n\n\n", 0, []string{"message||n"}, 0},
 		{"unterminated event dropped", "data: a\n\ndata: b\n", 0, []string{"message||a"}, 0},
 		{"oversized line skipped", "data: 0123456789\n\ndata: ok\n\n", 8, []string{"message||TOO LONG", "message||ok"}, 0},
@@ -72,6 +73,11 @@ func TestParseSSE(t *testing.T) {
 				}
 				if rd.Retry != tt.retry {
 					t.Errorf("slow=%v retry = %v, want %v", slow, rd.Retry, tt.retry)
+				}
+				// A retry field given, 0 included ("reconnect at once"),
+				// is told from none.
+				if want := strings.Contains(tt.in, "retry: ") && tt.name != "bad retry ignored"; rd.RetrySet != want {
+					t.Errorf("slow=%v RetrySet = %v, want %v", slow, rd.RetrySet, want)
 				}
 			}
 		})

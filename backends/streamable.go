@@ -17,8 +17,9 @@ import (
 
 // Resumption of an answer stream that broke before the answer came.
 const (
-	resumeAttempts = 3           // consecutive failed reconnections
-	resumeDefault  = time.Second // delay when the server sent no retry field
+	resumeAttempts = 3                     // consecutive failed reconnections
+	resumeDefault  = time.Second           // delay when the server sent no retry field
+	minReconnect   = 10 * time.Millisecond // delay for a retry field of 0
 	deleteTimeout  = 2 * time.Second
 	// answerGrace is how long an answer stream may stay open after the
 	// answer. Servers end it right away; reading to that end lets the
@@ -493,8 +494,11 @@ func (s *streamable) readStreamAnswer(ctx context.Context, cancel context.Cancel
 				return fmt.Errorf("the answer stream broke (%s) and resuming it failed %d times", streamEnd(err), resumeAttempts)
 			}
 			delay := resumeDefault
-			if rd.Retry > 0 {
-				delay = rd.Retry // the spec: the client MUST respect it
+			if rd.RetrySet {
+				// The spec: the client MUST respect it. 0 is "at once",
+				// floored so that a server that closes every stream at
+				// once is not polled in a busy loop.
+				delay = max(rd.Retry, minReconnect)
 			}
 			// The delay is the server's, and may be long: a cancellation
 			// ends the wait, so the call holds nothing once it ended.
@@ -762,8 +766,8 @@ func (s *streamable) listen(ctx context.Context, gen uint64, ready func()) {
 			if e := s.log.Debug(); e.Enabled() {
 				e.Str("end", s.redact(streamEnd(err))).Msg("standalone event stream ended; reconnecting")
 			}
-			if rd.Retry > 0 {
-				if !sleepCtx(ctx, rd.Retry) { // the spec: the client MUST respect it
+			if rd.RetrySet {
+				if !sleepCtx(ctx, max(rd.Retry, minReconnect)) { // the spec: the client MUST respect it
 					return
 				}
 				continue
