@@ -122,7 +122,7 @@ func (s *stream) readLoop(r io.Reader, max int) {
 		line, err := lr.Next()
 		if errors.Is(err, frame.ErrTooLong) {
 			s.log.Warn().Err(err).Msg("skipping oversized line from backend")
-			s.tooLong(frame.PeekHead(line), err)
+			s.tooLong(frame.PeekOversized(line, lr.Tail()), err)
 			continue
 		}
 		if err != nil {
@@ -146,9 +146,8 @@ func (s *stream) tooLong(h frame.Head, err error) {
 	if h.ID == nil || h.Batch {
 		return
 	}
-	msg := fmt.Sprintf("backend %q: its answer was too long for the bridge (--max-message): %v", s.name, err)
 	if h.Response {
-		s.in <- frame.NewError(h.ID, frame.ErrorObject{Code: frame.CodeInternalError, Message: msg})
+		s.in <- failure(s.name, h.ID, fmt.Sprintf("its answer was too long for the bridge (--max-message): %v", err))
 		return
 	}
 	_ = s.Send(frame.NewError(h.ID, frame.ErrorObject{Code: frame.CodeInvalidRequest, Message: err.Error()}))

@@ -494,7 +494,7 @@ func (r *router) readFront(in io.Reader) error {
 		}
 		if errors.Is(err, frame.ErrTooLong) {
 			r.log.Warn().Err(err).Msg("host sent an oversized message")
-			h := frame.PeekHead(line)
+			h := frame.PeekOversized(line, lr.Tail())
 			if h.Response {
 				// The host's answer to a backend's request: nothing answers
 				// an answer, but the backend must not wait for it.

@@ -143,8 +143,14 @@ func TestOversizedLine(t *testing.T) {
 	}{
 		{"id first", `{"jsonrpc":"2.0","id":77,"method":"tools/call","params":{"name":"echo","arguments":{"text":"` + big + `"}}}`, "77"},
 		{"string id", `{"jsonrpc":"2.0","id":"big-one","method":"tools/call","params":{"name":"echo","arguments":{"text":"` + big + `"}}}`, `"big-one"`},
-		// The id comes after the part the bridge keeps: it cannot be known.
-		{"id last", `{"jsonrpc":"2.0","method":"tools/call","params":{"name":"echo","arguments":{"text":"` + big + `"}},"id":79}`, "null"},
+		// The id written last (the TypeScript SDK's order) is read from the
+		// line's end.
+		{"id last", `{"jsonrpc":"2.0","method":"tools/call","params":{"name":"echo","arguments":{"text":"` + big + `"}},"id":79}`, "79"},
+		{"string id last", `{"method":"tools/call","params":{"name":"echo","arguments":{"text":"` + big + `"}},"jsonrpc":"2.0","id":"a\"b"}`, `"a\"b"`},
+		// Neither near the start nor last: it cannot be known.
+		{"id in the middle", `{"method":"tools/call","params":{"name":"echo","arguments":{"text":"` + big + `"}},"id":80,"jsonrpc":"2.0"}`, "null"},
+		// The last member's own "id" is not the message's.
+		{"nested id last", `{"jsonrpc":"2.0","method":"tools/call","params":{"name":"echo","arguments":{"text":"` + big + `","id":81}}}`, "null"},
 	}
 	b := bridgedWire(t, Config{MaxLine: 4096}, namedServer{"one", testServer("one")})
 	handshake(b.wire)

@@ -19,3 +19,36 @@ func TestCRLFLineAtTheCap(t *testing.T) {
 		}
 	}
 }
+
+// TestOversizedIDLast: the id of an oversized message written last (the
+// TypeScript SDK's order) is read from the line's end, whether the reader
+// skipped the line in pieces or had it whole (from the
+// README review, the fifteenth: such answers left their requests waiting
+// for --timeout).
+func TestOversizedIDLast(t *testing.T) {
+	big := strings.Repeat("x", 100<<10)
+	for _, tt := range []struct {
+		line, id string
+		response bool
+	}{
+		{`{"result":{"content":[{"type":"text","text":"` + big + `"}]},"jsonrpc":"2.0","id":42}`, "42", true},
+		{`{"method":"sampling/createMessage","params":{"m":"` + big + `"},"jsonrpc":"2.0","id":"s-\"7\\\\"}` + "\r", `"s-\"7\\\\"`, false},
+		{`{"result":{"x":"` + big + `","id":3}}`, "", true},
+		{`{"result":"` + big + `","id":-1.5e3}`, "-1.5e3", true},
+	} {
+		for _, chunk := range []int{7, 4096, 1 << 20} {
+			lr := NewLineReader(&chunked{[]byte(tt.line + "\n{}\n"), chunk}, 1000)
+			head, err := lr.Next()
+			if !errors.Is(err, ErrTooLong) {
+				t.Fatalf("chunk %d: %v", chunk, err)
+			}
+			h := PeekOversized(head, lr.Tail())
+			if string(h.ID) != tt.id || h.Response != tt.response {
+				t.Errorf("chunk %d: id %s response %v, want %s %v", chunk, h.ID, h.Response, tt.id, tt.response)
+			}
+			if next, err := lr.Next(); err != nil || string(next) != "{}" {
+				t.Errorf("chunk %d: next line %q %v", chunk, next, err)
+			}
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"sync/atomic"
+	"unicode/utf8"
 )
 
 // DefaultMaxLine is the default cap on one line of newline-delimited JSON:
@@ -19,6 +20,10 @@ const DefaultMaxLine = 64 << 20
 // headLen is how much of an oversized line is kept, so the caller can still
 // find the request's id near its start.
 const headLen = 4096
+
+// tailLen is how much of an oversized line's end is kept (Tail): writers
+// such as the TypeScript SDK put the id last.
+const tailLen = 512
 
 // ErrTooLong is returned by LineReader.Next for a line over the cap. The
 // line has been consumed; reading can continue.
@@ -39,6 +44,7 @@ type LineReader struct {
 	r          io.Reader
 	buf        []byte // unread bytes are buf[start:end]
 	start, end int
+	tail       []byte // the end of the last oversized line (Tail)
 	max        int
 	err        error // sticky error of r
 }
@@ -129,6 +135,7 @@ func (lr *LineReader) take(from, to, next int) ([]byte, error) {
 		n-- // a CRLF line ending is not part of the message
 	}
 	if n > lr.max {
+		lr.tail = append(lr.tail[:0], line[len(line)-min(tailLen, len(line)):]...)
 		return bytes.Clone(line[:min(headLen, len(line))]), fmt.Errorf("%w: line of %d bytes, over the cap of %d", ErrTooLong, n, lr.max)
 	}
 	return bytes.Clone(line), nil
@@ -138,6 +145,8 @@ func (lr *LineReader) take(from, to, next int) ([]byte, error) {
 func (lr *LineReader) skip() ([]byte, error) {
 	head := bytes.Clone(lr.buf[lr.start:min(lr.start+headLen, lr.end)])
 	total := lr.end - lr.start
+	lr.tail = lr.tail[:0]
+	lr.keepTail(lr.buf[lr.start:lr.end])
 	lr.start, lr.end = 0, 0
 	if len(lr.buf) > keepBuf {
 		lr.buf = make([]byte, readBuf)
@@ -147,10 +156,12 @@ func (lr *LineReader) skip() ([]byte, error) {
 		lr.err = err
 		if i := bytes.IndexByte(lr.buf[:n], '\n'); i >= 0 {
 			total += i
+			lr.keepTail(lr.buf[:i])
 			lr.start, lr.end = i+1, n
 			break
 		}
 		total += n
+		lr.keepTail(lr.buf[:n])
 	}
 	return head, fmt.Errorf("%w: line of %d bytes or more, over the cap of %d", ErrTooLong, total, lr.max)
 }
@@ -264,6 +275,91 @@ func (w *Writer) write(f *Frame) error {
 		return fmt.Errorf("write: %w", err)
 	}
 	return nil
+}
+
+// keepTail adds b, the next bytes of an oversized line, to its tail.
+func (lr *LineReader) keepTail(b []byte) {
+	if len(b) >= tailLen {
+		lr.tail = append(lr.tail[:0], b[len(b)-tailLen:]...)
+		return
+	}
+	lr.tail = append(lr.tail, b...)
+	if extra := len(lr.tail) - tailLen; extra > 0 {
+		lr.tail = append(lr.tail[:0], lr.tail[extra:]...)
+	}
+}
+
+// Tail returns the last bytes (up to 512) of the line the last ErrTooLong
+// was about; valid until the next call of Next.
+func (lr *LineReader) Tail() []byte { return lr.tail }
+
+// PeekOversized reads what head and tail, the first and last bytes of an
+// oversized message, show about it (PeekHead), with an id written last
+// (the TypeScript SDK's order: {"result":…,"jsonrpc":"2.0","id":5}) read
+// from the tail.
+func PeekOversized(head, tail []byte) Head {
+	h := PeekHead(head)
+	if h.ID == nil && !h.Batch {
+		h.ID = lastID(tail)
+	}
+	return h
+}
+
+// lastID returns the value of a top-level "id" member that ends the JSON
+// object whose last bytes are tail, or nil. The member before the object's
+// final '}' is a top-level one: a nested value would end in '}' or ']'.
+func lastID(tail []byte) []byte {
+	b := bytes.TrimRight(tail, " \t\r\n")
+	if len(b) == 0 || b[len(b)-1] != '}' {
+		return nil
+	}
+	b = bytes.TrimRight(b[:len(b)-1], " \t\r\n")
+	end := len(b)
+	var start int
+	switch {
+	case end > 0 && b[end-1] == '"':
+		start = -1
+		for i := end - 2; i >= 0; i-- {
+			if b[i] != '"' {
+				continue
+			}
+			n := 0 // backslashes before it: odd means escaped
+			for j := i - 1; j >= 0 && b[j] == '\\'; j-- {
+				n++
+			}
+			if n%2 == 0 {
+				start = i
+				break
+			}
+		}
+		if start < 0 {
+			return nil
+		}
+	case end > 0 && (isDigit(b[end-1])):
+		start = end
+		for start > 0 && (isDigit(b[start-1]) || b[start-1] == '-' || b[start-1] == '+' || b[start-1] == '.' || b[start-1] == 'e' || b[start-1] == 'E') {
+			start--
+		}
+	default:
+		return nil
+	}
+	v := b[start:end]
+	rest := bytes.TrimRight(b[:start], " \t\r\n")
+	if len(rest) == 0 || rest[len(rest)-1] != ':' {
+		return nil
+	}
+	rest = bytes.TrimRight(rest[:len(rest)-1], " \t\r\n")
+	if !bytes.HasSuffix(rest, []byte(`"id"`)) {
+		return nil
+	}
+	rest = bytes.TrimRight(rest[:len(rest)-len(`"id"`)], " \t\r\n")
+	if len(rest) == 0 || (rest[len(rest)-1] != ',' && rest[len(rest)-1] != '{') {
+		return nil
+	}
+	if !Valid(v) || (v[0] == '"' && !utf8.Valid(v)) {
+		return nil
+	}
+	return bytes.Clone(v)
 }
 
 // A Head is what the first bytes of an oversized message show about it:
