@@ -52,3 +52,22 @@ func TestOversizedIDLast(t *testing.T) {
 		}
 	}
 }
+
+// FuzzPeekOversized: whatever the first and last bytes of an oversized
+// line, reading them never panics, and an id found is one JSON string or
+// number (the bridge writes it back as an id).
+func FuzzPeekOversized(f *testing.F) {
+	f.Add([]byte(`{"jsonrpc":"2.0","id":7,"result":{"x":"`), []byte(`xx"}}`))
+	f.Add([]byte(`{"result":{"x":"`), []byte(`xx"},"jsonrpc":"2.0","id":"a\"b"}`))
+	f.Add([]byte(`[{"jsonrpc":"2.0","id":1`), []byte(`,"id":2}]`))
+	f.Add([]byte(`{"method":"m","params":{"a":"`), []byte(`"},"id":-1.5e3 }` + "\r"))
+	f.Fuzz(func(t *testing.T, head, tail []byte) {
+		h := PeekOversized(head, tail)
+		if h.ID == nil {
+			return
+		}
+		if !Valid(h.ID) || (h.ID[0] != '"' && h.ID[0] != '-' && !isDigit(h.ID[0])) {
+			t.Fatalf("id %q from head %q tail %q", h.ID, head, tail)
+		}
+	})
+}

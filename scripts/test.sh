@@ -25,6 +25,7 @@ echo "== short fuzz runs (seed corpora replay in the run above)"
 # Go 1.27).
 go test -run XXX -fuzz '^FuzzScanAgreesWithStdlib$' -fuzztime 200000x ./frame
 go test -run XXX -fuzz '^FuzzLineReader$' -fuzztime 300000x ./frame
+go test -run XXX -fuzz '^FuzzPeekOversized$' -fuzztime 100000x ./frame
 go test -run XXX -fuzz '^FuzzRouter$' -fuzztime 10000x ./bridge
 
 echo "== benchmark smoke (no timing asserted; fails on a failed call or a wrong count)"
