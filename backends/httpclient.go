@@ -165,6 +165,29 @@ type unsent struct {
 type unsentReq struct {
 	posting, cancelled bool
 	stop               chan struct{}
+	// sent is the streamable session the request was last POSTed in, so
+	// that its cancellation goes there too (it stays there, resumed in it,
+	// after the bridge moved to another).
+	sent sessionState
+}
+
+// sessionOf returns the streamable session request id was POSTed in, if
+// it is still between Send and the end of its answer.
+func (u *unsent) sessionOf(id []byte) (sessionState, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	r, ok := u.reqs[string(id)]
+	return r.sent, ok && r.posting
+}
+
+// sentIn records the session request id is POSTed in.
+func (u *unsent) sentIn(id []byte, st sessionState) {
+	u.mu.Lock()
+	if r, ok := u.reqs[string(id)]; ok {
+		r.sent = st
+		u.reqs[string(id)] = r
+	}
+	u.mu.Unlock()
 }
 
 // mark records that request id waits to be POSTed (again).

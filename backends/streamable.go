@@ -189,6 +189,7 @@ func (s *streamable) postRequest(m outMsg) {
 			s.fail(m.id, "cancelled before it was sent")
 			return
 		}
+		s.unsent.sentIn(m.id, st)
 		resp, err := s.postBody(ctx, m.f, st, isInit)
 		if err != nil {
 			// Refused, reset, DNS: fail fast, the router decides what next.
@@ -280,6 +281,15 @@ func (s *streamable) postOther(m outMsg) {
 		s.log.Debug().Msg("dropping an answer to a request of a lost session")
 		return
 	}
+	if m.method == methodCancelled {
+		if rst, ok := s.unsent.sessionOf(cancelledID(m)); ok && rst.sessionID != "" && rst.gen != st.gen {
+			// About a request still running in the session it was sent
+			// in, which the bridge has left since (a stale 404): that
+			// session's server is the one to cancel it.
+			s.postIn(ctx, m, rst)
+			return
+		}
+	}
 	if st.lost {
 		if m.kind == frame.Response || m.method == methodProgress {
 			// About a request of the lost session, whose ids and tokens
@@ -337,6 +347,28 @@ func (s *streamable) postOther(m outMsg) {
 		return
 	}
 	s.log.Warn().Str("method", m.method).Str("error", s.redact(s.statusReason(resp, body))).Msg("backend refused a message")
+}
+
+// postIn POSTs notification m in session st (not the current one); a
+// failure is only logged: that session may be gone for good.
+func (s *streamable) postIn(ctx context.Context, m outMsg, st sessionState) {
+	resp, err := s.postBody(ctx, m.f, st, false)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Debug().Str("method", m.method).Str("error", s.redact(netReason(err))).Msg("posting to an earlier session failed")
+		}
+		return
+	}
+	drain(resp)
+}
+
+// cancelledID is the requestId a notifications/cancelled names, or nil.
+func cancelledID(m outMsg) []byte {
+	f, err := frame.Parse(m.f.Encoded())
+	if err != nil {
+		return nil
+	}
+	return f.Bytes(f.Param("requestId"))
 }
 
 // sessionLost reports whether a non-2xx answer means the server no longer
