@@ -60,7 +60,7 @@ func FuzzPeekOversized(f *testing.F) {
 	f.Add([]byte(`{"jsonrpc":"2.0","id":7,"result":{"x":"`), []byte(`xx"}}`))
 	f.Add([]byte(`{"result":{"x":"`), []byte(`xx"},"jsonrpc":"2.0","id":"a\"b"}`))
 	f.Add([]byte(`[{"jsonrpc":"2.0","id":1`), []byte(`,"id":2}]`))
-	f.Add([]byte(`{"method":"m","params":{"a":"`), []byte(`"},"id":-1.5e3 }` + "\r"))
+	f.Add([]byte(`{"method":"m","params":{"a":"`), []byte(`"},"id":-1.5e3 }`+"\r"))
 	f.Fuzz(func(t *testing.T, head, tail []byte) {
 		h := PeekOversized(head, tail)
 		if h.ID == nil {
