@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mcpbridge/mcpbridge/frame"
+	"github.com/mcpbridge/mcpbridge/internal/wiretest"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -181,106 +181,92 @@ func TestSoakMixed(t *testing.T) {
 		send(`{"jsonrpc":"2.0","id":` + u.id + `,"result":` + res + `}`)
 	}
 
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		lr := frame.NewLineReader(outR, 0)
-		for {
-			line, err := lr.Next()
-			if err != nil {
-				return
+	readDone := wiretest.Frames(t, outR, func(f *frame.Frame) {
+		switch f.Kind {
+		case frame.Response:
+			id := string(f.ID())
+			hm.Lock()
+			q := live[id]
+			switch {
+			case q == nil:
+				stray++
+				t.Errorf("answer to id %s, which no request owns (a second answer, or a stranger's): %.300s", id, f.Raw())
+			default:
+				q.answers++
+				if q.answers == 1 {
+					q.answer = f
+					q.finished = time.Now()
+					close(q.done)
+				} else {
+					t.Errorf("request %s (%s %s, cancelled %v) got %d answers; now %.300s", id, q.kind, q.backend, q.cancelled, q.answers, f.Raw())
+				}
+				if !q.cancelled {
+					delete(live, id) // the id may be reused now
+				}
 			}
-			f, err := frame.Parse(bytes.Clone(line))
-			if err != nil {
-				t.Errorf("bridge wrote a line that is not JSON-RPC: %q", line)
-				continue
+			hm.Unlock()
+		case frame.Request:
+			var p struct {
+				Method string `json:"method"`
 			}
-			switch f.Kind {
-			case frame.Response:
-				id := string(f.ID())
+			_ = json.Unmarshal(f.Raw(), &p)
+			id := string(f.ID())
+			u := &mixedUp{id: id, method: p.Method}
+			if m := fromRe.FindSubmatch(f.Params()); m != nil {
+				u.backend = string(m[1])
+			}
+			if p.Method == "sampling/createMessage" && u.backend == "" {
+				t.Errorf("sampling request without its backend's text: %.300s", f.Raw())
+			}
+			hm.Lock()
+			if ups[id] != nil {
+				t.Errorf("the bridge reused upcall id %s: %.300s", id, f.Raw())
+			}
+			ups[id] = u
+			hm.Unlock()
+			upcalls.Add(1)
+			upWG.Add(1)
+			go answerUp(u)
+		case frame.Notification:
+			switch f.Method {
+			case "notifications/progress":
+				var p struct {
+					Token    json.RawMessage `json:"progressToken"`
+					Progress float64         `json:"progress"`
+					Total    float64         `json:"total"`
+					Message  string          `json:"message"`
+				}
+				_ = json.Unmarshal(f.Params(), &p)
 				hm.Lock()
-				q := live[id]
+				q := byToken[string(p.Token)]
 				switch {
 				case q == nil:
-					stray++
-					t.Errorf("answer to id %s, which no request owns (a second answer, or a stranger's): %.300s", id, f.Raw())
-				default:
-					q.answers++
-					if q.answers == 1 {
-						q.answer = f
-						q.finished = time.Now()
-						close(q.done)
-					} else {
-						t.Errorf("request %s (%s %s, cancelled %v) got %d answers; now %.300s", id, q.kind, q.backend, q.cancelled, q.answers, f.Raw())
-					}
-					if !q.cancelled {
-						delete(live, id) // the id may be reused now
-					}
+					t.Errorf("progress with a token the host never gave: %.300s", f.Raw())
+				case q.kind != "progress" || p.Message != q.backend:
+					t.Errorf("progress for request %s (%s on %s) carries another's data: %.300s", q.id, q.kind, q.backend, f.Raw())
+				case q.answers > 0 && time.Since(q.finished) > 2*time.Second:
+					t.Errorf("progress for request %s long after its answer: %.300s", q.id, f.Raw())
+				case q.answers > 0 || q.cancelled:
+					lateProgress.Add(1)
 				}
 				hm.Unlock()
-			case frame.Request:
+				progress.Add(1)
+			case "notifications/cancelled":
 				var p struct {
-					Method string `json:"method"`
+					RequestID json.RawMessage `json:"requestId"`
 				}
-				_ = json.Unmarshal(f.Raw(), &p)
-				id := string(f.ID())
-				u := &mixedUp{id: id, method: p.Method}
-				if m := fromRe.FindSubmatch(f.Params()); m != nil {
-					u.backend = string(m[1])
-				}
-				if p.Method == "sampling/createMessage" && u.backend == "" {
-					t.Errorf("sampling request without its backend's text: %.300s", f.Raw())
-				}
+				_ = json.Unmarshal(f.Params(), &p)
 				hm.Lock()
-				if ups[id] != nil {
-					t.Errorf("the bridge reused upcall id %s: %.300s", id, f.Raw())
+				if u := ups[string(p.RequestID)]; u == nil {
+					t.Errorf("the bridge cancelled upcall %s, which it never sent: %.300s", p.RequestID, f.Raw())
+				} else {
+					u.cancelled = true
 				}
-				ups[id] = u
 				hm.Unlock()
-				upcalls.Add(1)
-				upWG.Add(1)
-				go answerUp(u)
-			case frame.Notification:
-				switch f.Method {
-				case "notifications/progress":
-					var p struct {
-						Token    json.RawMessage `json:"progressToken"`
-						Progress float64         `json:"progress"`
-						Total    float64         `json:"total"`
-						Message  string          `json:"message"`
-					}
-					_ = json.Unmarshal(f.Params(), &p)
-					hm.Lock()
-					q := byToken[string(p.Token)]
-					switch {
-					case q == nil:
-						t.Errorf("progress with a token the host never gave: %.300s", f.Raw())
-					case q.kind != "progress" || p.Message != q.backend:
-						t.Errorf("progress for request %s (%s on %s) carries another's data: %.300s", q.id, q.kind, q.backend, f.Raw())
-					case q.answers > 0 && time.Since(q.finished) > 2*time.Second:
-						t.Errorf("progress for request %s long after its answer: %.300s", q.id, f.Raw())
-					case q.answers > 0 || q.cancelled:
-						lateProgress.Add(1)
-					}
-					hm.Unlock()
-					progress.Add(1)
-				case "notifications/cancelled":
-					var p struct {
-						RequestID json.RawMessage `json:"requestId"`
-					}
-					_ = json.Unmarshal(f.Params(), &p)
-					hm.Lock()
-					if u := ups[string(p.RequestID)]; u == nil {
-						t.Errorf("the bridge cancelled upcall %s, which it never sent: %.300s", p.RequestID, f.Raw())
-					} else {
-						u.cancelled = true
-					}
-					hm.Unlock()
-					upCancels.Add(1)
-				}
+				upCancels.Add(1)
 			}
 		}
-	}()
+	})
 
 	initMixed := `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"sampling":{},"elicitation":{},"roots":{"listChanged":true}},"clientInfo":{"name":"soak","version":"1"}}}`
 	initReq := &mixedReq{id: "0", kind: "initialize", done: make(chan struct{})}

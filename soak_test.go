@@ -25,6 +25,7 @@ import (
 	"github.com/mcpbridge/mcpbridge/config"
 	"github.com/mcpbridge/mcpbridge/frame"
 	"github.com/mcpbridge/mcpbridge/internal/testserver"
+	"github.com/mcpbridge/mcpbridge/internal/wiretest"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/rs/zerolog"
 )
@@ -63,33 +64,19 @@ func TestSoak(t *testing.T) {
 		answers = map[string][]*frame.Frame{}
 		waiters = map[string]chan *frame.Frame{}
 	)
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		lr := frame.NewLineReader(outR, 0)
-		for {
-			line, err := lr.Next()
-			if err != nil {
-				return
-			}
-			f, err := frame.Parse(bytes.Clone(line))
-			if err != nil {
-				t.Errorf("bridge wrote a line that is not JSON-RPC: %q", line)
-				continue
-			}
-			if f.Kind != frame.Response {
-				continue
-			}
-			id := string(f.ID())
-			amu.Lock()
-			answers[id] = append(answers[id], f)
-			if w := waiters[id]; w != nil {
-				delete(waiters, id)
-				w <- f
-			}
-			amu.Unlock()
+	readDone := wiretest.Frames(t, outR, func(f *frame.Frame) {
+		if f.Kind != frame.Response {
+			return
 		}
-	}()
+		id := string(f.ID())
+		amu.Lock()
+		answers[id] = append(answers[id], f)
+		if w := waiters[id]; w != nil {
+			delete(waiters, id)
+			w <- f
+		}
+		amu.Unlock()
+	})
 	call := func(id, line string) *frame.Frame {
 		ch := make(chan *frame.Frame, 1)
 		amu.Lock()

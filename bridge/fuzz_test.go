@@ -11,6 +11,7 @@ import (
 	"github.com/mcpbridge/mcpbridge/backends"
 	"github.com/mcpbridge/mcpbridge/config"
 	"github.com/mcpbridge/mcpbridge/frame"
+	"github.com/mcpbridge/mcpbridge/internal/wiretest"
 	"github.com/rs/zerolog"
 )
 
@@ -174,29 +175,15 @@ func runRouterScript(t *testing.T, in []byte) {
 	// The host side: read everything, answer the backend's requests.
 	var mu sync.Mutex
 	var lines [][]byte
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		lr := frame.NewLineReader(outR, 0)
-		for {
-			line, err := lr.Next()
-			if err != nil {
-				return
-			}
-			f, perr := frame.Parse(bytes.Clone(line))
-			if perr != nil {
-				t.Errorf("bridge wrote a line that is not JSON-RPC: %q", line)
-				continue
-			}
-			if f.Kind == frame.Request {
-				io.WriteString(inW, `{"jsonrpc":"2.0","id":`+string(f.ID())+`,"result":{"role":"assistant","content":{"type":"text","text":"x"},"model":"m"}}`+"\n")
-				continue
-			}
-			mu.Lock()
-			lines = append(lines, line)
-			mu.Unlock()
+	readDone := wiretest.Frames(t, outR, func(f *frame.Frame) {
+		if f.Kind == frame.Request {
+			io.WriteString(inW, `{"jsonrpc":"2.0","id":`+string(f.ID())+`,"result":{"role":"assistant","content":{"type":"text","text":"x"},"model":"m"}}`+"\n")
+			return
 		}
-	}()
+		mu.Lock()
+		lines = append(lines, f.Raw())
+		mu.Unlock()
+	})
 
 	sent := map[string]int{}
 	cancels := map[string]int{}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/mcpbridge/mcpbridge/config"
 	"github.com/mcpbridge/mcpbridge/frame"
+	"github.com/mcpbridge/mcpbridge/internal/wiretest"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -344,77 +345,63 @@ func TestResumeStress(t *testing.T) {
 		send(`{"jsonrpc":"2.0","id":` + id + `,"result":` + res + `}`)
 	}
 
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		lr := frame.NewLineReader(outR, 0)
-		for {
-			line, err := lr.Next()
-			if err != nil {
-				return
-			}
-			f, err := frame.Parse(bytes.Clone(line))
-			if err != nil {
-				t.Errorf("stdout carried a line that is not JSON-RPC: %q", line)
-				continue
-			}
-			switch f.Kind {
-			case frame.Response:
-				id := string(f.ID())
-				hm.Lock()
-				q := byID[id]
-				if q == nil {
-					stray++
-					t.Errorf("answer to id %s, which no request owns: %.300s", id, f.Raw())
+	readDone := wiretest.Frames(t, outR, func(f *frame.Frame) {
+		switch f.Kind {
+		case frame.Response:
+			id := string(f.ID())
+			hm.Lock()
+			q := byID[id]
+			if q == nil {
+				stray++
+				t.Errorf("answer to id %s, which no request owns: %.300s", id, f.Raw())
+			} else {
+				q.answers++
+				if q.answers == 1 {
+					q.answer, q.finished = f, time.Now()
+					close(q.done)
 				} else {
-					q.answers++
-					if q.answers == 1 {
-						q.answer, q.finished = f, time.Now()
-						close(q.done)
-					} else {
-						t.Errorf("call %s (cancelled %v) got %d answers; now %.300s", id, q.cancelled, q.answers, f.Raw())
-					}
+					t.Errorf("call %s (cancelled %v) got %d answers; now %.300s", id, q.cancelled, q.answers, f.Raw())
 				}
-				hm.Unlock()
-			case frame.Request:
-				id := string(f.ID())
+			}
+			hm.Unlock()
+		case frame.Request:
+			id := string(f.ID())
+			hm.Lock()
+			if ups[id] {
+				t.Errorf("the bridge reused upcall id %s", id)
+			}
+			ups[id] = true
+			hm.Unlock()
+			upcalls.Add(1)
+			upWG.Add(1)
+			go answerUp(id, f.Method, bytes.Clone(f.Params()))
+		case frame.Notification:
+			switch f.Method {
+			case "notifications/progress":
+				var p struct {
+					Token   json.RawMessage `json:"progressToken"`
+					Message string          `json:"message"`
+				}
+				_ = json.Unmarshal(f.Params(), &p)
 				hm.Lock()
-				if ups[id] {
-					t.Errorf("the bridge reused upcall id %s", id)
+				q := byToken[string(p.Token)]
+				switch {
+				case q == nil:
+					t.Errorf("progress on a token the host never gave: %.300s", f.Raw())
+				case p.Message != q.text:
+					t.Errorf("progress on %s's token carries another call's text: %.300s", q.id, f.Raw())
+				case q.answers > 0 && time.Since(q.finished) > 2*time.Second:
+					t.Errorf("progress for %s long after its answer: %.300s", q.id, f.Raw())
+				case q.answers > 0 || q.cancelled:
+					late.Add(1)
 				}
-				ups[id] = true
 				hm.Unlock()
-				upcalls.Add(1)
-				upWG.Add(1)
-				go answerUp(id, f.Method, bytes.Clone(f.Params()))
-			case frame.Notification:
-				switch f.Method {
-				case "notifications/progress":
-					var p struct {
-						Token   json.RawMessage `json:"progressToken"`
-						Message string          `json:"message"`
-					}
-					_ = json.Unmarshal(f.Params(), &p)
-					hm.Lock()
-					q := byToken[string(p.Token)]
-					switch {
-					case q == nil:
-						t.Errorf("progress on a token the host never gave: %.300s", f.Raw())
-					case p.Message != q.text:
-						t.Errorf("progress on %s's token carries another call's text: %.300s", q.id, f.Raw())
-					case q.answers > 0 && time.Since(q.finished) > 2*time.Second:
-						t.Errorf("progress for %s long after its answer: %.300s", q.id, f.Raw())
-					case q.answers > 0 || q.cancelled:
-						late.Add(1)
-					}
-					hm.Unlock()
-					progress.Add(1)
-				case "notifications/cancelled":
-					upCanc.Add(1)
-				}
+				progress.Add(1)
+			case "notifications/cancelled":
+				upCanc.Add(1)
 			}
 		}
-	}()
+	})
 
 	// The handshake.
 	init := &stressCall{id: "0", done: make(chan struct{})}

@@ -140,3 +140,28 @@ func Truncate(b []byte) string {
 	}
 	return string(b)
 }
+
+// Frames reads r, a bridge's stdout, line by line until it ends, and calls
+// fn with each message, in order, from one goroutine; a line that is not
+// JSON-RPC fails the test (stdout is the protocol channel). The returned
+// channel is closed when r ended and fn returned for the last time.
+func Frames(t testing.TB, r io.Reader, fn func(f *frame.Frame)) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		lr := frame.NewLineReader(r, 0)
+		for {
+			line, err := lr.Next()
+			if err != nil {
+				return
+			}
+			f, err := frame.Parse(bytes.Clone(line))
+			if err != nil {
+				t.Errorf("the bridge wrote a line that is not JSON-RPC: %q", line)
+				continue
+			}
+			fn(f)
+		}
+	}()
+	return done
+}
