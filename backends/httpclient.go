@@ -180,16 +180,6 @@ func (u *unsent) sessionOf(id []byte) (sessionState, bool) {
 	return r.sent, ok && r.posting
 }
 
-// sentIn records the session request id is POSTed in.
-func (u *unsent) sentIn(id []byte, st sessionState) {
-	u.mu.Lock()
-	if r, ok := u.reqs[string(id)]; ok {
-		r.sent = st
-		u.reqs[string(id)] = r
-	}
-	u.mu.Unlock()
-}
-
 // mark records that request id waits to be POSTed (again).
 func (u *unsent) mark(id []byte) {
 	u.mu.Lock()
@@ -202,16 +192,17 @@ func (u *unsent) mark(id []byte) {
 	u.mu.Unlock()
 }
 
-// begin is called before each POST of request id. It reports whether the
-// request was cancelled meanwhile: then it must not be sent.
-func (u *unsent) begin(id []byte) (cancelled bool) {
+// begin is called before each POST of request id, in streamable session
+// st (zero for SSE). It reports whether the request was cancelled
+// meanwhile: then it must not be sent.
+func (u *unsent) begin(id []byte, st sessionState) (cancelled bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	r, ok := u.reqs[string(id)]
 	if !ok || r.cancelled {
 		return ok
 	}
-	r.posting = true
+	r.posting, r.sent = true, st
 	u.reqs[string(id)] = r
 	return false
 }

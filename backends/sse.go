@@ -292,12 +292,33 @@ func (s *sseSession) receive(b []byte, st *sseStream) bool {
 	return s.deliver(f)
 }
 
+// tooLong ends what waits for an oversized message that was skipped, as
+// the stdio stream does: the request it answers gets an error in its
+// place, and a request of the server's own is refused.
+func (s *sseSession) tooLong(h frame.Head, err error) {
+	if h.ID == nil || h.Batch {
+		return
+	}
+	if !h.Response {
+		_ = s.Send(frame.NewError(h.ID, frame.ErrorObject{Code: frame.CodeInvalidRequest, Message: err.Error()}))
+		return
+	}
+	s.mu.Lock()
+	_, pending := s.pending[string(h.ID)]
+	delete(s.pending, string(h.ID))
+	s.mu.Unlock()
+	if pending {
+		s.deliver(failure(s.name, h.ID, fmt.Sprintf("its answer was too long for the bridge (--max-message): %v", err)))
+	}
+}
+
 // read delivers the messages of one stream until it ends.
 func (s *sseSession) read(st *sseStream) error {
 	for {
 		ev, err := st.rd.Next()
 		if errors.Is(err, errEventTooLong) {
 			s.log.Warn().Err(err).Msg("skipping an oversized message from backend")
+			s.tooLong(frame.PeekOversized(st.rd.Head, st.rd.Tail), err)
 			continue
 		}
 		if err != nil {
@@ -532,7 +553,7 @@ func (s *sseSession) post(m outMsg) {
 	if m.kind == frame.Request && !s.isPending(m.id) {
 		return // the connection dropped meanwhile and the request was answered
 	}
-	if m.kind == frame.Request && s.unsent.begin(m.id) {
+	if m.kind == frame.Request && s.unsent.begin(m.id, sessionState{}) {
 		if s.take(m.id) {
 			s.fail(m.id, "cancelled before it was sent")
 		}

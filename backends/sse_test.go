@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -210,5 +211,74 @@ func TestSSECancelledBeforeItsPostIsNotSent(t *testing.T) {
 		if (r.rpc == "tools/call" && r.id == "10") || r.rpc == "notifications/cancelled" {
 			t.Errorf("POSTed after its cancellation: %s id=%s", r.rpc, r.id)
 		}
+	}
+}
+
+// TestSSEOversizedAnswerEndsTheCall: a legacy SSE server's answer over
+// --max-message, its id written last as the TypeScript SDK writes it (or
+// first), ends the call at once with -32603 naming the backend; it waited
+// for --timeout (found through the TypeScript SDK by a seventeenth review).
+// A request of the server's own that long is refused.
+func TestSSEOversizedAnswerEndsTheCall(t *testing.T) {
+	events := make(chan string, 16)
+	refused := make(chan string, 4)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, "event: endpoint\ndata: /messages?s=1\n\n")
+			w.(http.Flusher).Flush()
+			for {
+				select {
+				case ev := <-events:
+					fmt.Fprint(w, ev)
+					w.(http.Flusher).Flush()
+				case <-r.Context().Done():
+					return
+				}
+			}
+		}
+		body, _ := io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusAccepted)
+		f, err := frame.Parse(body)
+		if err != nil {
+			return
+		}
+		big := strings.Repeat("x", 10000)
+		switch {
+		case f.Method == "initialize":
+			events <- "event: message\ndata: " + `{"jsonrpc":"2.0","id":` + string(f.ID()) + `,"result":{"protocolVersion":"` + testProtocol + `","capabilities":{},"serverInfo":{"name":"x","version":"1"}}}` + "\n\n"
+		case f.Method == "tools/call" && string(f.ID()) == "2":
+			events <- "event: message\ndata: " + `{"result":{"content":[{"type":"text","text":"` + big + `"}]},"jsonrpc":"2.0","id":2}` + "\n\n"
+		case f.Method == "tools/call":
+			events <- "event: message\ndata: " + `{"jsonrpc":"2.0","id":` + string(f.ID()) + `,"result":{"content":[{"type":"text","text":"` + big + `"}]}}` + "\n\n"
+			events <- "event: message\ndata: " + `{"method":"sampling/createMessage","params":{"m":"` + big + `"},"jsonrpc":"2.0","id":"up-1"}` + "\n\n"
+		case f.Kind == frame.Response:
+			refused <- string(f.Raw())
+		}
+	}))
+	t.Cleanup(ts.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	s, err := Open(ctx, config.Backend{Name: "b1", Kind: config.KindSSE, URL: ts.URL + "/sse"}, Options{Logger: testLogger(t), MaxMessage: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	d := newDriver(t, s)
+	d.initialize()
+	for _, id := range []string{"2", "3"} {
+		d.send(`{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":"big","arguments":{}}}`)
+		f := d.await(id)
+		if msg, code := errorOf(t, f); code != frame.CodeInternalError || !strings.Contains(msg, "too long") || !strings.Contains(string(f.Raw()), `"backend":"b1"`) {
+			t.Errorf("call %s: %s", id, f.Raw())
+		}
+	}
+	select {
+	case r := <-refused:
+		if !strings.Contains(r, `"id":"up-1"`) || !strings.Contains(r, "-32600") {
+			t.Errorf("the server's oversized request was answered %s", r)
+		}
+	case <-time.After(testWait):
+		t.Errorf("the server's oversized request was never refused")
 	}
 }

@@ -55,6 +55,12 @@ type sseReader struct {
 	Retry    time.Duration
 	RetrySet bool
 
+	// Head and Tail are the first 4 KiB and the last 512 bytes of the
+	// data of the last event over the cap (errEventTooLong), to find the
+	// id it answers (frame.PeekOversized).
+	Head, Tail []byte
+	tailing    bool // Tail is being kept for the event being read
+
 	started bool // the optional BOM has been handled
 	skipLF  bool // the last line ended with '\r': a '\n' right after belongs to it
 	line    []byte
@@ -181,9 +187,14 @@ func (p *sseReader) Next() (sseEvent, error) {
 		typ     string
 	)
 	// join starts a new data line, noting an event that grew over the cap.
+	p.Head, p.Tail, p.tailing = p.Head[:0], p.Tail[:0], false
 	join := func() {
+		if hasData && tooLong {
+			p.keepTail([]byte{'\n'})
+		}
 		if hasData && !tooLong {
 			if len(data) >= p.max {
+				p.overflow(data)
 				tooLong, data = true, nil
 			} else {
 				data = append(data, '\n')
@@ -204,8 +215,9 @@ func (p *sseReader) Next() (sseEvent, error) {
 				limit = 0
 			}
 			var n int
-			data, n, err = p.appendLine(data, limit)
+			data, n, err = p.appendLine(data, limit, true)
 			if n > limit && !tooLong {
+				p.overflow(data)
 				tooLong, data = true, nil
 			}
 			if err != nil {
@@ -214,7 +226,7 @@ func (p *sseReader) Next() (sseEvent, error) {
 			continue
 		}
 		var n int
-		p.line, n, err = p.appendLine(p.line[:0], maxFieldLine)
+		p.line, n, err = p.appendLine(p.line[:0], maxFieldLine, false)
 		if err != nil {
 			return sseEvent{}, err
 		}
@@ -338,7 +350,30 @@ func (p *sseReader) eatLF() error {
 // bytes of it, and consumes the line with its terminator; n is the line's
 // full length. At the end of the stream an unterminated line is an error:
 // the event it belongs to is incomplete.
-func (p *sseReader) appendLine(dst []byte, limit int) (_ []byte, n int, err error) {
+// overflow notes the head of an event's data as it goes over the cap
+// (data holds its first bytes; appendLine keeps the tail from then on).
+func (p *sseReader) overflow(data []byte) {
+	p.Head = append(p.Head[:0], data[:min(len(data), 4096)]...)
+	if !p.tailing {
+		p.Tail = append(p.Tail[:0], data[max(0, len(data)-512):]...)
+		p.tailing = true
+	}
+}
+
+// keepTail adds b, bytes of an oversized event's data, to its tail.
+func (p *sseReader) keepTail(b []byte) {
+	const tailLen = 512
+	if len(b) >= tailLen {
+		p.Tail = append(p.Tail[:0], b[len(b)-tailLen:]...)
+		return
+	}
+	p.Tail = append(p.Tail, b...)
+	if extra := len(p.Tail) - tailLen; extra > 0 {
+		p.Tail = append(p.Tail[:0], p.Tail[extra:]...)
+	}
+}
+
+func (p *sseReader) appendLine(dst []byte, limit int, tail bool) (_ []byte, n int, err error) {
 	if err := p.eatLF(); err != nil {
 		return dst, 0, err
 	}
@@ -354,8 +389,18 @@ func (p *sseReader) appendLine(dst []byte, limit int) (_ []byte, n int, err erro
 		if end >= 0 {
 			part = chunk[:end]
 		}
-		if room := limit - n; room > 0 {
+		room := limit - n
+		if room > 0 {
 			dst = append(dst, part[:min(len(part), room)]...)
+		}
+		if tail && len(part) > room {
+			// Over the cap: the event's tail is kept from here on,
+			// starting from what dst holds.
+			if !p.tailing {
+				p.Tail = append(p.Tail[:0], dst[max(0, len(dst)-512):]...)
+				p.tailing = true
+			}
+			p.keepTail(part[max(0, room):])
 		}
 		n += len(part)
 		if end >= 0 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/mcpbridge/mcpbridge/frame"
 )
 
 // readAll reads every event; an oversized one shows as "TOO LONG".
@@ -208,4 +209,35 @@ func FuzzParseSSE(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestOversizedEventHeadAndTail: an event over the cap keeps the first
+// and last bytes of its data, so that the id it answers can be found
+// (written last, as the TypeScript SDK writes it), read in any pieces.
+func TestOversizedEventHeadAndTail(t *testing.T) {
+	big := strings.Repeat("x", 3000)
+	msg := `{"result":{"t":"` + big + `"},"jsonrpc":"2.0","id":"q-9"}`
+	for _, in := range []string{
+		"data: " + msg + "\n\ndata: {}\n\n",
+		"data: " + msg[:1500] + "\r\ndata: " + msg[1500:] + "\r\n\r\ndata: {}\r\n\r\n",
+	} {
+		for _, slow := range []bool{false, true} {
+			var r io.Reader = strings.NewReader(in)
+			if slow {
+				r = iotest.OneByteReader(r)
+			}
+			rd := newSSEReader(r, 1000)
+			_, err := rd.Next()
+			if !errors.Is(err, errEventTooLong) {
+				t.Fatalf("slow=%v: %v", slow, err)
+			}
+			h := frame.PeekOversized(rd.Head, rd.Tail)
+			if string(h.ID) != `"q-9"` || !h.Response || !strings.HasPrefix(string(rd.Head), `{"result"`) {
+				t.Errorf("slow=%v: id %s response %v head %.20s tail %q", slow, h.ID, h.Response, rd.Head, rd.Tail)
+			}
+			if ev, err := rd.Next(); err != nil || string(ev.Data) != "{}" {
+				t.Errorf("slow=%v: next event %q %v", slow, ev.Data, err)
+			}
+		}
+	}
 }

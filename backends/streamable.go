@@ -185,11 +185,10 @@ func (s *streamable) postRequest(m outMsg) {
 			}
 			st = s.state()
 		}
-		if s.unsent.begin(m.id) {
+		if s.unsent.begin(m.id, st) {
 			s.fail(m.id, "cancelled before it was sent")
 			return
 		}
-		s.unsent.sentIn(m.id, st)
 		resp, err := s.postBody(ctx, m.f, st, isInit)
 		if err != nil {
 			// Refused, reset, DNS: fail fast, the router decides what next.
