@@ -260,6 +260,11 @@ func startServer(t *testing.T, nodeBin, serverJS, transport string, env ...strin
 // bridge's stderr. Afterwards it checks that no process of the run survived.
 func runScenario(t *testing.T, nodeDir, scenario string, cfg map[string]any) {
 	t.Helper()
+	runScript(t, nodeDir, "client.mjs", scenario, cfg)
+}
+
+func runScript(t *testing.T, nodeDir, script, scenario string, cfg map[string]any) {
+	t.Helper()
 	dir := t.TempDir()
 	stderrFile := filepath.Join(dir, "bridge-stderr.log")
 	cfg["stderrFile"] = stderrFile
@@ -273,7 +278,7 @@ func runScenario(t *testing.T, nodeDir, scenario string, cfg map[string]any) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", filepath.Join(nodeDir, "client.mjs"), scenario, string(js))
+	cmd := exec.CommandContext(ctx, "node", filepath.Join(nodeDir, script), scenario, string(js))
 	cmd.Dir = nodeDir
 	cmd.Env = append(withoutEnv(os.Environ(), "MARKER", "INTEROP_RUN"), "MARKER=host", "INTEROP_RUN="+runID)
 	var stdout, stderr bytes.Buffer

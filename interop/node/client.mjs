@@ -414,6 +414,7 @@ function makeClient() {
   );
   client.setRequestHandler(CreateMessageRequestSchema, async (req) => {
     calls.sampling.push(req.params);
+    if (samplingOverride) return samplingOverride(req);
     const text = req.params.messages.map((m) => m.content?.text ?? '').join(' ');
     if (samplingBarrier) {
       const b = samplingBarrier;
@@ -435,6 +436,7 @@ function makeClient() {
   });
   client.setRequestHandler(ElicitRequestSchema, async (req) => {
     calls.elicit.push(req.params);
+    if (elicitOverride) return elicitOverride(req);
     if (req.params.mode === 'url') return { action: 'accept' };
     return { action: 'accept', content: { name: 'Interop Tester', check: true, email: 'interop@example.com', integer: 7 } };
   });
@@ -614,7 +616,216 @@ function progressFor(wire, token, since = 0) {
 
 const CAP_TOOLS = ['trigger-sampling-request', 'trigger-elicitation-request', 'get-roots-list'];
 
+const BIGN = 100 * 1024;
+const bigText = (tag) => `${tag}:` + 'x'.repeat(BIGN);
+const MAXMSG = '65536';
+let samplingOverride = null; // async (req) => result
+let elicitOverride = null;
+
+// settle runs p and returns {ok, v|e, ms}
+async function settle(p) {
+  const t0 = Date.now();
+  try {
+    const v = await p;
+    return { ok: true, v, ms: Date.now() - t0 };
+  } catch (e) {
+    return { ok: false, e, ms: Date.now() - t0 };
+  }
+}
+const errStr = (s) => (s.ok ? `result ${short(s.v, 200)}` : `error code=${s.e?.code} ${short(String(s.e?.message), 200)}`);
+
+async function stillServes(c, tag) {
+  const m = `still-${tag}-${rand()}`;
+  const r = await call(c.client, 'echo', { message: m }, { timeout: 5000 });
+  check(textOf(r) === `Echo: ${m}`, `echo after ${tag}: ${short(textOf(r))}`);
+}
+
 const scenarios = {
+  // An oversized backend answer (get-env with a 100 KiB variable; the TS SDK
+  // server writes {result, jsonrpc, id}) ends the call at once with an error;
+  // an oversized host request (the TS SDK client writes {method, params,
+  // jsonrpc, id}) gets -32600 under its id; the bridge keeps serving.
+  async oversize_answer() {
+    check(!direct, 'bridge only');
+    cfg.bridgeFlags = [...cfg.bridgeFlags, '--max-message', MAXMSG, '--timeout', '15s'];
+    process.env.INTEROP_BIG = 'y'.repeat(BIGN); // stdio backend inherits it; HTTP servers were started with it
+    const c = await connect(cfg.bigUrl ? { url: cfg.bigUrl } : {});
+    delete process.env.INTEROP_BIG;
+    const since = c.wire.mark();
+    const s = await settle(c.client.callTool({ name: 'get-env', arguments: {} }, undefined, { timeout: 20000 }));
+    info(`get-env (oversized answer): ${errStr(s)} after ${s.ms} ms`);
+    if (s.ok) {
+      const len = textOf(s.v).length;
+      throw new Fail(`get-env answered despite --max-message ${MAXMSG}: ${len} chars of text (isError=${s.v.isError})`);
+    }
+    check(s.ms < 5000, `the oversized answer's error came after ${s.ms} ms (--timeout 15s): ${errStr(s)}`);
+    check(s.e?.code === -32603, `oversized answer: want -32603, got ${errStr(s)}`);
+    await stillServes(c, 'oversized answer');
+    // oversized host request
+    const s2 = await settle(c.client.callTool({ name: 'echo', arguments: { message: bigText('req') } }, undefined, { timeout: 20000 }));
+    info(`echo (oversized request): ${errStr(s2)} after ${s2.ms} ms`);
+    check(!s2.ok, 'oversized request answered with a result');
+    check(s2.ms < 5000, `oversized request's error came after ${s2.ms} ms: ${errStr(s2)}`);
+    check(s2.e?.code === -32600, `oversized request: want -32600, got ${errStr(s2)}`);
+    const nullId = c.wire.find((e) => e.dir === 'in' && 'error' in e.msg && e.msg.id === null, since);
+    check(!nullId, `an error with id null reached the host: ${short(nullId?.msg)}`);
+    await stillServes(c, 'oversized request');
+    return `oversized answer -> ${s.e.code} in ${s.ms} ms, oversized request -> ${s2.e.code} in ${s2.ms} ms, still serving`;
+  },
+
+  // The host's (TS SDK client's) too-long answer to sampling / elicitation
+  // ends the backend's request (-32603): the tool call ends promptly.
+  async oversize_upcall() {
+    check(!direct, 'bridge only');
+    cfg.bridgeFlags = [...cfg.bridgeFlags, '--max-message', MAXMSG, '--timeout', '15s'];
+    const c = await connect();
+    await ensureTools(c, ['trigger-sampling-request', 'trigger-elicitation-request']);
+    samplingOverride = async () => ({ model: 'interop-model', role: 'assistant', content: { type: 'text', text: bigText('sampled') }, stopReason: 'endTurn' });
+    const s = await settle(c.client.callTool({ name: 'trigger-sampling-request', arguments: { prompt: 'big', maxTokens: 10 } }, undefined, { timeout: 20000 }));
+    info(`sampling with an oversized answer: ${s.ok ? `isError=${s.v.isError} ${short(textOf(s.v), 200)}` : errStr(s)} after ${s.ms} ms`);
+    check(s.ms < 5000, `the tool call waited ${s.ms} ms after an oversized sampling answer (--timeout 15s): ${errStr(s)}`);
+    check(!s.ok || s.v.isError, `sampling tool succeeded with an oversized answer?: ${short(textOf(s.v), 200)}`);
+    samplingOverride = null;
+    await stillServes(c, 'oversized sampling answer');
+    elicitOverride = async () => ({ action: 'accept', content: { name: bigText('elicited'), check: true } });
+    const s2 = await settle(c.client.callTool({ name: 'trigger-elicitation-request', arguments: {} }, undefined, { timeout: 20000 }));
+    info(`elicitation with an oversized answer: ${s2.ok ? `isError=${s2.v.isError} ${short(textOf(s2.v), 200)}` : errStr(s2)} after ${s2.ms} ms`);
+    check(s2.ms < 5000, `the tool call waited ${s2.ms} ms after an oversized elicitation answer: ${errStr(s2)}`);
+    check(!s2.ok || s2.v.isError, `elicitation tool succeeded with an oversized answer?: ${short(textOf(s2.v), 200)}`);
+    elicitOverride = null;
+    // a normal sampling afterwards still works
+    const r3 = await call(c.client, 'trigger-sampling-request', { prompt: 'after', maxTokens: 10 }, { timeout: 10000 });
+    check(textOf(r3).includes('INTEROP-SAMPLED['), `sampling after: ${short(textOf(r3))}`);
+    return `sampling ${s.ms} ms, elicitation ${s2.ms} ms, then normal sampling ok`;
+  },
+
+  // --timeout 1s is held while the backend waits on the host (a 2.5 s sampling
+  // / elicitation answer).
+  async held_timeout() {
+    check(!direct, 'bridge only');
+    cfg.bridgeFlags = [...cfg.bridgeFlags, '--timeout', '1s'];
+    const c = await connect();
+    await ensureTools(c, ['trigger-sampling-request', 'trigger-elicitation-request']);
+    samplingOverride = async (req) => {
+      await sleep(2500);
+      return { model: 'interop-model', role: 'assistant', content: { type: 'text', text: 'SLOW-SAMPLED' }, stopReason: 'endTurn' };
+    };
+    const s = await settle(c.client.callTool({ name: 'trigger-sampling-request', arguments: { prompt: 'slow', maxTokens: 10 } }, undefined, { timeout: 20000 }));
+    check(s.ok && !s.v.isError && textOf(s.v).includes('SLOW-SAMPLED'), `slow sampling (2.5 s, --timeout 1s): ${errStr(s)}`);
+    elicitOverride = async () => {
+      await sleep(2500);
+      return { action: 'accept', content: { name: 'Slow Tester', check: true } };
+    };
+    const s2 = await settle(c.client.callTool({ name: 'trigger-elicitation-request', arguments: {} }, undefined, { timeout: 20000 }));
+    check(s2.ok && !s2.v.isError && textOf(s2.v).includes('Slow Tester'), `slow elicitation (2.5 s, --timeout 1s): ${errStr(s2)}`);
+    samplingOverride = elicitOverride = null;
+    return `sampling held ${s.ms} ms, elicitation held ${s2.ms} ms`;
+  },
+
+  // With one backend the initialize result passes through: compare with what
+  // server-everything sends the same TS client directly.
+  async init_passthrough() {
+    check(!direct, 'bridge only');
+    const c = await connect();
+    const viaBridge = c.wire.find((e) => e.dir === 'in' && e.msg.result?.protocolVersion !== undefined).msg.result;
+    // direct
+    const wire = new Wire(`direct ${cfg.transport}`);
+    let inner;
+    if (cfg.transport === 'stdio') inner = new StdioClientTransport({ command: cfg.node, args: [cfg.serverJs, 'stdio'], env: { ...process.env }, stderr: 'pipe' });
+    else if (cfg.transport === 'streamableHttp') inner = new StreamableHTTPClientTransport(new URL(cfg.url));
+    else inner = new SSEClientTransport(new URL(cfg.url));
+    const t = new TapTransport(inner, wire);
+    const dc = makeClient();
+    await withTimeout(dc.connect(t, { timeout: 15000 }), 20000, 'direct initialize');
+    conns.push({ client: dc, transport: t, wire });
+    const directRes = wire.find((e) => e.dir === 'in' && e.msg.result?.protocolVersion !== undefined).msg.result;
+    const diffs = [];
+    const keys = new Set([...Object.keys(viaBridge), ...Object.keys(directRes)]);
+    for (const k of keys) {
+      const a = JSON.stringify(viaBridge[k]);
+      const b = JSON.stringify(directRes[k]);
+      if (a !== b) diffs.push(`${k}: bridge ${short(viaBridge[k], 300)} vs direct ${short(directRes[k], 300)}`);
+    }
+    info(`keys bridge=${Object.keys(viaBridge).join(',')} direct=${Object.keys(directRes).join(',')}`);
+    check(diffs.length === 0, `initialize result differs:\n  ${diffs.join('\n  ')}`);
+    return `initialize result equal (${[...keys].join(', ')})`;
+  },
+
+  // A streamable answer stream the server closes after its first event is
+  // resumed with GET + Last-Event-ID in its own session.
+  async resume() {
+    check(cfg.transport === 'streamableHttp', 'streamable only');
+    const log = { posts: [], gets: [], cut: 0 };
+    const target = new URL(cfg.url);
+    let cutNext = false;
+    const server = http.createServer((req, res) => {
+      const body = [];
+      req.on('data', (c) => body.push(c));
+      req.on('end', () => {
+        const b = Buffer.concat(body).toString('utf8');
+        let msg;
+        try { msg = b ? JSON.parse(b) : undefined; } catch {}
+        const rec = { method: req.method, sid: req.headers['mcp-session-id'], lei: req.headers['last-event-id'], msg };
+        if (req.method === 'POST') log.posts.push(rec);
+        if (req.method === 'GET') log.gets.push(rec);
+        const cutThis = req.method === 'POST' && msg?.method === 'tools/call' && msg?.params?.name === 'trigger-long-running-operation';
+        const preq = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } }, (pres) => {
+          res.writeHead(pres.statusCode, pres.headers);
+          res.flushHeaders();
+          let pend = '';
+          let cut = false;
+          pres.setEncoding('utf8');
+          pres.on('data', (ch) => {
+            if (cut) return;
+            if (!cutThis) return void res.write(ch);
+            pend += ch;
+            let i;
+            while ((i = pend.indexOf('\n\n')) !== -1) {
+              const ev = pend.slice(0, i + 2);
+              pend = pend.slice(i + 2);
+              res.write(ev);
+              if (/^id:/m.test(ev) && /notifications\/progress/.test(ev)) {
+                cut = true;
+                log.cut++;
+                res.end(); // the "server" closes the answer stream
+                pres.destroy();
+                return;
+              }
+            }
+          });
+          pres.on('end', () => { if (!cut) res.end(); });
+          pres.on('error', () => res.destroy());
+        });
+        preq.on('error', (e) => { if (!res.headersSent) res.writeHead(502); res.end(String(e)); });
+        preq.end(b);
+      });
+    });
+    await new Promise((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => { server.closeAllConnections?.(); server.close(); });
+    const url = `http://127.0.0.1:${server.address().port}${target.pathname}`;
+    cfg.bridgeFlags = [...cfg.bridgeFlags, '--timeout', '20s'];
+    const c = await connect({ url });
+    const since = c.wire.mark();
+    let prog = 0;
+    const s = await settle(c.client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 2, steps: 4 } }, undefined, { timeout: 20000, onprogress: () => prog++ }));
+    const post = log.posts.find((p) => p.msg?.params?.name === 'trigger-long-running-operation');
+    const resumes = log.gets.filter((g) => g.lei);
+    info(`cuts=${log.cut} GETs=${log.gets.length} with Last-Event-ID=${resumes.length} sids=${short(resumes.map((g) => g.sid))} post sid=${post?.sid}; progress cb=${prog}; ${errStr(s)} after ${s.ms} ms`);
+    check(log.cut === 1, `the proxy cut ${log.cut} streams`);
+    check(s.ok && !s.v.isError && textOf(s.v).includes('Long running operation completed'), `resumed call: ${errStr(s)}`);
+    check(resumes.length >= 1, 'no GET with Last-Event-ID');
+    check(resumes.every((g) => g.sid === post.sid), `resumed in another session: ${short(resumes.map((g) => g.sid))} vs ${post.sid}`);
+    const dup = c.wire.filter((e) => e.dir === 'in' && e.msg.id === outCall(c.wire, 'trigger-long-running-operation', since).msg.id && ('result' in e.msg || 'error' in e.msg), since);
+    check(dup.length === 1, `${dup.length} answers for the call`);
+    const ps = progressFor(c.wire, outCall(c.wire, 'trigger-long-running-operation', since).msg.params._meta.progressToken, since);
+    const vals = ps.map((e) => e.msg.params.progress);
+    info(`progress values on the wire: ${vals.join(',')}`);
+    check(new Set(vals).size === vals.length, `duplicate progress after resumption: ${vals.join(',')}`);
+    check(vals.join(',') === '1,2,3,4', `progress on the wire ${vals.join(',')}, want 1,2,3,4 (each step once, none lost across the resumption)`);
+    await stillServes(c, 'resume');
+    return `resumed ${resumes.length}x in session ${post.sid}; ${prog} progress`;
+  },
+
 
   // tasks (review): one backend (raw mode), --timeout 1s. A task-augmented
   // call through the SDK's own stream, a tasks/result that blocks longer
