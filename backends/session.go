@@ -119,3 +119,17 @@ func failure(backend string, id []byte, reason string) *frame.Frame {
 		Data:    map[string]string{"backend": backend, "reason": reason},
 	})
 }
+
+// oversized is what ends the wait for a message over --max-message that a
+// session skipped, read from its head and tail (h): for an answer, the
+// failure to deliver in its place; for a request of the backend's own, the
+// refusal to send it back. Both nil when its id is not known.
+func oversized(backend string, h frame.Head, err error) (fail, refuse *frame.Frame) {
+	switch {
+	case h.ID == nil || h.Batch:
+		return nil, nil
+	case h.Response:
+		return failure(backend, h.ID, fmt.Sprintf("its answer was too long for the bridge (--max-message): %v", err)), nil
+	}
+	return nil, frame.NewError(h.ID, frame.ErrorObject{Code: frame.CodeInvalidRequest, Message: err.Error()})
+}

@@ -292,15 +292,15 @@ func (s *sseSession) receive(b []byte, st *sseStream) bool {
 	return s.deliver(f)
 }
 
-// tooLong ends what waits for an oversized message that was skipped, as
-// the stdio stream does: the request it answers gets an error in its
-// place, and a request of the server's own is refused.
+// tooLong ends what waits for an oversized message that was skipped
+// (oversized), as the stdio stream does; an answer only if its request is
+// still pending here.
 func (s *sseSession) tooLong(h frame.Head, err error) {
-	if h.ID == nil || h.Batch {
-		return
+	fail, refuse := oversized(s.name, h, err)
+	if refuse != nil {
+		_ = s.Send(refuse)
 	}
-	if !h.Response {
-		_ = s.Send(frame.NewError(h.ID, frame.ErrorObject{Code: frame.CodeInvalidRequest, Message: err.Error()}))
+	if fail == nil {
 		return
 	}
 	s.mu.Lock()
@@ -308,7 +308,7 @@ func (s *sseSession) tooLong(h frame.Head, err error) {
 	delete(s.pending, string(h.ID))
 	s.mu.Unlock()
 	if pending {
-		s.deliver(failure(s.name, h.ID, fmt.Sprintf("its answer was too long for the bridge (--max-message): %v", err)))
+		s.deliver(fail)
 	}
 }
 

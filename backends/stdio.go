@@ -138,19 +138,18 @@ func (s *stream) readLoop(r io.Reader, max int) {
 	}
 }
 
-// tooLong ends what waits for an oversized message that was skipped: the
-// request it answers gets an error in its place (else the host's call
-// would wait for --timeout), and a request of the backend's own is
-// refused, as the bridge refuses one from the host.
+// tooLong ends what waits for an oversized message that was skipped
+// (oversized): the request it answers gets an error in its place (else
+// the host's call would wait for --timeout), and a request of the
+// backend's own is refused, as the bridge refuses one from the host.
 func (s *stream) tooLong(h frame.Head, err error) {
-	if h.ID == nil || h.Batch {
-		return
+	fail, refuse := oversized(s.name, h, err)
+	if fail != nil {
+		s.in <- fail
 	}
-	if h.Response {
-		s.in <- failure(s.name, h.ID, fmt.Sprintf("its answer was too long for the bridge (--max-message): %v", err))
-		return
+	if refuse != nil {
+		_ = s.Send(refuse)
 	}
-	_ = s.Send(frame.NewError(h.ID, frame.ErrorObject{Code: frame.CodeInvalidRequest, Message: err.Error()}))
 }
 
 // stopWriter asks the writer to flush and close w, waiting at most grace;
