@@ -292,12 +292,16 @@ func (s *sseSession) receive(b []byte, st *sseStream) bool {
 	return s.deliver(f)
 }
 
-// tooLong ends what waits for an oversized message that was skipped
-// (oversized), as the stdio stream does; an answer only if its request is
-// still pending here.
-func (s *sseSession) tooLong(h frame.Head, err error) {
+// tooLong ends what waits for an oversized message of stream st that was
+// skipped (oversized), as the stdio stream does; an answer only if its
+// request is still pending here.
+func (s *sseSession) tooLong(h frame.Head, err error, st *sseStream) {
 	fail, refuse := oversized(s.name, h, err)
 	if refuse != nil {
+		// Noted as a request of this connection, as receive does, so
+		// that Send posts the refusal here (an older connection's
+		// request of the same id would have it dropped).
+		s.ups.note(frame.NewRequest(h.ID, "", nil), st.conn)
 		_ = s.Send(refuse)
 	}
 	if fail == nil {
@@ -318,7 +322,9 @@ func (s *sseSession) read(st *sseStream) error {
 		ev, err := st.rd.Next()
 		if errors.Is(err, errEventTooLong) {
 			s.log.Warn().Err(err).Msg("skipping an oversized message from backend")
-			s.tooLong(frame.PeekOversized(st.rd.Head, st.rd.Tail), err)
+			if ev.Type == "message" { // others are skipped whatever their size
+				s.tooLong(frame.PeekOversized(st.rd.Head, st.rd.Tail), err, st)
+			}
 			continue
 		}
 		if err != nil {

@@ -195,6 +195,7 @@ func (p *sseReader) Next() (sseEvent, error) {
 		if hasData && !tooLong {
 			if len(data) >= p.max {
 				p.overflow(data)
+				p.keepTail([]byte{'\n'}) // the join's, before the next line
 				tooLong, data = true, nil
 			} else {
 				data = append(data, '\n')
