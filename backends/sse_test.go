@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -220,52 +219,22 @@ func TestSSECancelledBeforeItsPostIsNotSent(t *testing.T) {
 // for --timeout (found through the TypeScript SDK by a seventeenth review).
 // A request of the server's own that long is refused.
 func TestSSEOversizedAnswerEndsTheCall(t *testing.T) {
-	events := make(chan string, 16)
 	refused := make(chan string, 4)
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet {
-			w.Header().Set("Content-Type", "text/event-stream")
-			fmt.Fprint(w, "event: endpoint\ndata: /messages?s=1\n\n")
-			w.(http.Flusher).Flush()
-			for {
-				select {
-				case ev := <-events:
-					fmt.Fprint(w, ev)
-					w.(http.Flusher).Flush()
-				case <-r.Context().Done():
-					return
-				}
-			}
-		}
-		body, _ := io.ReadAll(r.Body)
-		w.WriteHeader(http.StatusAccepted)
-		f, err := frame.Parse(body)
-		if err != nil {
-			return
-		}
-		big := strings.Repeat("x", 10000)
+	big := strings.Repeat("x", 10000)
+	ts, _ := fakeLegacySSE(t, 1, func(_ int, f *frame.Frame, emit func(int, string)) {
 		switch {
 		case f.Method == "initialize":
-			events <- "event: message\ndata: " + `{"jsonrpc":"2.0","id":` + string(f.ID()) + `,"result":{"protocolVersion":"` + testProtocol + `","capabilities":{},"serverInfo":{"name":"x","version":"1"}}}` + "\n\n"
+			emit(1, initEvent(f))
 		case f.Method == "tools/call" && string(f.ID()) == "2":
-			events <- "event: message\ndata: " + `{"result":{"content":[{"type":"text","text":"` + big + `"}]},"jsonrpc":"2.0","id":2}` + "\n\n"
+			emit(1, "event: message\ndata: "+`{"result":{"content":[{"type":"text","text":"`+big+`"}]},"jsonrpc":"2.0","id":2}`+"\n\n")
 		case f.Method == "tools/call":
-			events <- "event: message\ndata: " + `{"jsonrpc":"2.0","id":` + string(f.ID()) + `,"result":{"content":[{"type":"text","text":"` + big + `"}]}}` + "\n\n"
-			events <- "event: message\ndata: " + `{"method":"sampling/createMessage","params":{"m":"` + big + `"},"jsonrpc":"2.0","id":"up-1"}` + "\n\n"
+			emit(1, "event: message\ndata: "+`{"jsonrpc":"2.0","id":`+string(f.ID())+`,"result":{"content":[{"type":"text","text":"`+big+`"}]}}`+"\n\n")
+			emit(1, "event: message\ndata: "+`{"method":"sampling/createMessage","params":{"m":"`+big+`"},"jsonrpc":"2.0","id":"up-1"}`+"\n\n")
 		case f.Kind == frame.Response:
 			refused <- string(f.Raw())
 		}
-	}))
-	t.Cleanup(ts.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), testWait)
-	defer cancel()
-	s, err := Open(ctx, config.Backend{Name: "b1", Kind: config.KindSSE, URL: ts.URL + "/sse"}, Options{Logger: testLogger(t), MaxMessage: 4096})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	d := newDriver(t, s)
-	d.initialize()
+	})
+	d := openSmallSSE(t, ts)
 	for _, id := range []string{"2", "3"} {
 		d.send(`{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":"big","arguments":{}}}`)
 		f := d.await(id)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -25,67 +26,24 @@ import (
 // refusal as "an answer to a request of a lost connection" (eighteenth
 // review, fixed).
 func TestSSEOversizedRequestRefusedAfterReconnect(t *testing.T) {
-	var gets atomic.Int32
-	events := [3]chan string{nil, make(chan string, 16), make(chan string, 16)}
 	refused := make(chan string, 4)
 	big := strings.Repeat("x", 10000)
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet {
-			n := gets.Add(1)
-			if n > 2 {
-				http.Error(w, "no", http.StatusServiceUnavailable)
-				return
-			}
-			w.Header().Set("Content-Type", "text/event-stream")
-			fmt.Fprintf(w, "event: endpoint\ndata: /messages?s=%d\n\n", n)
-			w.(http.Flusher).Flush()
-			for {
-				select {
-				case ev := <-events[n]:
-					if ev == "DROP" {
-						return
-					}
-					fmt.Fprint(w, ev)
-					w.(http.Flusher).Flush()
-				case <-r.Context().Done():
-					return
-				}
-			}
-		}
-		conn := 1
-		if r.URL.Query().Get("s") == "2" {
-			conn = 2
-		}
-		body, _ := io.ReadAll(r.Body)
-		w.WriteHeader(http.StatusAccepted)
-		f, err := frame.Parse(body)
-		if err != nil {
-			return
-		}
+	ts, emit := fakeLegacySSE(t, 2, func(conn int, f *frame.Frame, emit func(int, string)) {
 		switch {
 		case f.Method == "initialize":
-			events[conn] <- "event: message\ndata: " + `{"jsonrpc":"2.0","id":` + string(f.ID()) + `,"result":{"protocolVersion":"` + testProtocol + `","capabilities":{},"serverInfo":{"name":"x","version":"1"}}}` + "\n\n"
+			emit(conn, initEvent(f))
 		case f.Method == "notifications/initialized" && conn == 2:
-			events[2] <- "event: message\ndata: " + `{"method":"sampling/createMessage","params":{"m":"` + big + `"},"jsonrpc":"2.0","id":0}` + "\n\n"
+			emit(2, "event: message\ndata: "+`{"method":"sampling/createMessage","params":{"m":"`+big+`"},"jsonrpc":"2.0","id":0}`+"\n\n")
 		case f.Method == "tools/call":
-			events[1] <- "event: message\ndata: " + `{"jsonrpc":"2.0","id":0,"method":"sampling/createMessage","params":{}}` + "\n\n"
+			emit(1, "event: message\ndata: "+`{"jsonrpc":"2.0","id":0,"method":"sampling/createMessage","params":{}}`+"\n\n")
 		case f.Kind == frame.Response:
 			refused <- fmt.Sprintf("conn %d: %s", conn, f.Raw())
 		}
-	}))
-	t.Cleanup(ts.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), testWait)
-	defer cancel()
-	s, err := Open(ctx, config.Backend{Name: "b1", Kind: config.KindSSE, URL: ts.URL + "/sse"}, Options{Logger: testLogger(t), MaxMessage: 4096})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	d := newDriver(t, s)
-	d.initialize()
+	})
+	d := openSmallSSE(t, ts)
 	d.send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"x","arguments":{}}}`)
 	d.wait(func(f *frame.Frame) bool { return f.Kind == frame.Request && f.Method == "sampling/createMessage" })
-	events[1] <- "DROP" // the host has not answered request 0 yet
+	emit(1, "DROP") // the host has not answered request 0 yet
 	select {
 	case r := <-refused:
 		if !strings.HasPrefix(r, "conn 2:") || !strings.Contains(r, "-32600") {
@@ -100,47 +58,17 @@ func TestSSEOversizedRequestRefusedAfterReconnect(t *testing.T) {
 // than "message" is never a JSON-RPC message to the bridge (read skips
 // it); an oversized one must not end a pending call either.
 func TestSSEOversizedOtherEventTypeIgnored(t *testing.T) {
-	events := make(chan string, 16)
 	big := strings.Repeat("x", 10000)
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet {
-			w.Header().Set("Content-Type", "text/event-stream")
-			fmt.Fprint(w, "event: endpoint\ndata: /messages?s=1\n\n")
-			w.(http.Flusher).Flush()
-			for {
-				select {
-				case ev := <-events:
-					fmt.Fprint(w, ev)
-					w.(http.Flusher).Flush()
-				case <-r.Context().Done():
-					return
-				}
-			}
+	ts, _ := fakeLegacySSE(t, 1, func(conn int, f *frame.Frame, emit func(int, string)) {
+		switch f.Method {
+		case "initialize":
+			emit(1, initEvent(f))
+		case "tools/call":
+			emit(1, "event: debug\ndata: "+`{"jsonrpc":"2.0","id":2,"result":{"trace":"`+big+`"}}`+"\n\n")
+			emit(1, "event: message\ndata: "+`{"jsonrpc":"2.0","id":2,"result":{"content":[]}}`+"\n\n")
 		}
-		body, _ := io.ReadAll(r.Body)
-		w.WriteHeader(http.StatusAccepted)
-		f, err := frame.Parse(body)
-		if err != nil {
-			return
-		}
-		switch {
-		case f.Method == "initialize":
-			events <- "event: message\ndata: " + `{"jsonrpc":"2.0","id":` + string(f.ID()) + `,"result":{"protocolVersion":"` + testProtocol + `","capabilities":{},"serverInfo":{"name":"x","version":"1"}}}` + "\n\n"
-		case f.Method == "tools/call":
-			events <- "event: debug\ndata: " + `{"jsonrpc":"2.0","id":2,"result":{"trace":"` + big + `"}}` + "\n\n"
-			events <- "event: message\ndata: " + `{"jsonrpc":"2.0","id":2,"result":{"content":[]}}` + "\n\n"
-		}
-	}))
-	t.Cleanup(ts.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), testWait)
-	defer cancel()
-	s, err := Open(ctx, config.Backend{Name: "b1", Kind: config.KindSSE, URL: ts.URL + "/sse"}, Options{Logger: testLogger(t), MaxMessage: 4096})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	d := newDriver(t, s)
-	d.initialize()
+	})
+	d := openSmallSSE(t, ts)
 	d.send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"x","arguments":{}}}`)
 	if f := d.await("2"); f.IsError() {
 		t.Errorf("call 2 answered %s", f.Raw())
@@ -160,4 +88,71 @@ func TestOversizedTailAtCapJoin(t *testing.T) {
 	if want := data[len(data)-512:]; string(rd.Tail) != want {
 		t.Errorf("Tail ends %q, want %q", rd.Tail[len(rd.Tail)-8:], want[len(want)-8:])
 	}
+}
+
+// fakeLegacySSE is a hand-written legacy SSE server of conns connections:
+// the n-th GET gets endpoint /messages?s=n and the events emitted for n
+// ("DROP" ends that stream); a GET beyond conns gets 503. Each POST is
+// answered 202 and handed to post with the connection it names. emit is
+// returned too, for events the test sends itself.
+func fakeLegacySSE(t *testing.T, conns int, post func(conn int, f *frame.Frame, emit func(conn int, ev string))) (*httptest.Server, func(conn int, ev string)) {
+	var gets atomic.Int32
+	events := make([]chan string, conns+1)
+	for i := range events {
+		events[i] = make(chan string, 16)
+	}
+	emit := func(conn int, ev string) { events[conn] <- ev }
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			n := int(gets.Add(1))
+			if n > conns {
+				http.Error(w, "no", http.StatusServiceUnavailable)
+				return
+			}
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprintf(w, "event: endpoint\ndata: /messages?s=%d\n\n", n)
+			w.(http.Flusher).Flush()
+			for {
+				select {
+				case ev := <-events[n]:
+					if ev == "DROP" {
+						return
+					}
+					fmt.Fprint(w, ev)
+					w.(http.Flusher).Flush()
+				case <-r.Context().Done():
+					return
+				}
+			}
+		}
+		conn, _ := strconv.Atoi(r.URL.Query().Get("s"))
+		body, _ := io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusAccepted)
+		if f, err := frame.Parse(body); err == nil && conn >= 1 && conn <= conns {
+			post(conn, f, emit)
+		}
+	}))
+	t.Cleanup(ts.Close)
+	return ts, emit
+}
+
+// initEvent is the event answering initialize request f.
+func initEvent(f *frame.Frame) string {
+	return "event: message\ndata: " + `{"jsonrpc":"2.0","id":` + string(f.ID()) + `,"result":{"protocolVersion":"` + testProtocol + `","capabilities":{},"serverInfo":{"name":"x","version":"1"}}}` + "\n\n"
+}
+
+// openSmallSSE opens a legacy SSE session to ts with a 4 KiB
+// --max-message and initializes it.
+func openSmallSSE(t *testing.T, ts *httptest.Server) *driver {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	s, err := Open(ctx, config.Backend{Name: "b1", Kind: config.KindSSE, URL: ts.URL + "/sse"}, Options{Logger: testLogger(t), MaxMessage: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	d := newDriver(t, s)
+	d.initialize()
+	return d
 }
