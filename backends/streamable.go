@@ -472,7 +472,7 @@ func (s *streamable) readJSONAnswer(resp *http.Response, id []byte, gen uint64, 
 			got = true
 			onAnswer(f)
 		default:
-			s.deliverFrom(f, gen)
+			s.deliverFrom(viaRequest(f, id), gen)
 		}
 	}
 	if !got {
@@ -570,6 +570,17 @@ func streamEnd(err error) string {
 	return netReason(err)
 }
 
+// viaRequest marks f, a server's request that came on the answer stream
+// of request id, as sent for it (frame.Via), so that the router holds that
+// call's idle timeout, not every call's, while the host answers it. A nil
+// id (the standalone stream) marks nothing.
+func viaRequest(f *frame.Frame, id []byte) *frame.Frame {
+	if id != nil && f.Kind == frame.Request {
+		f.Via = id
+	}
+	return f
+}
+
 // deliverFrom delivers f, a message of session generation gen.
 func (s *streamable) deliverFrom(f *frame.Frame, gen uint64) bool {
 	s.ups.note(f, gen)
@@ -605,7 +616,7 @@ func (s *streamable) pumpAnswer(rd *sseReader, id []byte, gen uint64, onAnswer f
 				answered = true
 				return true
 			}
-			return s.deliverFrom(f, gen)
+			return s.deliverFrom(viaRequest(f, id), gen)
 		}) {
 			return progress, answered, s.ctx.Err()
 		}

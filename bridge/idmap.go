@@ -56,6 +56,12 @@ type upcall struct {
 	backend   *link
 	backendID []byte // raw, as the backend sent it
 	token     int64  // bridge progress token toward the host, or 0
+
+	// call is the request the backend said this one is for (frame.Via:
+	// it came on that request's answer stream), or nil when it cannot
+	// tell (stdio, legacy SSE, the standalone stream). It holds the idle
+	// timeout of that call only, or of all the backend's calls if nil.
+	call *call
 }
 
 // An upToken routes the host's progress for a backend's request back.
@@ -220,19 +226,21 @@ func (m *idMap) callsOf(l *link) []*call {
 	return out
 }
 
-// addUp registers a backend's request toward the host. A backend that
-// reuses an id still in flight gets ok false.
-// hasUpFor reports whether backend l has a request pending with the host.
-// Off the hot path: only when a call's idle timeout fires.
-func (m *idMap) hasUpFor(l *link) bool {
+// waitsOnHost reports whether call c's backend has a request pending with
+// the host that may be for c: one sent for c, or one whose call the
+// backend did not tell. Off the hot path: only when a call's idle timeout
+// fires.
+func (m *idMap) waitsOnHost(c *call) bool {
 	for _, u := range m.ups {
-		if u.backend == l {
+		if u.backend == c.backend && (u.call == nil || u.call == c) {
 			return true
 		}
 	}
 	return false
 }
 
+// addUp registers a backend's request toward the host. A backend that
+// reuses an id still in flight gets ok false.
 func (m *idMap) addUp(l *link, backendID []byte) (*upcall, bool) {
 	k := upKey{l, string(backendID)}
 	if _, dup := m.upByID[k]; dup {

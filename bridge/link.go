@@ -40,8 +40,9 @@ type link struct {
 	log  zerolog.Logger
 
 	timeout, maxTimeout time.Duration
-	// upAnswered is when the host last answered one of its requests
-	// (UnixNano): its calls' idle windows start again then.
+	// upAnswered is when the host last answered one of its requests that
+	// named no call (upcall.call nil; UnixNano): its calls' idle windows
+	// start again then.
 	upAnswered atomic.Int64
 
 	mu        sync.Mutex

@@ -205,10 +205,14 @@ func (r *router) hostResponse(f *frame.Frame) {
 	r.mu.Lock()
 	var u *upcall
 	var tok upToken
+	var forCall *callTimer
 	if ok {
 		if u = r.ids.ups[id]; u != nil {
 			tok = r.ids.upToks[u.token]
 			r.ids.dropUp(u)
+			if u.call != nil {
+				forCall = u.call.timer
+			}
 		}
 	}
 	r.mu.Unlock()
@@ -216,9 +220,13 @@ func (r *router) hostResponse(f *frame.Frame) {
 		r.log.Warn().Bytes("frontID", f.ID()).Msg("dropping the host's answer to an unknown request")
 		return
 	}
-	// The backend's calls waiting on this answer get a full idle window
-	// from now (startTimer).
-	u.backend.upAnswered.Store(time.Now().UnixNano())
+	// The calls waiting on this answer get a full idle window from now
+	// (startTimer): the one it was for, or all the backend's.
+	if u.call != nil {
+		forCall.progress()
+	} else {
+		u.backend.upAnswered.Store(time.Now().UnixNano())
+	}
 	if u.token != 0 && !f.IsError() {
 		if task := createdTask(f); task != "" {
 			// The host runs the request as a task: its progress goes on
@@ -426,12 +434,21 @@ func (r *router) requestUp(l *link, f *frame.Frame) {
 	}
 	u, ok := r.ids.addUp(l, bytes.Clone(f.ID()))
 	var tokSpan frame.Span
+	var forCall *callTimer
 	if ok {
 		if tokSpan = f.Param("_meta", "progressToken"); tokSpan.Ok() {
 			r.ids.addUpToken(u, bytes.Clone(f.Bytes(tokSpan)))
 		}
+		if n, isInt := frame.Int(f.Via); isInt {
+			if c := r.ids.calls[n]; c != nil && c.backend == l {
+				u.call, forCall = c, c.timer
+			}
+		}
 	}
 	r.mu.Unlock()
+	// The backend is working on that call: its idle window starts again
+	// (and is held while the host answers; see startTimer).
+	forCall.progress()
 	if !ok {
 		_ = l.send(frame.NewError(f.ID(), frame.ErrorObject{Code: frame.CodeInvalidRequest, Message: "invalid request: id is already in use by a request in flight"}))
 		return
@@ -633,11 +650,12 @@ func (r *router) startTimer(c *call) {
 	if idle > 0 {
 		t.idle = time.AfterFunc(idle, func() {
 			// A backend waiting on the host (sampling, elicitation, roots:
-			// often a person answering) is not idle: its calls wait with
-			// it, and the idle window starts again once nothing of its is
+			// often a person answering) is not idle: the call it asked for
+			// waits with it (all its calls, when it did not say which),
+			// and the idle window starts again once nothing of its is
 			// pending with the host. --max-timeout still bounds them.
 			r.mu.Lock()
-			waiting := r.ids.hasUpFor(c.backend)
+			waiting := r.ids.waitsOnHost(c)
 			r.mu.Unlock()
 			if waiting {
 				t.progress()

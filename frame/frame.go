@@ -64,6 +64,13 @@ type Frame struct {
 	Kind   Kind
 	Method string // requests and notifications
 
+	// Via is set by a backend session that can tell which request a
+	// message came for: the raw id of the request on whose answer stream
+	// a streamable-HTTP server sent it (the spec: such messages "SHOULD
+	// relate to the originating client request"). Nil when unknown (stdio,
+	// legacy SSE, the standalone stream). It is not part of the message.
+	Via []byte
+
 	id, params, result, errv Span
 	edits                    []edit // sorted by start, non-overlapping
 }
