@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -444,22 +443,7 @@ func indexOf(ls []*link, l *link) int {
 	return 0
 }
 
-func (l *link) allows(tool string) bool {
-	for _, g := range l.cfg.Deny {
-		if ok, _ := path.Match(g, tool); ok {
-			return false
-		}
-	}
-	if len(l.cfg.Allow) == 0 {
-		return true
-	}
-	for _, g := range l.cfg.Allow {
-		if ok, _ := path.Match(g, tool); ok {
-			return true
-		}
-	}
-	return false
-}
+func (l *link) allows(tool string) bool { return l.cfg.Allows(tool) }
 
 // nameByte reports whether c may appear in a name hosts accept
 // (^[a-zA-Z0-9_-]{1,64}$: Claude and VS Code enforce it). Hand-written

@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"path"
 	"time"
 )
 
@@ -91,4 +92,23 @@ func (o *OAuth) check() error {
 		return fmt.Errorf("callback port %d: want a port number (1-65535)", o.CallbackPort)
 	}
 	return nil
+}
+
+// Allows reports whether b's tool filters let the backend's tool named
+// tool through: Deny wins over Allow; an empty Allow allows everything.
+func (b Backend) Allows(tool string) bool {
+	for _, g := range b.Deny {
+		if ok, _ := path.Match(g, tool); ok {
+			return false
+		}
+	}
+	if len(b.Allow) == 0 {
+		return true
+	}
+	for _, g := range b.Allow {
+		if ok, _ := path.Match(g, tool); ok {
+			return true
+		}
+	}
+	return false
 }

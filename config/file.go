@@ -60,18 +60,30 @@ func (e EntryError) Error() string { return fmt.Sprintf("server %q: %v", e.Name,
 //	command, args, env, cwd   stdio backends; a relative cwd is resolved
 //	                          against the config file's directory
 //	url, headers              remote backends; header names are canonicalized
+//	serverUrl, httpUrl        the url as Windsurf (serverUrl) and Gemini CLI
+//	                          (httpUrl, which is streamable HTTP) write it;
+//	                          one of url, serverUrl and httpUrl
 //	oauth                     remote backends; false turns off the OAuth flow
 //	                          a 401 would start; an object sets it up:
 //	                          clientId, clientSecret (a client registered
 //	                          beforehand), callbackPort, scopes (an array or
 //	                          a space-separated string)
-//	type or transport         stdio, http, streamable-http, streamableHttp
-//	                          or sse (any case); without it an entry with a url
-//	                          is KindURL and one with a command is KindStdio
+//	type, transport or        stdio, http, streamable-http, streamableHttp
+//	transportType             or sse (any case; all given must agree);
+//	                          without them an entry with a url is KindURL,
+//	                          one with an httpUrl KindHTTP and one with a
+//	                          command KindStdio
 //	disabled                  true skips the entry
 //	allow, deny               arrays of path.Match globs on tool names
+//	includeTools,             Gemini CLI's arrays of exact tool names, added
+//	excludeTools              to allow and deny
 //	timeout, maxTimeout       a Go duration string ("90s", "2m", "0" to
-//	                          disable) or a number of milliseconds
+//	                          disable) or a bare number: up to 3600 a number
+//	                          of seconds (Cline and Roo Code write seconds,
+//	                          at most an hour), above it of milliseconds
+//	                          (Claude Code and Gemini CLI write milliseconds,
+//	                          and a timeout of a few milliseconds is never
+//	                          meant); see jsonDuration
 //
 // Other keys, and keys that do not apply to the entry's kind (url under a
 // stdio type, command under http), are ignored and reported. A null value
@@ -293,6 +305,9 @@ var entryKeys = map[string]bool{
 	"url": true, "headers": true, "type": true, "transport": true,
 	"disabled": true, "allow": true, "deny": true,
 	"timeout": true, "maxTimeout": true, "oauth": true,
+	// Other hosts' spellings (see LoadFile).
+	"serverUrl": true, "httpUrl": true, "transportType": true,
+	"includeTools": true, "excludeTools": true,
 }
 
 // entry is a server entry decoded into Go types, before interpretation.
@@ -302,12 +317,17 @@ type entry struct {
 	Env        map[string]string
 	Cwd        string
 	URL        string
+	ServerURL  string // Windsurf's url
+	HTTPURL    string // Gemini CLI's streamable-HTTP url
 	Headers    map[string]string
 	Type       string
 	Transport  string
+	TransType  string // Cline's transportType
 	Disabled   bool
 	Allow      []string
 	Deny       []string
+	Include    []string // Gemini CLI's includeTools: exact names
+	Exclude    []string // Gemini CLI's excludeTools: exact names
 	Timeout    *time.Duration
 	MaxTimeout *time.Duration
 	OAuth      bool
@@ -338,7 +358,45 @@ func decodeEntry(body json.RawMessage) (entry, []string, error) {
 			return entry{}, nil, fmt.Errorf("%s: %w", k, err)
 		}
 	}
+	if err := e.unify(); err != nil {
+		return entry{}, nil, err
+	}
 	return e, notes, nil
+}
+
+// unify folds other hosts' spellings into what buildBackend reads:
+// serverUrl and httpUrl into URL (httpUrl also counts as type http; see
+// typedKind), includeTools and excludeTools into Allow and Deny.
+func (e *entry) unify() error {
+	var given []string
+	for _, u := range []struct{ key, val string }{{"url", e.URL}, {"serverUrl", e.ServerURL}, {"httpUrl", e.HTTPURL}} {
+		if e.has[u.key] {
+			given = append(given, u.key)
+			e.URL = u.val
+		}
+	}
+	if len(given) > 1 {
+		return fmt.Errorf("both %q and %q given; give one", given[0], given[1])
+	}
+	for _, name := range e.Include {
+		e.Allow = append(e.Allow, exactGlob(name))
+	}
+	for _, name := range e.Exclude {
+		e.Deny = append(e.Deny, exactGlob(name))
+	}
+	return nil
+}
+
+// exactGlob is the path.Match pattern that matches name alone.
+func exactGlob(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // decodeField decodes the value of known key k into e.
@@ -355,6 +413,16 @@ func (e *entry) decodeField(k string, raw json.RawMessage) error {
 		err = unmarshalAs(raw, &e.Cwd, "a string")
 	case "url":
 		err = unmarshalAs(raw, &e.URL, "a string")
+	case "serverUrl":
+		err = unmarshalAs(raw, &e.ServerURL, "a string")
+	case "httpUrl":
+		err = unmarshalAs(raw, &e.HTTPURL, "a string")
+	case "transportType":
+		err = unmarshalAs(raw, &e.TransType, "a string")
+	case "includeTools":
+		err = unmarshalAs(raw, &e.Include, "an array of strings")
+	case "excludeTools":
+		err = unmarshalAs(raw, &e.Exclude, "an array of strings")
 	case "headers":
 		err = unmarshalAs(raw, &e.Headers, "an object of strings")
 	case "type":
@@ -423,22 +491,33 @@ func unmarshalAs(raw json.RawMessage, v any, want string) error {
 	return nil
 }
 
-// jsonDuration decodes a timeout: a Go duration string, or, since JSON has
-// no duration type and a bare number needs some unit, a number of
-// milliseconds.
+// jsonDuration decodes a timeout: a Go duration string, or a bare number.
+// JSON has no duration type, and the hosts whose files are reused as they
+// are disagree on the unit of a number: Claude Code and Gemini CLI write
+// milliseconds (Claude Code ignores values under 1000), Cline and Roo Code
+// seconds (30 to 3600). A number up to secondsUpTo is taken as seconds:
+// read as milliseconds it would cut every call within 3.6 s, while a
+// millisecond value taken as seconds at worst waits longer (up to
+// --max-timeout). Above it, milliseconds.
 func jsonDuration(raw json.RawMessage) (*time.Duration, error) {
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
 		d, err := parseDuration(s)
 		return &d, err
 	}
-	var ms float64
-	if json.Unmarshal(raw, &ms) != nil {
-		return nil, errors.New(`must be a duration string such as "2m" or a number of milliseconds`)
+	var n float64
+	if json.Unmarshal(raw, &n) != nil {
+		return nil, errors.New(`must be a duration string such as "2m" or a number (seconds up to 3600, milliseconds above)`)
 	}
-	d, err := millis(ms)
+	if n >= 0 && n <= secondsUpTo {
+		n *= 1000
+	}
+	d, err := millis(n)
 	return &d, err
 }
+
+// secondsUpTo is the largest bare-number timeout taken as seconds.
+const secondsUpTo = 3600
 
 // kindOf maps a type or transport value to a Kind.
 func kindOf(t string) (Kind, bool) {
@@ -482,7 +561,7 @@ func buildBackend(e entry, dir string, lookup func(string) (string, bool)) (Back
 // entryKind decides an entry's Kind from its type, or else from whether it
 // has a url or a command.
 func entryKind(e entry) (Kind, error) {
-	if e.has["type"] || e.has["transport"] {
+	if e.has["type"] || e.has["transport"] || e.has["transportType"] || e.has["httpUrl"] {
 		kind, err := typedKind(e)
 		if err != nil {
 			return "", err
@@ -506,11 +585,13 @@ func entryKind(e entry) (Kind, error) {
 	return "", errors.New(`needs a "command" or a "url"`)
 }
 
-// typedKind interprets "type" and "transport", which may both be given if
-// they agree.
+// typedKind interprets "type", "transport" and "transportType" (and an
+// "httpUrl", which is type http), which may be given together if they
+// agree.
 func typedKind(e entry) (Kind, error) {
 	var kinds []Kind
-	for _, kv := range [][2]string{{"type", e.Type}, {"transport", e.Transport}} {
+	var said []string
+	for _, kv := range [][2]string{{"type", e.Type}, {"transport", e.Transport}, {"transportType", e.TransType}, {"httpUrl", "http"}} {
 		if !e.has[kv[0]] {
 			continue
 		}
@@ -518,17 +599,18 @@ func typedKind(e entry) (Kind, error) {
 		if !ok {
 			return "", fmt.Errorf("unknown %s %q: want stdio, http, streamable-http or sse", kv[0], kv[1])
 		}
+		if len(kinds) > 0 && kind != kinds[0] {
+			return "", fmt.Errorf("%s and %s %q disagree", said[0], kv[0], kv[1])
+		}
 		kinds = append(kinds, kind)
-	}
-	if len(kinds) == 2 && kinds[0] != kinds[1] {
-		return "", fmt.Errorf("type %q and transport %q disagree", e.Type, e.Transport)
+		said = append(said, fmt.Sprintf("%s %q", kv[0], kv[1]))
 	}
 	return kinds[0], nil
 }
 
 // inapplicableKeys lists the keys present in e that kind does not use.
 func inapplicableKeys(e entry, kind Kind) []string {
-	unused := []string{"url", "headers", "oauth"}
+	unused := []string{"url", "serverUrl", "headers", "oauth"}
 	if kind != KindStdio {
 		unused = []string{"command", "args", "env", "cwd"}
 	}

@@ -50,7 +50,7 @@ func TestLoadFile(t *testing.T) {
 						Kind:    KindURL,
 						URL:     "https://mcp.example.com/mcp",
 						Headers: map[string]string{"Authorization": "Bearer t0k", "X-Team": "core"},
-						Timeout: dur(1500 * time.Millisecond),
+						Timeout: dur(90 * time.Second),
 					},
 					{Name: "abs", Kind: KindStdio, Command: "/usr/bin/srv", Dir: "/srv/data", Timeout: dur(0)},
 					{Name: "legacy", Kind: KindSSE, URL: "http://localhost:9000/sse"},
@@ -209,9 +209,41 @@ func TestParseFile(t *testing.T) {
 			want: File{Backends: []Backend{{Name: "a", Kind: KindHTTP, URL: "https://a"}}},
 		},
 		{
-			name: "fractional milliseconds",
+			name: "fractional seconds",
 			json: `{"mcpServers": {"a": {"command": "srv", "timeout": 0.5, "maxTimeout": "1h30m"}}}`,
-			want: File{Backends: []Backend{{Name: "a", Kind: KindStdio, Command: "srv", Timeout: dur(500 * time.Microsecond), MaxTimeout: dur(90 * time.Minute)}}},
+			want: File{Backends: []Backend{{Name: "a", Kind: KindStdio, Command: "srv", Timeout: dur(500 * time.Millisecond), MaxTimeout: dur(90 * time.Minute)}}},
+		},
+		{
+			// Cline and Roo Code write seconds (30 to 3600); read as
+			// milliseconds, 60 cut every call after 60 ms.
+			name: "bare numbers up to 3600 are seconds",
+			json: `{"mcpServers": {"cline": {"command": "srv", "timeout": 60, "maxTimeout": 3600}, "zero": {"command": "srv", "timeout": 0}}}`,
+			want: File{Backends: []Backend{
+				{Name: "cline", Kind: KindStdio, Command: "srv", Timeout: dur(time.Minute), MaxTimeout: dur(time.Hour)},
+				{Name: "zero", Kind: KindStdio, Command: "srv", Timeout: dur(0)},
+			}},
+		},
+		{
+			// Claude Code and Gemini CLI write milliseconds.
+			name: "bare numbers above 3600 are milliseconds",
+			json: `{"mcpServers": {"gemini": {"command": "srv", "timeout": 600000, "maxTimeout": 3601}}}`,
+			want: File{Backends: []Backend{{Name: "gemini", Kind: KindStdio, Command: "srv", Timeout: dur(10 * time.Minute), MaxTimeout: dur(3601 * time.Millisecond)}}},
+		},
+		{
+			// Windsurf's serverUrl (the transport found out as for url),
+			// Gemini CLI's httpUrl (streamable HTTP) and its tool lists,
+			// Cline's transportType.
+			name: "other hosts' keys",
+			json: `{"mcpServers": {
+				"windsurf": {"serverUrl": "https://w/mcp", "headers": {"X-K": "v"}},
+				"gemini": {"httpUrl": "https://g/mcp", "includeTools": ["read", "odd*name"], "excludeTools": ["write"]},
+				"cline": {"url": "https://c/sse", "transportType": "sse"}
+			}}`,
+			want: File{Backends: []Backend{
+				{Name: "windsurf", Kind: KindURL, URL: "https://w/mcp", Headers: map[string]string{"X-K": "v"}},
+				{Name: "gemini", Kind: KindHTTP, URL: "https://g/mcp", Allow: []string{"read", `odd\*name`}, Deny: []string{"write"}},
+				{Name: "cline", Kind: KindSSE, URL: "https://c/sse"},
+			}},
 		},
 		{
 			name: "byte order mark and block comment",
@@ -242,7 +274,10 @@ func TestParseFile(t *testing.T) {
 		{name: "negative timeout string", json: `{"mcpServers": {"a": {"command": "x", "timeout": "-1s"}}}`, wantErr: `server "a": timeout: bad duration "-1s": negative`},
 		{name: "negative timeout number", json: `{"mcpServers": {"a": {"command": "x", "maxTimeout": -5}}}`, wantErr: `server "a": maxTimeout: bad duration -5: negative`},
 		{name: "huge timeout", json: `{"mcpServers": {"a": {"command": "x", "timeout": 1e300}}}`, wantErr: `server "a": timeout: bad duration 1e+300: too long`},
-		{name: "timeout bool", json: `{"mcpServers": {"a": {"command": "x", "timeout": true}}}`, wantErr: `server "a": timeout: must be a duration string such as "2m" or a number of milliseconds`},
+		{name: "timeout bool", json: `{"mcpServers": {"a": {"command": "x", "timeout": true}}}`, wantErr: `server "a": timeout: must be a duration string such as "2m" or a number (seconds up to 3600, milliseconds above)`},
+		{name: "two urls", json: `{"mcpServers": {"a": {"url": "http://a", "httpUrl": "http://b"}}}`, wantErr: `server "a": both "url" and "httpUrl" given; give one`},
+		{name: "httpUrl typed sse", json: `{"mcpServers": {"a": {"httpUrl": "http://a", "type": "sse"}}}`, wantErr: `server "a": type "sse" and httpUrl "http" disagree`},
+		{name: "transportType unknown", json: `{"mcpServers": {"a": {"url": "http://a", "transportType": "ws"}}}`, wantErr: `server "a": unknown transportType "ws"`},
 		{name: "unknown transport", json: `{"mcpServers": {"a": {"transport": "ws", "url": "http://a"}}}`, wantErr: `server "a": unknown transport "ws"`},
 		{name: "type and transport disagree", json: `{"mcpServers": {"a": {"type": "sse", "transport": "http", "url": "http://a"}}}`, wantErr: `server "a": type "sse" and transport "http" disagree`},
 		{name: "stdio without command", json: `{"mcpServers": {"a": {"type": "stdio", "url": "http://a"}}}`, wantErr: `server "a": type "stdio" needs a "command"`},

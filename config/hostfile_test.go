@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // writeConfig writes body to a config file in a test directory.
@@ -133,5 +134,68 @@ func TestOnlyNamesAnUnusableRenamedEntry(t *testing.T) {
 		if _, err := Resolve(Flags{ConfigFile: p, Only: []string{name}}, noEnv); err == nil || !strings.Contains(err.Error(), "variable NOPE is not set") {
 			t.Errorf("--only %q: %v", name, err)
 		}
+	}
+}
+
+// TestOtherHostsFiles: the settings files of Gemini CLI (httpUrl,
+// includeTools, excludeTools, timeout in milliseconds, other top-level
+// settings), Windsurf (serverUrl) and Cline (transportType, timeout in
+// seconds, autoApprove) are reusable as they are. Before, the Gemini and
+// Windsurf remote entries were left out ("needs a command or a url") and
+// Cline's 60-second timeout became 60 ms.
+func TestOtherHostsFiles(t *testing.T) {
+	gemini := `{
+  "theme": "Dracula",
+  "mcp": {"allowed": ["github"]},
+  "mcpServers": {
+    "git": {"command": "uvx", "args": ["mcp-server-git"], "timeout": 30000, "trust": false},
+    "github": {"httpUrl": "https://api.example.com/mcp/", "headers": {"Authorization": "Bearer t0ken"},
+               "includeTools": ["get_issue", "list_*"], "excludeTools": ["list_secrets"]}
+  }
+}`
+	windsurf := `{"mcpServers": {"remote": {"serverUrl": "https://w.example/mcp", "headers": {"Authorization": "Bearer ${env:W_TOKEN}"}}}}`
+	cline := `{"mcpServers": {"legacy": {"url": "https://c.example/sse", "transportType": "sse", "disabled": false, "autoApprove": [], "timeout": 60}}}`
+	env := func(k string) (string, bool) {
+		if k == "W_TOKEN" {
+			return "w-secret", true
+		}
+		return "", false
+	}
+	for name, tc := range map[string]struct {
+		body  string
+		check func(t *testing.T, bs []Backend)
+	}{
+		"gemini": {gemini, func(t *testing.T, bs []Backend) {
+			if len(bs) != 2 || bs[0].Timeout == nil || *bs[0].Timeout != 30*time.Second {
+				t.Fatalf("git: %+v", bs)
+			}
+			gh := bs[1]
+			if gh.Kind != KindHTTP || gh.URL != "https://api.example.com/mcp/" || gh.Headers["Authorization"] != "Bearer t0ken" {
+				t.Errorf("github: %+v", gh)
+			}
+			for tool, shown := range map[string]bool{"get_issue": true, "list_*": true, "list_repos": false, "list_secrets": false, "delete_repo": false} {
+				if got := gh.Allows(tool); got != shown {
+					t.Errorf("tool %q shown %v, want %v (allow %q, deny %q)", tool, got, shown, gh.Allow, gh.Deny)
+				}
+			}
+		}},
+		"windsurf": {windsurf, func(t *testing.T, bs []Backend) {
+			if len(bs) != 1 || bs[0].Kind != KindURL || bs[0].URL != "https://w.example/mcp" || bs[0].Headers["Authorization"] != "Bearer w-secret" {
+				t.Errorf("remote: %+v", bs)
+			}
+		}},
+		"cline": {cline, func(t *testing.T, bs []Backend) {
+			if len(bs) != 1 || bs[0].Kind != KindSSE || bs[0].Timeout == nil || *bs[0].Timeout != time.Minute {
+				t.Errorf("legacy: %+v", bs)
+			}
+		}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			res, err := Resolve(Flags{ConfigFile: writeConfig(t, tc.body)}, env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, res.Backends)
+		})
 	}
 }

@@ -127,7 +127,7 @@ func TestResolve(t *testing.T) {
 					{
 						Name: "alpha", Kind: KindURL, URL: "https://mcp.example.com/mcp",
 						Headers: map[string]string{"Authorization": "Bearer t0k", "X-Team": "edge"},
-						Timeout: dur(1500 * time.Millisecond),
+						Timeout: dur(90 * time.Second),
 					},
 					{Name: "abs", Kind: KindStdio, Command: "/usr/bin/srv", Dir: "/elsewhere", Timeout: dur(0)},
 				},
