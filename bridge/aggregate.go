@@ -269,12 +269,30 @@ func (a *aggregator) list(f *frame.Frame, kind string) {
 	if !ok {
 		return
 	}
+	if a.refuseCursor(c, f) {
+		return
+	}
 	body, err := a.gather(f.Method, kind)
 	if err != nil {
 		a.answer(c, frame.NewError(f.ID(), frame.ErrorObject{Code: frame.CodeInternalError, Message: err.Error()}))
 		return
 	}
 	a.answer(c, frame.NewResult(f.ID(), body))
+}
+
+// refuseCursor answers -32602 to a merged list request c (f) that carries
+// a cursor, and reports whether it did. The bridge answers every merged
+// list in one page and never gave a cursor out, and the pagination spec
+// says an invalid cursor SHOULD get -32602 (the whole list again would
+// repeat every item to a host that pages on). An empty or null cursor
+// counts as none.
+func (a *aggregator) refuseCursor(c *call, f *frame.Frame) bool {
+	cur := f.Param("cursor")
+	if v := string(f.Bytes(cur)); !cur.Ok() || v == "null" || v == `""` {
+		return false
+	}
+	a.answer(c, frame.NewError(f.ID(), frame.ErrorObject{Code: frame.CodeInvalidParams, Message: "invalid cursor: mcpbridge answers merged lists in one page and gives out no cursor"}))
+	return true
 }
 
 // claim registers a host request that the bridge answers itself from
@@ -573,16 +591,7 @@ func (a *aggregator) byURI(f *frame.Frame, subHeld *link) {
 		r.forward(subHeld, f, nil)
 		return
 	}
-	a.mu.Lock()
-	owner, stale := a.uris[uri], a.urisStale
-	a.mu.Unlock()
-	if owner == nil || stale {
-		_, _ = a.gather("resources/list", "resources")
-		a.mu.Lock()
-		owner = a.uris[uri]
-		a.mu.Unlock()
-	}
-	if owner != nil {
+	if owner := a.listedOwner(uri); owner != nil {
 		if f.Method == mSubscribe {
 			r.subRoutedTo(uri, owner)
 		}
@@ -694,7 +703,9 @@ func unreachable(f *frame.Frame) bool {
 // resourceNotFound reports whether a backend's error answer means "no such
 // resource" rather than a failure worth passing on: -32002 (the MCP
 // spec's code), or -32602 as go-sdk (SEP-2164: with data.uri) and the
-// TypeScript SDK (with a "not found" message) answer today.
+// TypeScript SDK (with a "not found" message) answer today, or code 0
+// with "Unknown resource", as the Python SDK's FastMCP answers (its
+// server turns any exception into code 0).
 func resourceNotFound(f *frame.Frame, uri string) bool {
 	var e struct {
 		Code    int    `json:"code"`
@@ -711,6 +722,9 @@ func resourceNotFound(f *frame.Frame, uri string) bool {
 		return true
 	case frame.CodeInvalidParams:
 		return e.Data.URI == uri || strings.Contains(strings.ToLower(e.Message), "not found")
+	case 0:
+		m := strings.ToLower(e.Message)
+		return strings.Contains(m, "unknown resource") || strings.Contains(m, "not found")
 	}
 	return false
 }
@@ -754,24 +768,59 @@ func (a *aggregator) completion(f *frame.Frame) {
 		a.byName(f, "prompts", nameSpan)
 		return
 	case "ref/resource":
+		// "The URI or URI template of the resource" (schema 2025-11-25):
+		// a template a backend listed, else a resource it listed, else
+		// a URI one of its templates makes.
 		uri, _ := f.String(f.Field(ref, "uri"))
-		_, _ = a.gather("resources/templates/list", "resourceTemplates")
-		a.mu.Lock()
-		var owner *link
-		for _, l := range r.links {
-			for _, t := range a.tmpls[l] {
-				if t == uri && owner == nil {
-					owner = l
-				}
-			}
-		}
-		a.mu.Unlock()
-		if owner != nil {
+		if owner := a.resourceRefOwner(uri); owner != nil {
 			r.forward(owner, f, nil)
 			return
 		}
 	}
 	r.refuse(f, frame.CodeInvalidParams, "completion: no backend owns this reference", nil)
+}
+
+// listedOwner returns the backend that listed the resource uri, from the
+// merged list (gathered again if stale or if uri is not in it), or nil.
+func (a *aggregator) listedOwner(uri string) *link {
+	a.mu.Lock()
+	owner, stale := a.uris[uri], a.urisStale
+	a.mu.Unlock()
+	if owner == nil || stale {
+		_, _ = a.gather("resources/list", "resources")
+		a.mu.Lock()
+		owner = a.uris[uri]
+		a.mu.Unlock()
+	}
+	return owner
+}
+
+// resourceRefOwner returns the backend a completion's ref/resource uri
+// belongs to, or nil: the first in declared order that listed it as a
+// template, else the one that listed it as a resource, else the first
+// whose templates match it.
+func (a *aggregator) resourceRefOwner(uri string) *link {
+	r := a.r
+	_, _ = a.gather("resources/templates/list", "resourceTemplates")
+	a.mu.Lock()
+	for _, l := range r.links {
+		if slices.Contains(a.tmpls[l], uri) {
+			a.mu.Unlock()
+			return l
+		}
+	}
+	a.mu.Unlock()
+	if owner := a.listedOwner(uri); owner != nil {
+		return owner
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, l := range r.links {
+		if matchesAny(a.tmpls[l], uri) {
+			return l
+		}
+	}
+	return nil
 }
 
 // fanOut sends logging/setLevel to every ready backend that declared
@@ -832,6 +881,49 @@ func (a *aggregator) tagLogger(l *link, f *frame.Frame) {
 		v, _ := json.Marshal(l.name)
 		f.InsertMember(p, "logger", v)
 	}
+}
+
+// The id of a URL-mode elicitation "must be unique within the context of
+// the server" (schema 2025-11-25), and the host, which sees one server,
+// ignores a notifications/elicitation/complete naming one already
+// completed: two backends' ids are kept apart as NAME/id, in
+// elicitation/create, in its notifications/elicitation/complete and in the
+// data of a -32042 URLElicitationRequiredError. The host never sends the
+// id back, so nothing is mapped in the other direction.
+
+// tagElicitation marks the elicitationId in f's params with l's name.
+func (a *aggregator) tagElicitation(l *link, f *frame.Frame) {
+	s := f.Param("elicitationId")
+	if id, ok := f.String(s); ok {
+		v, _ := json.Marshal(l.name + "/" + id)
+		f.Replace(s, v)
+	}
+}
+
+// tagElicitationError marks the elicitation ids of a -32042 error answer
+// with l's name (an error answer: off the hot path; the error object is
+// re-encoded).
+func (a *aggregator) tagElicitationError(l *link, f *frame.Frame) {
+	if !bytes.Contains(f.Error(), []byte("-32042")) {
+		return
+	}
+	var e map[string]json.RawMessage
+	var data map[string]json.RawMessage
+	var els []map[string]json.RawMessage
+	if json.Unmarshal(f.Error(), &e) != nil || string(e["code"]) != "-32042" ||
+		json.Unmarshal(e["data"], &data) != nil || json.Unmarshal(data["elicitations"], &els) != nil {
+		return
+	}
+	for _, el := range els {
+		var id string
+		if json.Unmarshal(el["elicitationId"], &id) == nil {
+			el["elicitationId"], _ = json.Marshal(l.name + "/" + id)
+		}
+	}
+	data["elicitations"], _ = json.Marshal(els)
+	e["data"], _ = json.Marshal(data)
+	b, _ := json.Marshal(e)
+	f.Replace(f.ErrorSpan(), b)
 }
 
 // listChanged drops l's cached list and tells the host once.

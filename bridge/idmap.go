@@ -37,6 +37,10 @@ type call struct {
 
 	timer *callTimer // nil when no timeout applies
 
+	// task is set for a task-augmented tools/call (params.task): its
+	// answer is a CreateTaskResult, searched for the task it made.
+	task bool
+
 	// claimed is set for a host request the bridge answers itself from
 	// several backends (aggregator.claim): cancelling it ends the
 	// bridge's own requests made for it.
@@ -56,6 +60,9 @@ type upcall struct {
 	backend   *link
 	backendID []byte // raw, as the backend sent it
 	token     int64  // bridge progress token toward the host, or 0
+	// task is set for a task-augmented request (params.task), whose
+	// answer may be a CreateTaskResult; listTasks for tasks/list.
+	task, listTasks bool
 
 	// call is the request the backend said this one is for (frame.Via:
 	// it came on that request's answer stream), or nil when it cannot

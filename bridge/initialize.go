@@ -291,6 +291,7 @@ func (r *router) initializeResult(version string, up []*link) []byte {
 			instr = append(instr, "## "+l.name+"\n"+l.initRes.Instructions)
 		}
 	}
+	narrowTasks(caps, up)
 	// The bridge tells the host when backends join, restart or change its
 	// lists. Tools are always offered (a late backend may bring some);
 	// prompts and resources when a backend that is up has them.
@@ -303,6 +304,31 @@ func (r *router) initializeResult(version string, up []*link) []byte {
 	cb, _ := json.Marshal(caps)
 	b, _ := json.Marshal(result{version, cb, r.serverInfo(), strings.Join(instr, "\n\n")})
 	return b
+}
+
+// narrowTasks keeps tasks.list and tasks.cancel in the merged
+// capabilities only if every backend that runs tasks declared them: a
+// task of a backend without list, retrievable with tasks/get, would be
+// missing from the merged tasks/list (the spec: it "MUST be retrievable
+// via tasks/list"), and one without cancel answers tasks/cancel -32601.
+func narrowTasks(caps map[string]json.RawMessage, up []*link) {
+	merged, ok := caps["tasks"]
+	if !ok {
+		return
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(merged, &m) != nil || m == nil {
+		return
+	}
+	for _, k := range []string{"list", "cancel"} {
+		for _, l := range up {
+			if own, has := l.initRes.Capabilities["tasks"]; has && rawField(own, k) == nil {
+				delete(m, k)
+				break
+			}
+		}
+	}
+	caps["tasks"], _ = json.Marshal(m)
 }
 
 func (r *router) serverInfo() json.RawMessage {

@@ -400,7 +400,9 @@ func (l *link) abandonUps(reason string) {
 func (l *link) restoreState(restarted bool) {
 	r := l.r
 	r.mu.Lock()
-	hasRoots := rawField(rawField(r.host.initParams, "capabilities"), "roots") != nil
+	// Only a host that declared roots.listChanged sends the notification
+	// (the capability says it will), so only then does the bridge.
+	rootsNotify := string(rawField(rawField(rawField(r.host.initParams, "capabilities"), "roots"), "listChanged")) == "true"
 	level := r.host.logLevel
 	subs := make([][]byte, 0, len(r.host.subs))
 	for _, s := range r.host.subs {
@@ -420,7 +422,7 @@ func (l *link) restoreState(restarted bool) {
 	}
 	// Roots live with the host: a restarted backend that cares asks for
 	// them again on this hint.
-	if hasRoots && restarted {
+	if rootsNotify && restarted {
 		if err := l.send(frame.NewNotification("notifications/roots/list_changed", nil)); err != nil {
 			l.log.Debug().Err(err).Msg("sending roots/list_changed after a restart")
 		}

@@ -25,6 +25,9 @@ const (
 	mTaskCancel       = "tasks/cancel"
 	mTaskList         = "tasks/list"
 	mTaskStatus       = "notifications/tasks/status"
+	mToolsCall        = "tools/call"
+	mElicit           = "elicitation/create"
+	mElicitDone       = "notifications/elicitation/complete"
 	mSubscribe        = "resources/subscribe"
 	mUnsubscribe      = "resources/unsubscribe"
 	mToolsChanged     = "notifications/tools/list_changed"
@@ -122,6 +125,9 @@ func isClosed(ch chan struct{}) bool {
 func (r *router) forward(l *link, f *frame.Frame, edit func(*frame.Frame)) {
 	c := &call{backend: l, method: f.Method, frontID: bytes.Clone(f.ID())}
 	tok := f.Param("_meta", "progressToken")
+	if f.Method == mToolsCall {
+		c.task = f.Param("task").Ok()
+	}
 	r.mu.Lock()
 	// Pending no more and in the map under one lock: a cancellation finds
 	// it in one or the other.
@@ -227,7 +233,7 @@ func (r *router) hostResponse(f *frame.Frame) {
 	} else {
 		u.backend.upAnswered.Store(time.Now().UnixNano())
 	}
-	if u.token != 0 && !f.IsError() {
+	if u.task && u.token != 0 && !f.IsError() {
 		if task := createdTask(f); task != "" {
 			// The host runs the request as a task: its progress goes on
 			// coming on the token.
@@ -237,7 +243,12 @@ func (r *router) hostResponse(f *frame.Frame) {
 		}
 	}
 	if !r.raw {
-		r.agg.learnClientTask(u.backend, f)
+		if u.task {
+			r.agg.learnClientTask(u.backend, f)
+		}
+		if u.listTasks {
+			r.agg.onlyTasksOf(u.backend, f)
+		}
 	}
 	f.SetID(u.backendID)
 	if err := u.backend.send(f); err != nil {
@@ -397,7 +408,7 @@ func (r *router) backendResponse(l *link, f *frame.Frame) {
 	}
 	tasks := len(r.ids.taskToks) > 0
 	r.mu.Unlock()
-	if c != nil && (c.method == "tools/call" && (c.token != 0 || !r.raw) || tasks && isTaskMethod(c.method)) {
+	if c != nil && (c.task && (c.token != 0 || !r.raw) || tasks && isTaskMethod(c.method)) {
 		r.taskAnswered(l, c, f)
 	}
 	if c == nil {
@@ -407,6 +418,9 @@ func (r *router) backendResponse(l *link, f *frame.Frame) {
 	if c.done != nil {
 		c.done(f)
 		return
+	}
+	if !r.raw && f.IsError() {
+		r.agg.tagElicitationError(l, f)
 	}
 	f.SetID(c.frontID)
 	r.reply(c.frontID, f)
@@ -432,12 +446,25 @@ func (r *router) requestUp(l *link, f *frame.Frame) {
 		_ = l.send(frame.NewError(f.ID(), hostGone))
 		return
 	}
+	if !r.raw && isTaskMethod(f.Method) {
+		r.mu.Unlock()
+		if refusal := r.agg.hostTaskRefusal(l, f); refusal != nil {
+			_ = l.send(refusal)
+			return
+		}
+		r.mu.Lock()
+	}
 	u, ok := r.ids.addUp(l, bytes.Clone(f.ID()))
 	var tokSpan frame.Span
 	var forCall *callTimer
 	if ok {
 		if tokSpan = f.Param("_meta", "progressToken"); tokSpan.Ok() {
 			r.ids.addUpToken(u, bytes.Clone(f.Bytes(tokSpan)))
+		}
+		u.task = f.Param("task").Ok()
+		u.listTasks = f.Method == mTaskList
+		if f.Method == mElicit && !r.raw {
+			r.agg.tagElicitation(l, f)
 		}
 		if n, isInt := frame.Int(f.Via); isInt {
 			if c := r.ids.calls[n]; c != nil && c.backend == l {
@@ -511,6 +538,10 @@ func (r *router) notificationUp(l *link, f *frame.Frame) {
 	case mMessage:
 		if !r.raw {
 			r.agg.tagLogger(l, f)
+		}
+	case mElicitDone:
+		if !r.raw {
+			r.agg.tagElicitation(l, f)
 		}
 	case mTaskStatus:
 		r.taskStatus(l, f, false)

@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -33,8 +32,10 @@ type taskOwners struct {
 // when it is full (forgotten tasks are found again through tasks/list).
 const maxTasks = 10000
 
-// taskResultMax is the largest answer searched for a task: a
-// CreateTaskResult is a few hundred bytes, and a large tool result is not
+// taskResultMax is the largest tasks/get or tasks/cancel answer searched
+// for the task's status (a GetTaskResult is a few hundred bytes). A
+// CreateTaskResult is searched whatever its size: it is the answer to a
+// task-augmented request, which the bridge knows, so no other answer is
 // scanned on the hot path.
 const taskResultMax = 4096
 
@@ -109,7 +110,7 @@ func (r *router) taskAnswered(l *link, c *call, f *frame.Frame) {
 	res := f.ResultSpan()
 	var id string
 	switch c.method {
-	case "tools/call":
+	case mToolsCall:
 		// Scanned once for both uses: the progress token, and with
 		// several backends the task's owner.
 		if id = createdTask(f); id == "" {
@@ -164,14 +165,11 @@ func (r *router) taskStatus(l *link, f *frame.Frame, host bool) {
 	}
 }
 
-// createdTask returns the task id of a small CreateTaskResult answer
-// ({"task":{"taskId":...}}), or "".
+// createdTask returns the task id of a CreateTaskResult answer
+// ({"task":{"taskId":...}}) to a task-augmented request, or "" (a server
+// may answer such a request without a task).
 func createdTask(f *frame.Frame) string {
-	res := f.ResultSpan()
-	if !res.Ok() || res.End-res.Start > taskResultMax || !bytes.Contains(f.Bytes(res), []byte(`"taskId"`)) {
-		return ""
-	}
-	id, _ := f.String(f.Field(res, "task", "taskId"))
+	id, _ := f.String(f.Field(f.ResultSpan(), "task", "taskId"))
 	return id
 }
 
@@ -191,6 +189,45 @@ func (a *aggregator) taskStatusUp(l *link, f *frame.Frame) {
 	if id, ok := f.String(f.Param("taskId")); ok {
 		a.tasks.learn(false, id, l)
 	}
+}
+
+// hostTaskRefusal is the answer to backend l's tasks/get, tasks/result or
+// tasks/cancel about a task of the host's, when the task does not serve a
+// request of l's: the host sees the bridge as one requestor, so without
+// this check one backend could read or cancel the task another asked for
+// (the spec: receivers "MUST reject" requests for tasks of another
+// authorization context). Nil when l may ask.
+func (a *aggregator) hostTaskRefusal(l *link, f *frame.Frame) *frame.Frame {
+	id, _ := f.String(f.Param("taskId"))
+	if a.tasks.owner(true, id) == l {
+		return nil
+	}
+	return frame.NewError(f.ID(), frame.ErrorObject{Code: frame.CodeInvalidParams, Message: "unknown task: " + quote(id)})
+}
+
+// onlyTasksOf cuts the host's answer to backend l's tasks/list down to
+// the tasks that serve l's requests (see hostTaskRefusal).
+func (a *aggregator) onlyTasksOf(l *link, f *frame.Frame) {
+	res := f.ResultSpan()
+	list := f.Field(res, "tasks")
+	if f.IsError() || !list.Ok() {
+		return
+	}
+	var tasks []json.RawMessage
+	if json.Unmarshal(f.Bytes(list), &tasks) != nil {
+		return
+	}
+	kept := []json.RawMessage{}
+	for _, t := range tasks {
+		var task struct {
+			TaskID string `json:"taskId"`
+		}
+		if json.Unmarshal(t, &task) == nil && a.tasks.owner(true, task.TaskID) == l {
+			kept = append(kept, t)
+		}
+	}
+	b, _ := json.Marshal(kept)
+	f.Replace(list, b)
 }
 
 // taskStatusDown returns the backend the host's notifications/tasks/status
@@ -273,6 +310,9 @@ func (a *aggregator) gatherTasks() []json.RawMessage {
 func (a *aggregator) listTasks(f *frame.Frame) {
 	c, ok := a.claim(f)
 	if !ok {
+		return
+	}
+	if a.refuseCursor(c, f) {
 		return
 	}
 	body, _ := json.Marshal(map[string][]json.RawMessage{"tasks": a.gatherTasks()})

@@ -234,6 +234,9 @@ func (f *Frame) Error() []byte { return f.bytesAt(f.errv) }
 // IsError reports whether a response carries an error.
 func (f *Frame) IsError() bool { return f.errv.Ok() }
 
+// ErrorSpan locates the error object (for Replace); absent in a result.
+func (f *Frame) ErrorSpan() Span { return f.errv }
+
 // ResultSpan locates the result value.
 func (f *Frame) ResultSpan() Span { return f.result }
 
