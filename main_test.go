@@ -151,7 +151,15 @@ func (s *syncBuffer) String() string {
 
 func startBridge(t *testing.T, env []string, args ...string) *bridgeProc {
 	t.Helper()
+	return startBridgeIn(t, "", env, args...)
+}
+
+// startBridgeIn is startBridge with the bridge's working directory set
+// ("": the test's).
+func startBridgeIn(t *testing.T, dir string, env []string, args ...string) *bridgeProc {
+	t.Helper()
 	cmd := exec.Command(bridgeBin, args...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

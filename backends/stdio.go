@@ -50,6 +50,11 @@ type stream struct {
 	w          io.Closer
 	// ended says why the stream ended; set before in is closed.
 	ended func() string
+	// writeFailed ends the stream when writing to it failed (the peer
+	// closed its input): nothing more can be sent, so what waits on it
+	// must end. It closes r if it can; a process session kills the
+	// process. Set before the writer starts.
+	writeFailed func()
 }
 
 // NewStream returns a session speaking newline-delimited JSON-RPC over r
@@ -60,6 +65,19 @@ func NewStream(name string, r io.Reader, w io.WriteCloser, opts Options) Session
 }
 
 func newStream(name string, r io.Reader, w io.WriteCloser, opts Options) *stream {
+	return startStream(name, r, w, opts, nil)
+}
+
+// startStream is newStream with what ends the stream if a write to it
+// fails; nil closes r if r is an io.Closer.
+func startStream(name string, r io.Reader, w io.WriteCloser, opts Options, writeFailed func()) *stream {
+	if writeFailed == nil {
+		writeFailed = func() {
+			if c, ok := r.(io.Closer); ok {
+				_ = c.Close()
+			}
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &stream{
 		name:       name,
@@ -71,6 +89,8 @@ func newStream(name string, r io.Reader, w io.WriteCloser, opts Options) *stream
 		readDone:   make(chan struct{}),
 		w:          w,
 		ended:      func() string { return "stream ended" },
+
+		writeFailed: writeFailed,
 	}
 	go s.writeLoop(ctx)
 	go s.readLoop(r, opts.MaxMessage)
@@ -83,6 +103,10 @@ func (s *stream) Send(f *frame.Frame) error {
 	select {
 	case <-s.readDone:
 		return fmt.Errorf("backend %q: %w", s.name, ErrClosed)
+	case <-s.writerDone:
+		// Closed, or its input failed (writeLoop): nothing queued now
+		// would ever be written.
+		return fmt.Errorf("backend %q: %w: its input is closed", s.name, ErrClosed)
 	default:
 	}
 	if err := s.out.TryPut(f); err != nil {
@@ -109,7 +133,16 @@ func (s *stream) writeLoop(ctx context.Context) {
 	defer close(s.writerDone)
 	defer s.w.Close()
 	if err := s.out.Run(ctx); err != nil {
-		s.log.Debug().Err(err).Msg("writing to backend")
+		if ctx.Err() != nil {
+			s.log.Debug().Err(err).Msg("writing to backend")
+			return
+		}
+		// The backend closed its input (a broken pipe) but may go on
+		// living: the requests queued or sent will get no answer, and
+		// no new one can reach it. The stream ends, so that they are
+		// answered with an error and the backend is restarted.
+		s.log.Warn().Err(err).Msg("writing to backend failed; ending its session")
+		s.writeFailed()
 	}
 }
 
@@ -174,12 +207,16 @@ func (s *stream) Close() error {
 // A stdioSession is a child process speaking newline-delimited JSON-RPC.
 type stdioSession struct {
 	*stream
-	cmd     *exec.Cmd
-	exited  <-chan struct{} // closed once the process exited and its group was ended (Linux)
-	done    chan struct{}   // closed by waitLoop when the process has exited
-	exit    error           // set by waitLoop before done is closed
-	once    sync.Once
-	release func() // lets go of the Windows Job Object, ending the tree
+	cmd    *exec.Cmd
+	exited <-chan struct{} // closed once the process exited and its group was ended (Linux)
+	done   chan struct{}   // closed by waitLoop when the process has exited
+	// stdout and stderr are the read ends of the process's pipes, closed
+	// under their readers if something outlives the process holding them
+	// (see waitLoop).
+	stdout, stderr io.Closer
+	exit           error // set by waitLoop before done is closed
+	once           sync.Once
+	release        func() // lets go of the Windows Job Object, ending the tree
 }
 
 func openStdio(ctx context.Context, cfg config.Backend, opts Options) (Session, error) {
@@ -230,8 +267,17 @@ func openStdio(ctx context.Context, cfg config.Backend, opts Options) (Session, 
 	exited := trackExit(cmd, opts)
 	growPipe(stdin)
 	growPipe(stdout)
-	s := &stdioSession{cmd: cmd, exited: exited, done: make(chan struct{}), release: sync.OnceFunc(release)}
-	s.stream = newStream(cfg.Name, stdout, stdin, opts)
+	s := &stdioSession{cmd: cmd, exited: exited, done: make(chan struct{}), release: sync.OnceFunc(release), stdout: stdout, stderr: stderr}
+	s.stream = startStream(cfg.Name, stdout, stdin, opts, func() {
+		// SIGTERM, then SIGKILL if it will not go: the requests it read
+		// may still be answered meanwhile.
+		signalGroup(cmd, false)
+		go func() {
+			if !s.wait(closeGrace) {
+				signalGroup(cmd, true)
+			}
+		}()
+	})
 	s.stream.ended = s.exitReason
 	s.log.Info().Int("pid", cmd.Process.Pid).Str("command", opts.Redact(strings.Join(append([]string{cfg.Command}, cfg.Args...), " "))).Msg("backend started")
 	stderrDone := make(chan struct{})
@@ -287,13 +333,41 @@ func (s *stdioSession) stderrLoop(stderr io.Reader, redact func(string) string, 
 
 // waitLoop reaps the process once its stdout and stderr are at EOF, as
 // exec.Cmd.Wait requires, and trackExit has ended the rest of its group.
+//
+// Where the exit is seen before the reaping (Linux), the pipes are read to
+// their end for at most exitDrain after it: a descendant that left the
+// backend's process group (setsid, Python's start_new_session) and kept
+// its stdout or stderr would otherwise hold the session open for as long
+// as it lives, a dead backend never noticed (its calls waiting for
+// --timeout, no restart) nor reaped. Then they are closed under their
+// readers.
 func (s *stdioSession) waitLoop(stderrDone chan struct{}) {
+	if guardSupported {
+		<-s.exited
+		t := time.NewTimer(exitDrain)
+		defer t.Stop()
+		for _, done := range []chan struct{}{s.readDone, stderrDone} {
+			select {
+			case <-done:
+				continue
+			case <-t.C:
+			}
+			s.log.Warn().Msg("the backend exited, but a process it started still holds its output; closing it")
+			_ = s.stdout.Close()
+			_ = s.stderr.Close()
+			break
+		}
+	}
 	<-s.readDone
 	<-stderrDone
 	<-s.exited
 	s.exit = s.cmd.Wait()
 	close(s.done)
 }
+
+// exitDrain is how long a stdio backend's pipes are read after its exit
+// for what it wrote before it (see waitLoop).
+const exitDrain = 500 * time.Millisecond
 
 // Close ends the process as the MCP spec asks for stdio (lifecycle,
 // "Shutdown"): "the client SHOULD initiate shutdown by first closing the
@@ -372,12 +446,23 @@ func envValue(env []string, key string) string {
 
 // lookPath finds command in the backend's own PATH (hosts such as Claude
 // Desktop start us with a bare PATH, and a backend's env may set its own).
+// A relative command or PATH entry is relative to the backend's working
+// directory dir, as it would be for the backend itself. The path returned
+// is absolute: exec resolves a relative one against cmd.Dir again, so a
+// relative command in a relative dir ("./server.sh" in "sub") was looked
+// for in sub/sub.
 func lookPath(command, pathEnv, dir string) (string, error) {
-	if strings.ContainsRune(command, filepath.Separator) || strings.ContainsRune(command, '/') {
-		p := command
+	inDir := func(p string) string {
 		if !filepath.IsAbs(p) && dir != "" {
 			p = filepath.Join(dir, p)
 		}
+		if abs, err := filepath.Abs(p); err == nil {
+			p = abs
+		}
+		return p
+	}
+	if strings.ContainsRune(command, filepath.Separator) || strings.ContainsRune(command, '/') {
+		p := inDir(command)
 		if err := executable(p); err != nil {
 			return "", fmt.Errorf("command %s: %w", command, err)
 		}
@@ -387,7 +472,7 @@ func lookPath(command, pathEnv, dir string) (string, error) {
 		if d == "" {
 			d = "."
 		}
-		for _, p := range candidates(filepath.Join(d, command)) {
+		for _, p := range candidates(inDir(filepath.Join(d, command))) {
 			if executable(p) == nil {
 				return p, nil
 			}

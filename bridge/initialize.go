@@ -73,7 +73,7 @@ func (r *router) initializeBackends(id []byte, version string) {
 				l.log.Error().Err(openErr).Msg("backend could not start")
 				return
 			}
-			if err := l.initialize(); err != nil {
+			if err := l.initialize(nil); err != nil {
 				l.log.Error().Err(err).Msg("backend could not be initialized")
 				l.mu.Lock()
 				l.downErr = err

@@ -196,11 +196,17 @@ func (l *link) session(attempt int) error {
 		closeOnce(l.opened)
 	}
 	recvDone := make(chan error, 1)
-	go func() { recvDone <- l.recvLoop(s) }()
+	ended := make(chan struct{})
+	go func() {
+		recvDone <- l.recvLoop(s)
+		close(ended)
+	}()
 
 	if attempt > 0 {
-		// A restart: initialize with what the host gave us, restore its state.
-		if err := l.initialize(); err != nil {
+		// A restart: initialize with what the host gave us, restore its
+		// state. A backend that dies before it answers is restarted again
+		// (after the backoff), not waited for until --init-timeout.
+		if err := l.initialize(ended); err != nil {
 			s.Close()
 			<-recvDone
 			l.setDown(err)
@@ -283,14 +289,18 @@ func (l *link) failInFlight(cause error) {
 // The wait is bounded by --init-timeout, except for a first start among
 // several backends: the host's initialize is answered without a slow one,
 // which joins when it comes up (a first npx download can take minutes).
-func (l *link) initialize() error {
+//
+// ended, if not nil, is closed when the session ends: the wait ends then
+// too. (The first start's session is watched by session, whose
+// failInFlight answers the initialize request when it ends.)
+func (l *link) initialize(ended <-chan struct{}) error {
 	r := l.r
 	bounded := len(r.links) == 1 || l.everStarted()
 	r.mu.Lock()
 	params := r.host.initParams
 	r.mu.Unlock()
 	answer := make(chan *frame.Frame, 1)
-	r.ask(l, mInitialize, params, func(f *frame.Frame) { answer <- f })
+	c := r.ask(l, mInitialize, params, func(f *frame.Frame) { answer <- f })
 	var f *frame.Frame
 	var timeout <-chan time.Time
 	if bounded {
@@ -301,7 +311,11 @@ func (l *link) initialize() error {
 	select {
 	case f = <-answer:
 	case <-timeout:
+		r.takeCall(c)
 		return fmt.Errorf("initialize: no answer within %v (--init-timeout)", r.cfg.InitTimeout)
+	case <-ended:
+		r.takeCall(c)
+		return errors.New("initialize: the backend's session ended before it answered")
 	case <-r.life.Done():
 		return r.life.Err()
 	}

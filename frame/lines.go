@@ -187,9 +187,17 @@ func NewWriter(w io.Writer, size int, maxBytes int64) *Writer {
 	return &Writer{w: bufio.NewWriterSize(w, 64<<10), ch: make(chan *Frame, size), maxBytes: maxBytes}
 }
 
-// Put queues f, waiting for room until ctx is done.
+// Put queues f, waiting for room until ctx is done. Room there is now is
+// taken even if ctx is done (a select would pick at random between the
+// two): answers made while the bridge stops still reach Run's final
+// flush.
 func (w *Writer) Put(ctx context.Context, f *Frame) error {
 	n := w.count(f)
+	select {
+	case w.ch <- f:
+		return nil
+	default:
+	}
 	select {
 	case w.ch <- f:
 		return nil
