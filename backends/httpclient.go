@@ -165,6 +165,12 @@ type unsent struct {
 type unsentReq struct {
 	posting, cancelled bool
 	stop               chan struct{}
+	// abort, if not nil, ends the request's POST (its answer stream):
+	// once the router cancelled the request, no answer of it is wanted,
+	// and a server that follows the spec sends none, so the stream would
+	// stay open, holding a connection and a POST slot, for as long as
+	// the server keeps it.
+	abort context.CancelFunc
 	// sent is the streamable session the request was last POSTed in, so
 	// that its cancellation goes there too (it stays there, resumed in it,
 	// after the bridge moved to another).
@@ -193,16 +199,17 @@ func (u *unsent) mark(id []byte) {
 }
 
 // begin is called before each POST of request id, in streamable session
-// st (zero for SSE). It reports whether the request was cancelled
+// st (zero for SSE), with what ends that POST (nil for SSE, whose POSTs
+// are answered at once). It reports whether the request was cancelled
 // meanwhile: then it must not be sent.
-func (u *unsent) begin(id []byte, st sessionState) (cancelled bool) {
+func (u *unsent) begin(id []byte, st sessionState, abort context.CancelFunc) (cancelled bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	r, ok := u.reqs[string(id)]
 	if !ok || r.cancelled {
 		return ok
 	}
-	r.posting, r.sent = true, st
+	r.posting, r.sent, r.abort = true, st, abort
 	u.reqs[string(id)] = r
 	return false
 }
@@ -265,6 +272,9 @@ func (u *unsent) cancel(m outMsg) bool {
 	if r.stop != nil && !r.cancelled {
 		close(r.stop)
 	}
+	if r.abort != nil && r.posting {
+		r.abort()
+	}
 	r.cancelled = true
 	u.reqs[id] = r
 	return !r.posting
@@ -281,17 +291,24 @@ type upcalls struct {
 	from map[string]uint64
 }
 
-// note records that request f came from origin.
+// note records that request f came from origin. A server's cancellation
+// of its own request forgets it: the host will not answer it, and an
+// entry only an answer removes would stay for the session's life.
 func (u *upcalls) note(f *frame.Frame, origin uint64) {
-	if f.Kind != frame.Request {
-		return
+	switch {
+	case f.Kind == frame.Request:
+		u.mu.Lock()
+		if u.from == nil {
+			u.from = make(map[string]uint64)
+		}
+		u.from[string(f.ID())] = origin
+		u.mu.Unlock()
+	case f.Kind == frame.Notification && f.Method == methodCancelled:
+		id := f.Bytes(f.Param("requestId"))
+		u.mu.Lock()
+		delete(u.from, string(id))
+		u.mu.Unlock()
 	}
-	u.mu.Lock()
-	if u.from == nil {
-		u.from = make(map[string]uint64)
-	}
-	u.from[string(f.ID())] = origin
-	u.mu.Unlock()
 }
 
 // take returns and forgets where the request answered by id came from.

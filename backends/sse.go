@@ -530,6 +530,11 @@ func (s *sseSession) Send(f *frame.Frame) error {
 	if m.kind == frame.Request {
 		s.pending[string(m.id)] = struct{}{}
 	}
+	if m.method == methodCancelled {
+		// No answer is wanted any more, and a server that follows the
+		// spec sends none: the entry would stay until the stream drops.
+		delete(s.pending, string(cancelledID(m)))
+	}
 	s.mu.Unlock()
 	if m.kind == frame.Request {
 		s.unsent.mark(m.id)
@@ -559,7 +564,7 @@ func (s *sseSession) post(m outMsg) {
 	if m.kind == frame.Request && !s.isPending(m.id) {
 		return // the connection dropped meanwhile and the request was answered
 	}
-	if m.kind == frame.Request && s.unsent.begin(m.id, sessionState{}) {
+	if m.kind == frame.Request && s.unsent.begin(m.id, sessionState{}, nil) {
 		if s.take(m.id) {
 			s.fail(m.id, "cancelled before it was sent")
 		}

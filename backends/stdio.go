@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcpbridge/mcpbridge/config"
@@ -50,6 +51,12 @@ type stream struct {
 	w          io.Closer
 	// ended says why the stream ended; set before in is closed.
 	ended func() string
+	// inRead is set while the reader waits for a line (not while it
+	// hands one on), and lines counts the lines read: how waitLoop tells
+	// a reader that waits for output that will not come from one that is
+	// busy.
+	inRead atomic.Bool
+	lines  atomic.Int64
 	// writeFailed ends the stream when writing to it failed (the peer
 	// closed its input): nothing more can be sent, so what waits on it
 	// must end. It closes r if it can; a process session kills the
@@ -152,7 +159,10 @@ func (s *stream) readLoop(r io.Reader, max int) {
 	defer close(s.in)
 	lr := frame.NewLineReader(r, max)
 	for {
+		s.inRead.Store(true)
 		line, err := lr.Next()
+		s.inRead.Store(false)
+		s.lines.Add(1)
 		if errors.Is(err, frame.ErrTooLong) {
 			s.log.Warn().Err(err).Msg("skipping oversized line from backend")
 			s.tooLong(frame.PeekOversized(line, lr.Tail()), err)
@@ -212,8 +222,9 @@ type stdioSession struct {
 	done   chan struct{}   // closed by waitLoop when the process has exited
 	// stdout and stderr are the read ends of the process's pipes, closed
 	// under their readers if something outlives the process holding them
-	// (see waitLoop).
+	// (see waitLoop); stderrRead counts the reads of stderr.
 	stdout, stderr io.Closer
+	stderrRead     atomic.Int64
 	exit           error // set by waitLoop before done is closed
 	once           sync.Once
 	release        func() // lets go of the Windows Job Object, ending the tree
@@ -311,6 +322,7 @@ func (s *stdioSession) stderrLoop(stderr io.Reader, redact func(string) string, 
 	cut := 0 // bytes of the line beyond stderrLineMax, not logged
 	for {
 		chunk, err := br.ReadSlice('\n')
+		s.stderrRead.Add(1)
 		take := min(len(chunk), stderrLineMax-len(line))
 		line = append(line, chunk[:take]...)
 		cut += len(chunk) - take
@@ -333,30 +345,10 @@ func (s *stdioSession) stderrLoop(stderr io.Reader, redact func(string) string, 
 
 // waitLoop reaps the process once its stdout and stderr are at EOF, as
 // exec.Cmd.Wait requires, and trackExit has ended the rest of its group.
-//
-// Where the exit is seen before the reaping (Linux), the pipes are read to
-// their end for at most exitDrain after it: a descendant that left the
-// backend's process group (setsid, Python's start_new_session) and kept
-// its stdout or stderr would otherwise hold the session open for as long
-// as it lives, a dead backend never noticed (its calls waiting for
-// --timeout, no restart) nor reaped. Then they are closed under their
-// readers.
 func (s *stdioSession) waitLoop(stderrDone chan struct{}) {
 	if guardSupported {
 		<-s.exited
-		t := time.NewTimer(exitDrain)
-		defer t.Stop()
-		for _, done := range []chan struct{}{s.readDone, stderrDone} {
-			select {
-			case <-done:
-				continue
-			case <-t.C:
-			}
-			s.log.Warn().Msg("the backend exited, but a process it started still holds its output; closing it")
-			_ = s.stdout.Close()
-			_ = s.stderr.Close()
-			break
-		}
+		s.drainAfterExit(stderrDone)
 	}
 	<-s.readDone
 	<-stderrDone
@@ -365,9 +357,65 @@ func (s *stdioSession) waitLoop(stderrDone chan struct{}) {
 	close(s.done)
 }
 
-// exitDrain is how long a stdio backend's pipes are read after its exit
-// for what it wrote before it (see waitLoop).
+// drainAfterExit, where the exit is seen before the reaping (Linux),
+// reads the exited process's pipes to their end, unless the readers have
+// waited for exitDrain without getting anything: then something else
+// holds them. A descendant that left the backend's process group (setsid,
+// Python's start_new_session) and kept its stdout or stderr would
+// otherwise hold the session open for as long as it lives, a dead backend
+// never noticed (its calls waiting for --timeout, no restart) nor reaped;
+// so the pipes are closed under their readers. A reader that is busy
+// handing on what it read (the host reading slowly) is not cut: what the
+// backend wrote before it exited is all delivered.
+func (s *stdioSession) drainAfterExit(stderrDone chan struct{}) {
+	const step = exitDrain / 5
+	t := time.NewTicker(step)
+	defer t.Stop()
+	progress := func() int64 { return s.lines.Load() + s.stderrRead.Load() }
+	last, quiet := progress(), time.Duration(0)
+	for {
+		var open <-chan struct{}
+		switch {
+		case !closed(s.readDone):
+			open = s.readDone
+		case !closed(stderrDone):
+			open = stderrDone
+		default:
+			return
+		}
+		select {
+		case <-open:
+			continue
+		case <-t.C:
+		}
+		now := progress()
+		waiting := closed(s.readDone) || s.inRead.Load()
+		if now != last || !waiting {
+			last, quiet = now, 0
+			continue
+		}
+		if quiet += step; quiet < exitDrain {
+			continue
+		}
+		s.log.Warn().Msg("the backend exited, but a process it started still holds its output; closing it")
+		_ = s.stdout.Close()
+		_ = s.stderr.Close()
+		return
+	}
+}
+
+// exitDrain is how long the pipes of an exited stdio backend may stay
+// quiet before they are closed (see drainAfterExit).
 const exitDrain = 500 * time.Millisecond
+
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
 
 // Close ends the process as the MCP spec asks for stdio (lifecycle,
 // "Shutdown"): "the client SHOULD initiate shutdown by first closing the

@@ -185,13 +185,14 @@ func (s *streamable) postRequest(m outMsg) {
 			}
 			st = s.state()
 		}
-		if s.unsent.begin(m.id, st) {
+		if s.unsent.begin(m.id, st, cancel) {
 			s.fail(m.id, "cancelled before it was sent")
 			return
 		}
 		resp, err := s.postBody(ctx, m.f, st, isInit)
 		if err != nil {
-			// Refused, reset, DNS: fail fast, the router decides what next.
+			// Refused, reset, DNS, or aborted by its cancellation
+			// (unsent.cancel): fail fast, the router decides what next.
 			s.fail(m.id, failureReason("post", err))
 			return
 		}
@@ -225,9 +226,13 @@ func (s *streamable) postRequest(m outMsg) {
 				}
 				s.deliver(f)
 			})
-			if err != nil {
+			switch {
+			case err != nil:
+				// Also when its cancellation aborted the stream
+				// (unsent.cancel): every request sent gets one answer
+				// (Session.Send); the router drops this one.
 				s.fail(m.id, err.Error())
-			} else if !ok {
+			case !ok:
 				s.log.Debug().Bytes("id", m.id).Msg("request accepted with 202: its answer comes on the GET stream")
 			}
 			return

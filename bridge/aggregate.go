@@ -592,9 +592,6 @@ func (a *aggregator) byURI(f *frame.Frame, subHeld *link) {
 		return
 	}
 	if owner := a.listedOwner(uri); owner != nil {
-		if f.Method == mSubscribe {
-			r.subRoutedTo(uri, owner)
-		}
 		r.forward(owner, f, nil)
 		return
 	}
@@ -640,7 +637,7 @@ func (a *aggregator) byURI(f *frame.Frame, subHeld *link) {
 			// No answer at all (the bridge is stopping).
 		case err == nil:
 			if f.Method == mSubscribe {
-				r.subRoutedTo(uri, l)
+				r.subscribed(f.Params(), l)
 			}
 			g.SetID(f.ID())
 			a.answer(c, g)
@@ -658,6 +655,7 @@ func (a *aggregator) byURI(f *frame.Frame, subHeld *link) {
 			continue
 		default:
 			// The backend's own error about the URI: its answer.
+			a.tagElicitationError(l, g)
 			g.SetID(f.ID())
 			a.answer(c, g)
 			return
@@ -723,8 +721,10 @@ func resourceNotFound(f *frame.Frame, uri string) bool {
 	case frame.CodeInvalidParams:
 		return e.Data.URI == uri || strings.Contains(strings.ToLower(e.Message), "not found")
 	case 0:
+		// Only what FastMCP says of a URI it does not have: any failure
+		// of a Python handler is code 0 too ("file not found" among them).
 		m := strings.ToLower(e.Message)
-		return strings.Contains(m, "unknown resource") || strings.Contains(m, "not found")
+		return strings.Contains(m, "unknown resource") || strings.Contains(m, "resource not found")
 	}
 	return false
 }
@@ -981,13 +981,19 @@ func (a *aggregator) notifyHost(method string) {
 	}()
 }
 
-// subRoutedTo records the backend the host's subscription to uri went to:
-// the one its restart replays it to, whatever the URI table says then.
-func (r *router) subRoutedTo(uri string, l *link) {
-	r.mu.Lock()
-	if s := r.host.subs[uri]; s != nil {
-		s.owner = l
+// subscribed records the host's subscription (params of its
+// resources/subscribe), once backend l took it: l's restart replays it,
+// whatever the URI table says then. A subscribe refused, failed, timed
+// out or cancelled is not recorded: the host is not subscribed and will
+// never unsubscribe, and each restart would replay it (an entry per URI,
+// for the bridge's life).
+func (r *router) subscribed(params []byte, l *link) {
+	var p struct {
+		URI string `json:"uri"`
 	}
+	_ = json.Unmarshal(params, &p)
+	r.mu.Lock()
+	r.host.subs[p.URI] = &hostSub{params: bytes.Clone(params), owner: l}
 	r.mu.Unlock()
 }
 
@@ -1009,15 +1015,6 @@ func (r *router) rememberState(f *frame.Frame) {
 	case mSetLevel:
 		r.mu.Lock()
 		r.host.logLevel = bytes.Clone(f.Params())
-		r.mu.Unlock()
-	case mSubscribe:
-		uri, _ := f.String(f.Param("uri"))
-		r.mu.Lock()
-		owner := (*link)(nil)
-		if old := r.host.subs[uri]; old != nil {
-			owner = old.owner // subscribed again: it goes where it is
-		}
-		r.host.subs[uri] = &hostSub{params: bytes.Clone(f.Params()), owner: owner}
 		r.mu.Unlock()
 	case mUnsubscribe:
 		uri, _ := f.String(f.Param("uri"))

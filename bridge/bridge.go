@@ -165,6 +165,7 @@ type hostState struct {
 	assumeTimer *time.Timer         // assumes initialized for a host that asks without it (armAssume)
 	held        []heldFrame         // backends' messages waiting for the host's initialized
 	released    bool                // held messages sent: backends' messages go straight to the host
+	heldFull    bool                // held reached maxHeld: the overflow was logged
 	listChanged map[string]bool     // list kinds whose listChanged capability the host was given
 	open        bool                // queued released: host requests are routed at once
 	releasing   bool                // releaseQueued is routing the queue
@@ -178,9 +179,8 @@ type hostState struct {
 // backend that holds it when that backend restarts.
 type hostSub struct {
 	params []byte // raw params of the subscribe
-	// owner is the backend the subscribe was routed to; nil until it was
-	// (and always with one backend): then every backend that restarts
-	// gets it.
+	// owner is the backend that took the subscribe: the one whose restart
+	// replays it.
 	owner *link
 }
 
@@ -202,7 +202,7 @@ func newRouter(cfg Config, out io.Writer) *router {
 		l := newLink(r, cfg.Backends[i])
 		r.links = append(r.links, l)
 		r.byName[l.name] = l
-		filters = filters || len(l.cfg.Allow) > 0 || len(l.cfg.Deny) > 0
+		filters = filters || l.cfg.Filtered()
 	}
 	r.raw = len(r.links) == 1 && !cfg.Prefix && !filters
 	r.agg = newAggregator(r)

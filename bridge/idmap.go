@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"sync/atomic"
 
 	"github.com/mcpbridge/mcpbridge/frame"
 )
@@ -40,12 +41,31 @@ type call struct {
 	// task is set for a task-augmented tools/call (params.task): its
 	// answer is a CreateTaskResult, searched for the task it made.
 	task bool
+	// subParams are the params of a host's resources/subscribe, recorded
+	// (router.subscribed) once the backend took it.
+	subParams []byte
+
+	// sendState orders a host's cancellation after the request it
+	// cancels: forward sets callSent once it handed the request to the
+	// backend; a cancellation that comes first sets callCancelled and
+	// leaves itself in cancelNote, which forward sends after the request
+	// (before, it could reach the backend first and be ignored there,
+	// and the request ran to its end).
+	sendState  atomic.Int32
+	cancelNote *frame.Frame
 
 	// claimed is set for a host request the bridge answers itself from
 	// several backends (aggregator.claim): cancelling it ends the
 	// bridge's own requests made for it.
 	claimed *claimState
 }
+
+// The states of call.sendState.
+const (
+	callSending int32 = iota
+	callSent
+	callCancelled
+)
 
 // claimState is the context of a claimed call's own backend requests.
 type claimState struct {

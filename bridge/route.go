@@ -125,8 +125,11 @@ func isClosed(ch chan struct{}) bool {
 func (r *router) forward(l *link, f *frame.Frame, edit func(*frame.Frame)) {
 	c := &call{backend: l, method: f.Method, frontID: bytes.Clone(f.ID())}
 	tok := f.Param("_meta", "progressToken")
-	if f.Method == mToolsCall {
+	switch f.Method {
+	case mToolsCall:
 		c.task = f.Param("task").Ok()
+	case mSubscribe:
+		c.subParams = bytes.Clone(f.Params())
 	}
 	r.mu.Lock()
 	// Pending no more and in the map under one lock: a cancellation finds
@@ -151,9 +154,17 @@ func (r *router) forward(l *link, f *frame.Frame, edit func(*frame.Frame)) {
 		edit(f)
 	}
 	r.startTimer(c)
-	if err := l.send(f); err != nil {
+	err := l.send(f)
+	if err != nil {
 		if r.takeCall(c) {
 			r.replyError(c.frontID, frame.CodeInternalError, err.Error(), backendErrorData(l.name, err.Error()))
+		}
+	}
+	if !c.sendState.CompareAndSwap(callSending, callSent) && err == nil {
+		// The host cancelled it while it was on its way: the
+		// cancellation follows it now.
+		if err := l.send(c.cancelNote); err != nil {
+			r.log.Debug().Err(err).Msg("could not pass a cancellation on")
 		}
 	}
 }
@@ -359,6 +370,10 @@ func (r *router) hostCancel(f *frame.Frame) {
 		return
 	}
 	f.Replace(rid, frame.AppendInt(nil, c.backendID))
+	c.cancelNote = f
+	if c.sendState.CompareAndSwap(callSending, callCancelled) {
+		return // forward sends it after the request
+	}
 	if err := c.backend.send(f); err != nil {
 		r.log.Debug().Err(err).Msg("could not pass a cancellation on")
 	}
@@ -419,6 +434,9 @@ func (r *router) backendResponse(l *link, f *frame.Frame) {
 		c.done(f)
 		return
 	}
+	if c.subParams != nil && !f.IsError() {
+		r.subscribed(c.subParams, l)
+	}
 	if !r.raw && f.IsError() {
 		r.agg.tagElicitationError(l, f)
 	}
@@ -438,6 +456,15 @@ func (r *router) backendRequest(l *link, f *frame.Frame) {
 
 // requestUp maps a backend's request for the host and sends it.
 func (r *router) requestUp(l *link, f *frame.Frame) {
+	if !r.raw && isTaskMethod(f.Method) {
+		// Checked before r.mu is taken: the end of the host's input
+		// (failUpsAtEOF) must find the request registered below, or
+		// find the input ended here, under one hold of the lock.
+		if refusal := r.agg.hostTaskRefusal(l, f); refusal != nil {
+			_ = l.send(refusal)
+			return
+		}
+	}
 	r.mu.Lock()
 	if r.host.inputEnded {
 		r.mu.Unlock()
@@ -445,14 +472,6 @@ func (r *router) requestUp(l *link, f *frame.Frame) {
 		// than let the backend's tool call wait for one until it times out.
 		_ = l.send(frame.NewError(f.ID(), hostGone))
 		return
-	}
-	if !r.raw && isTaskMethod(f.Method) {
-		r.mu.Unlock()
-		if refusal := r.agg.hostTaskRefusal(l, f); refusal != nil {
-			_ = l.send(refusal)
-			return
-		}
-		r.mu.Lock()
 	}
 	u, ok := r.ids.addUp(l, bytes.Clone(f.ID()))
 	var tokSpan frame.Span
@@ -604,9 +623,27 @@ func (r *router) holdForHost(h heldFrame) bool {
 		_ = h.link.sendAny(frame.NewResult(h.f.ID(), []byte("{}")))
 		return true
 	}
+	if len(r.host.held) >= maxHeld {
+		// A host that sent initialize and then nothing (no initialized,
+		// no request, its input open) would have every backend message
+		// kept for the bridge's life. Past the bound, requests are
+		// refused (the backend need not wait for an answer) and
+		// notifications dropped.
+		if !r.host.heldFull {
+			r.host.heldFull = true
+			r.log.Warn().Int("held", len(r.host.held)).Msg("the host has not sent notifications/initialized; dropping backend messages from now on")
+		}
+		if h.f.Kind == frame.Request {
+			_ = h.link.sendAny(frame.NewError(h.f.ID(), frame.ErrorObject{Code: frame.CodeInternalError, Message: "the host has not initialized its session: it cannot answer yet"}))
+		}
+		return true
+	}
 	r.host.held = append(r.host.held, h)
 	return true
 }
+
+// maxHeld bounds the backend messages held until the host initializes.
+const maxHeld = 4096
 
 // releaseHeld sends the host what backends sent before it initialized,
 // in order, and then lets their messages through. What arrives meanwhile
@@ -678,6 +715,12 @@ func (r *router) startTimer(c *call) {
 		return func() { r.expire(c, what, d) }
 	}
 	r.mu.Lock()
+	if r.ids.calls[c.backendID] != c {
+		// It ended already (the host cancelled it as it was routed):
+		// armed now, its timers would hold it until they fire.
+		r.mu.Unlock()
+		return
+	}
 	if idle > 0 {
 		t.idle = time.AfterFunc(idle, func() {
 			// A backend waiting on the host (sampling, elicitation, roots:

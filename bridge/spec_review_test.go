@@ -421,7 +421,8 @@ func TestPythonSDKUnknownResourceIsNotFound(t *testing.T) {
 		want bool
 	}{
 		{0, "Unknown resource: x://y", true},
-		{0, "Resource x://y not found", true},
+		{0, "Resource not found: x://y", true},
+		{0, "[Errno 2] No such file: not found", false},
 		{0, "database is down", false},
 		{frame.CodeNotFound, "anything", true},
 		{frame.CodeInternalError, "Unknown resource: x://y", false},

@@ -73,6 +73,8 @@ type Backend struct {
 	// Deny wins over Allow; an empty Allow allows everything.
 	Allow []string
 	Deny  []string
+	// NoTools hides every tool (Gemini CLI's "includeTools": []).
+	NoTools bool
 
 	// Timeout is the idle timeout of a request to this backend, reset by
 	// each progress notification for it. Nil means the bridge default;
@@ -97,6 +99,9 @@ func (o *OAuth) check() error {
 // Allows reports whether b's tool filters let the backend's tool named
 // tool through: Deny wins over Allow; an empty Allow allows everything.
 func (b Backend) Allows(tool string) bool {
+	if b.NoTools {
+		return false
+	}
 	for _, g := range b.Deny {
 		if ok, _ := path.Match(g, tool); ok {
 			return false
@@ -112,3 +117,6 @@ func (b Backend) Allows(tool string) bool {
 	}
 	return false
 }
+
+// Filtered reports whether b has tool filters.
+func (b Backend) Filtered() bool { return len(b.Allow) > 0 || len(b.Deny) > 0 || b.NoTools }

@@ -328,6 +328,7 @@ type entry struct {
 	Deny       []string
 	Include    []string // Gemini CLI's includeTools: exact names
 	Exclude    []string // Gemini CLI's excludeTools: exact names
+	NoTools    bool     // includeTools given empty
 	Timeout    *time.Duration
 	MaxTimeout *time.Duration
 	OAuth      bool
@@ -358,15 +359,14 @@ func decodeEntry(body json.RawMessage) (entry, []string, error) {
 			return entry{}, nil, fmt.Errorf("%s: %w", k, err)
 		}
 	}
-	if err := e.unify(); err != nil {
-		return entry{}, nil, err
-	}
 	return e, notes, nil
 }
 
 // unify folds other hosts' spellings into what buildBackend reads:
 // serverUrl and httpUrl into URL (httpUrl also counts as type http; see
-// typedKind), includeTools and excludeTools into Allow and Deny.
+// typedKind), includeTools and excludeTools into Allow and Deny, read as
+// Gemini CLI reads them: an included "tool(...)" enables tool, and an
+// empty includeTools enables none.
 func (e *entry) unify() error {
 	var given []string
 	for _, u := range []struct{ key, val string }{{"url", e.URL}, {"serverUrl", e.ServerURL}, {"httpUrl", e.HTTPURL}} {
@@ -378,7 +378,13 @@ func (e *entry) unify() error {
 	if len(given) > 1 {
 		return fmt.Errorf("both %q and %q given; give one", given[0], given[1])
 	}
+	if e.has["includeTools"] && len(e.Include) == 0 {
+		e.NoTools = true
+	}
 	for _, name := range e.Include {
+		if i := strings.IndexByte(name, '('); i > 0 {
+			name = name[:i]
+		}
 		e.Allow = append(e.Allow, exactGlob(name))
 	}
 	for _, name := range e.Exclude {
@@ -535,6 +541,9 @@ func kindOf(t string) (Kind, bool) {
 // buildBackend turns an enabled entry into a Backend without a name,
 // returning notes on keys that do not apply to its kind.
 func buildBackend(e entry, dir string, lookup func(string) (string, bool)) (Backend, []string, error) {
+	if err := e.unify(); err != nil {
+		return Backend{}, nil, err
+	}
 	kind, err := entryKind(e)
 	if err != nil {
 		return Backend{}, nil, err
@@ -546,7 +555,7 @@ func buildBackend(e entry, dir string, lookup func(string) (string, bool)) (Back
 			}
 		}
 	}
-	b := Backend{Kind: kind, Allow: e.Allow, Deny: e.Deny, Timeout: e.Timeout, MaxTimeout: e.MaxTimeout}
+	b := Backend{Kind: kind, Allow: e.Allow, Deny: e.Deny, NoTools: e.NoTools, Timeout: e.Timeout, MaxTimeout: e.MaxTimeout}
 	if kind == KindStdio {
 		err = expandStdio(&b, e, dir, lookup)
 	} else {
@@ -599,11 +608,15 @@ func typedKind(e entry) (Kind, error) {
 		if !ok {
 			return "", fmt.Errorf("unknown %s %q: want stdio, http, streamable-http or sse", kv[0], kv[1])
 		}
+		this := fmt.Sprintf("%s %q", kv[0], kv[1])
+		if kv[0] == "httpUrl" {
+			this = `"httpUrl" (a streamable-HTTP URL)`
+		}
 		if len(kinds) > 0 && kind != kinds[0] {
-			return "", fmt.Errorf("%s and %s %q disagree", said[0], kv[0], kv[1])
+			return "", fmt.Errorf("%s and %s disagree", said[0], this)
 		}
 		kinds = append(kinds, kind)
-		said = append(said, fmt.Sprintf("%s %q", kv[0], kv[1]))
+		said = append(said, this)
 	}
 	return kinds[0], nil
 }

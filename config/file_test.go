@@ -276,7 +276,7 @@ func TestParseFile(t *testing.T) {
 		{name: "huge timeout", json: `{"mcpServers": {"a": {"command": "x", "timeout": 1e300}}}`, wantErr: `server "a": timeout: bad duration 1e+300: too long`},
 		{name: "timeout bool", json: `{"mcpServers": {"a": {"command": "x", "timeout": true}}}`, wantErr: `server "a": timeout: must be a duration string such as "2m" or a number (seconds up to 3600, milliseconds above)`},
 		{name: "two urls", json: `{"mcpServers": {"a": {"url": "http://a", "httpUrl": "http://b"}}}`, wantErr: `server "a": both "url" and "httpUrl" given; give one`},
-		{name: "httpUrl typed sse", json: `{"mcpServers": {"a": {"httpUrl": "http://a", "type": "sse"}}}`, wantErr: `server "a": type "sse" and httpUrl "http" disagree`},
+		{name: "httpUrl typed sse", json: `{"mcpServers": {"a": {"httpUrl": "http://a", "type": "sse"}}}`, wantErr: `server "a": type "sse" and "httpUrl" (a streamable-HTTP URL) disagree`},
 		{name: "transportType unknown", json: `{"mcpServers": {"a": {"url": "http://a", "transportType": "ws"}}}`, wantErr: `server "a": unknown transportType "ws"`},
 		{name: "unknown transport", json: `{"mcpServers": {"a": {"transport": "ws", "url": "http://a"}}}`, wantErr: `server "a": unknown transport "ws"`},
 		{name: "type and transport disagree", json: `{"mcpServers": {"a": {"type": "sse", "transport": "http", "url": "http://a"}}}`, wantErr: `server "a": type "sse" and transport "http" disagree`},
