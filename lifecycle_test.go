@@ -26,7 +26,7 @@ import (
 //	LC_STARTS   file that gets one line (the pid) per start
 //	LC_MARK     file made by the first start; with LC_LATER=initcrash
 //	             every later start reads one line (the initialize) and exits 1
-//	LC_HOLD     stdout|stderr: leave a child in a session of its own
+//	LC_HOLD     stdout|stderr|stderr-trickle: leave a child in a session of its own
 //	             (setsid, as Python's start_new_session=True does) that keeps
 //	             that stream of the backend open; its pid is added to LC_HOLDPID
 //	LC_PIDFILE  file that gets the pid of the current start
@@ -45,6 +45,7 @@ fi
 case "$LC_HOLD" in
   stdout) setsid sleep 30 2>/dev/null & echo $! >> "$LC_HOLDPID";;
   stderr) setsid sleep 30 >/dev/null & echo $! >> "$LC_HOLDPID";;
+  stderr-trickle) setsid sh -c 'i=0; while [ $i -lt 300 ]; do echo tick >&2; sleep 0.1; i=$((i+1)); done' >/dev/null & echo $! >> "$LC_HOLDPID";;
 esac
 while IFS= read -r line; do
   id=$(printf '%s\n' "$line" | sed -n 's/^{"jsonrpc":"2.0","id":\([0-9][0-9]*\).*/\1/p')
@@ -220,13 +221,24 @@ func TestLifecycleExitedBackendWithEscapedStdoutHolder(t *testing.T) {
 // walks its whole ladder (1.5 s x 3, "did not exit after SIGKILL") before
 // session() returns, and so the restart (200 ms backoff) comes about 6 s
 // after the crash. Each such crash leaks a zombie and two goroutines.
+//
+// The "trickle" case: a helper that keeps writing to the stderr it holds
+// (a log line every 0.1 s) must not keep the exited backend unreaped
+// either (twenty-second review's suspicion of the first fix, which waited
+// for a quiet pipe).
 func TestLifecycleExitedBackendWithEscapedStderrHolder(t *testing.T) {
 	lcNeedSetsid(t)
+	for _, hold := range []string{"stderr", "stderr-trickle"} {
+		t.Run(hold, func(t *testing.T) { testEscapedStderrHolder(t, hold) })
+	}
+}
+
+func testEscapedStderrHolder(t *testing.T, hold string) {
 	dir := t.TempDir()
 	script := lcScript(t, dir, "server.sh")
 	holdPID, pidFile, starts := filepath.Join(dir, "hold.pid"), filepath.Join(dir, "backend.pid"), filepath.Join(dir, "starts")
 	lcKillHolder(t, holdPID)
-	p := startBridge(t, []string{"LC_HOLD=stderr", "LC_HOLDPID=" + holdPID, "LC_PIDFILE=" + pidFile, "LC_STARTS=" + starts}, "--stdio", "s="+script)
+	p := startBridge(t, []string{"LC_HOLD=" + hold, "LC_HOLDPID=" + holdPID, "LC_PIDFILE=" + pidFile, "LC_STARTS=" + starts}, "--stdio", "s="+script)
 	handshake(t, p)
 	b, _ := os.ReadFile(pidFile)
 	backendPID, _ := strconv.Atoi(strings.TrimSpace(string(b)))

@@ -388,8 +388,13 @@ func (s *stdioSession) drainAfterExit(stderrDone chan struct{}) {
 			continue
 		case <-t.C:
 		}
-		now := progress()
-		waiting := closed(s.readDone) || s.inRead.Load()
+		now, waiting := progress(), s.inRead.Load()
+		if closed(s.readDone) {
+			// Only stderr is left, and nothing waits on it: what the
+			// process wrote there is read in far less than exitDrain, and
+			// a holder's endless trickle must not keep it unreaped.
+			now, waiting = last, true
+		}
 		if now != last || !waiting {
 			last, quiet = now, 0
 			continue
