@@ -177,15 +177,6 @@ type unsentReq struct {
 	sent sessionState
 }
 
-// sessionOf returns the streamable session request id was POSTed in, if
-// it is still between Send and the end of its answer.
-func (u *unsent) sessionOf(id []byte) (sessionState, bool) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	r, ok := u.reqs[string(id)]
-	return r.sent, ok && r.posting
-}
-
 // mark records that request id waits to be POSTed (again).
 func (u *unsent) mark(id []byte) {
 	u.mu.Lock()
@@ -253,8 +244,9 @@ func (u *unsent) end(id []byte) {
 // cancelled, and reports whether the cancellation need not be sent: the
 // request was not POSTed yet, and now will not be. Called from Send, not
 // from the POST goroutine, which would wait behind the same gate as the
-// request and lose the race to it.
-func (u *unsent) cancel(m outMsg) bool {
+// request and lose the race to it. A request being POSTed has its POST
+// ended, and m notes the session it was POSTed in.
+func (u *unsent) cancel(m *outMsg) bool {
 	if m.method != methodCancelled {
 		return false
 	}
@@ -272,8 +264,9 @@ func (u *unsent) cancel(m outMsg) bool {
 	if r.stop != nil && !r.cancelled {
 		close(r.stop)
 	}
-	if r.abort != nil && r.posting {
-		r.abort()
+	if r.posting {
+		m.cancelIn, m.cancelSet = r.sent, true
+		m.abortReq = r.abort
 	}
 	r.cancelled = true
 	u.reqs[id] = r
@@ -292,8 +285,10 @@ type upcalls struct {
 }
 
 // note records that request f came from origin. A server's cancellation
-// of its own request forgets it: the host will not answer it, and an
-// entry only an answer removes would stay for the session's life.
+// of its own request forgets it: an entry only an answer removes would
+// stay for the session's life, and a late answer of the host's then has
+// no origin and is dropped (as one to a request of a lost session or
+// connection, or a second answer, is).
 func (u *upcalls) note(f *frame.Frame, origin uint64) {
 	switch {
 	case f.Kind == frame.Request:
@@ -778,6 +773,18 @@ type outMsg struct {
 
 	after <-chan struct{} // if not nil, post only once it is closed
 	gate  chan struct{}   // for notifications/initialized: closed once posted
+
+	// cancelIn, if cancelSet, is for a notifications/cancelled: the
+	// streamable session its request was POSTed in, looked up in Send
+	// (unsent.cancel then ends that request's POST, and with it the
+	// record).
+	cancelIn  sessionState
+	cancelSet bool
+	// abortReq, if not nil, ends the cancelled request's POST: called
+	// once this cancellation was POSTed, so that the server hears it
+	// before it sees the stream go (go-sdk's server then never cancelled
+	// the tool's handler, and its session could not close).
+	abortReq context.CancelFunc
 }
 
 // order keeps notifications/initialized ahead of what the router sends

@@ -39,7 +39,9 @@ type Session interface {
 	// sent then. A request that fails after Send returned nil is answered
 	// through Recv with an error response carrying the request's id
 	// (code -32603, data.backend naming the backend), so every request
-	// sent gets exactly one answer unless the session ends.
+	// sent gets exactly one answer unless the session ends, or the router
+	// cancelled it (a notifications/cancelled for it went through Send:
+	// nothing waits for its answer, and it may get none).
 	Send(f *frame.Frame) error
 
 	// Recv returns the next frame from the backend. It returns an error

@@ -514,7 +514,7 @@ func (s *sseSession) Send(f *frame.Frame) error {
 		return err
 	}
 	m := newOutMsg(f)
-	if s.unsent.cancel(m) {
+	if s.unsent.cancel(&m) {
 		// Its request waits for the endpoint and will not be sent.
 		s.release()
 		s.log.Debug().Msg("a request cancelled before it was sent: it will not be")
@@ -570,12 +570,14 @@ func (s *sseSession) post(m outMsg) {
 		}
 		return
 	}
-	if m.hasOrigin {
+	if m.kind == frame.Response {
 		s.mu.Lock()
-		lost := m.origin != s.conn
+		lost := !m.hasOrigin || m.origin != s.conn
 		s.mu.Unlock()
 		if lost {
-			s.log.Debug().Msg("dropping an answer to a request of a lost connection")
+			// Of a lost connection, or of a request the server cancelled
+			// (upcalls.note) or that was answered already.
+			s.log.Debug().Msg("dropping an answer to no request of this connection's")
 			return
 		}
 	}

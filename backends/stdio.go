@@ -222,9 +222,8 @@ type stdioSession struct {
 	done   chan struct{}   // closed by waitLoop when the process has exited
 	// stdout and stderr are the read ends of the process's pipes, closed
 	// under their readers if something outlives the process holding them
-	// (see waitLoop); stderrRead counts the reads of stderr.
+	// (see waitLoop).
 	stdout, stderr io.Closer
-	stderrRead     atomic.Int64
 	exit           error // set by waitLoop before done is closed
 	once           sync.Once
 	release        func() // lets go of the Windows Job Object, ending the tree
@@ -281,7 +280,11 @@ func openStdio(ctx context.Context, cfg config.Backend, opts Options) (Session, 
 	s := &stdioSession{cmd: cmd, exited: exited, done: make(chan struct{}), release: sync.OnceFunc(release), stdout: stdout, stderr: stderr}
 	s.stream = startStream(cfg.Name, stdout, stdin, opts, func() {
 		// SIGTERM, then SIGKILL if it will not go: the requests it read
-		// may still be answered meanwhile.
+		// may still be answered meanwhile. Not once it was reaped: its
+		// group id may be another's by then.
+		if closed(s.done) {
+			return
+		}
 		signalGroup(cmd, false)
 		go func() {
 			if !s.wait(closeGrace) {
@@ -322,7 +325,6 @@ func (s *stdioSession) stderrLoop(stderr io.Reader, redact func(string) string, 
 	cut := 0 // bytes of the line beyond stderrLineMax, not logged
 	for {
 		chunk, err := br.ReadSlice('\n')
-		s.stderrRead.Add(1)
 		take := min(len(chunk), stderrLineMax-len(line))
 		line = append(line, chunk[:take]...)
 		cut += len(chunk) - take
@@ -371,7 +373,10 @@ func (s *stdioSession) drainAfterExit(stderrDone chan struct{}) {
 	const step = exitDrain / 5
 	t := time.NewTicker(step)
 	defer t.Stop()
-	progress := func() int64 { return s.lines.Load() + s.stderrRead.Load() }
+	// Only stdout's lines count: what the process wrote to stderr is read
+	// in far less than exitDrain, and a holder's stderr (a helper that
+	// logs every 0.1 s) must not keep a dead backend's session open.
+	progress := s.lines.Load
 	last, quiet := progress(), time.Duration(0)
 	for {
 		var open <-chan struct{}
@@ -388,13 +393,7 @@ func (s *stdioSession) drainAfterExit(stderrDone chan struct{}) {
 			continue
 		case <-t.C:
 		}
-		now, waiting := progress(), s.inRead.Load()
-		if closed(s.readDone) {
-			// Only stderr is left, and nothing waits on it: what the
-			// process wrote there is read in far less than exitDrain, and
-			// a holder's endless trickle must not keep it unreaped.
-			now, waiting = last, true
-		}
+		now, waiting := progress(), s.inRead.Load() || closed(s.readDone)
 		if now != last || !waiting {
 			last, quiet = now, 0
 			continue

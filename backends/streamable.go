@@ -125,7 +125,7 @@ func (s *streamable) Send(f *frame.Frame) error {
 	case m.kind == frame.Response:
 		// postOther drops it if that session is gone by the time it can go.
 		m.origin, m.hasOrigin = s.ups.take(m.f.OutID())
-	case s.unsent.cancel(m):
+	case s.unsent.cancel(&m):
 		// Its request was never sent and will not be: nothing to say.
 		// Checked here, not in the POST goroutine, which would wait
 		// behind the same gate as the request and lose the race to it.
@@ -252,8 +252,10 @@ func (s *streamable) postRequest(m outMsg) {
 			}
 			continue
 		}
-		// 401/403, 5xx, other 4xx: one answer naming the status.
-		if ctx.Err() == nil {
+		// 401/403, 5xx, other 4xx: one answer naming the status (also if
+		// the request's cancellation cut its body short: only a closing
+		// session answers nothing).
+		if s.ctx.Err() == nil {
 			s.deliver(s.statusAnswer(m.id, resp, body))
 		}
 		return
@@ -277,16 +279,20 @@ func (s *streamable) answered(m outMsg, resp *http.Response, body []byte) bool {
 // postOther POSTs a notification or a response; nothing answers those, so
 // failures are only logged.
 func (s *streamable) postOther(m outMsg) {
+	if m.abortReq != nil {
+		defer m.abortReq() // the request's POST, once its cancellation went
+	}
 	ctx := s.ctx
 	st := s.state()
-	if m.hasOrigin && m.origin != st.gen {
-		// The request came in a session since replaced: the router had not
-		// heard of it yet when the host's answer came.
-		s.log.Debug().Msg("dropping an answer to a request of a lost session")
+	if m.kind == frame.Response && (!m.hasOrigin || m.origin != st.gen) {
+		// The request came in a session since replaced (the router had
+		// not heard of it yet when the host's answer came), or the server
+		// cancelled it (upcalls.note), or it was answered already.
+		s.log.Debug().Msg("dropping an answer to no request of this session's")
 		return
 	}
 	if m.method == methodCancelled {
-		if rst, ok := s.unsent.sessionOf(cancelledID(m)); ok && rst.sessionID != "" && rst.gen != st.gen {
+		if rst := m.cancelIn; m.cancelSet && rst.sessionID != "" && rst.gen != st.gen {
 			// About a request still running in the session it was sent
 			// in, which the bridge has left since (a stale 404): that
 			// session's server is the one to cancel it.

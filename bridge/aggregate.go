@@ -637,7 +637,7 @@ func (a *aggregator) byURI(f *frame.Frame, subHeld *link) {
 			// No answer at all (the bridge is stopping).
 		case err == nil:
 			if f.Method == mSubscribe {
-				r.subscribed(f.Params(), l)
+				r.subscribed(f.ID(), f.Params(), l, true)
 			}
 			g.SetID(f.ID())
 			a.answer(c, g)
@@ -981,20 +981,39 @@ func (a *aggregator) notifyHost(method string) {
 	}()
 }
 
-// subscribed records the host's subscription (params of its
-// resources/subscribe), once backend l took it: l's restart replays it,
-// whatever the URI table says then. A subscribe refused, failed, timed
-// out or cancelled is not recorded: the host is not subscribed and will
-// never unsubscribe, and each restart would replay it (an entry per URI,
-// for the bridge's life).
-func (r *router) subscribed(params []byte, l *link) {
+// subscribed confirms the host's subscription made by its
+// resources/subscribe front (with params), once backend l took it: l's
+// restart replays it, whatever the URI table says then. It was recorded,
+// unconfirmed, when the request was routed (rememberState), so that an
+// unsubscribe routed before this answer forgets it; a subscribe refused,
+// failed, timed out or cancelled stays unconfirmed, is never replayed,
+// and is forgotten at the next subscribe (pruneSubsLocked): the host is
+// not subscribed and will never unsubscribe.
+// A refusal (ok false) forgets it at once.
+func (r *router) subscribed(front, params []byte, l *link, ok bool) {
 	var p struct {
 		URI string `json:"uri"`
 	}
 	_ = json.Unmarshal(params, &p)
 	r.mu.Lock()
-	r.host.subs[p.URI] = &hostSub{params: bytes.Clone(params), owner: l}
+	if s := r.host.subs[p.URI]; s != nil && s.front == string(front) && !s.confirmed {
+		if ok {
+			s.owner, s.confirmed = l, true
+		} else {
+			delete(r.host.subs, p.URI)
+		}
+	}
 	r.mu.Unlock()
+}
+
+// pruneSubsLocked forgets the subscriptions never confirmed whose
+// subscribe is no longer waiting or in flight. r.mu is held.
+func (r *router) pruneSubsLocked() {
+	for uri, s := range r.host.subs {
+		if !s.confirmed && r.ids.byFront[s.front] == nil && len(r.pending[s.front]) == 0 {
+			delete(r.host.subs, uri)
+		}
+	}
 }
 
 // subOwner is the backend that holds the host's subscription to uri, or
@@ -1015,6 +1034,14 @@ func (r *router) rememberState(f *frame.Frame) {
 	case mSetLevel:
 		r.mu.Lock()
 		r.host.logLevel = bytes.Clone(f.Params())
+		r.mu.Unlock()
+	case mSubscribe:
+		uri, _ := f.String(f.Param("uri"))
+		r.mu.Lock()
+		r.pruneSubsLocked()
+		if s := r.host.subs[uri]; s == nil || !s.confirmed {
+			r.host.subs[uri] = &hostSub{params: bytes.Clone(f.Params()), front: string(f.ID())}
+		} // else subscribed again: it stays where it is
 		r.mu.Unlock()
 	case mUnsubscribe:
 		uri, _ := f.String(f.Param("uri"))

@@ -182,6 +182,11 @@ type hostSub struct {
 	// owner is the backend that took the subscribe: the one whose restart
 	// replays it.
 	owner *link
+	// front is the host's id of the subscribe; confirmed is set once a
+	// backend took it. Only a confirmed subscription is replayed; one
+	// refused, failed or cancelled is forgotten (see router.subscribed).
+	front     string
+	confirmed bool
 }
 
 func newRouter(cfg Config, out io.Writer) *router {

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -49,5 +50,65 @@ func TestIdleHoldIsForTheCallAskedFor(t *testing.T) {
 	b.Send(`{"jsonrpc":"2.0","id":` + string(req.ID()) + `,"result":{"role":"assistant","model":"m","content":{"type":"text","text":"sampled!"}}}`)
 	if r := b.Response("1"); r.IsError() || !strings.Contains(string(r.Result()), "sampled!") {
 		t.Errorf("the call waiting on the host's sampling answer: %s", r.Raw())
+	}
+}
+
+// When a call ends without its answer (the host cancels it, or
+// --max-timeout ends it) the bridge closes its streamable answer stream,
+// which is where the server sends its cancellation of the sampling
+// request it made for the call: the host never heard it, and its sampling
+// dialog stayed open (twenty-fourth review, with TypeScript-SDK servers).
+// Now the bridge cancels, toward the host, the requests that came for the
+// call.
+func TestEndedCallCancelsItsRequestsToTheHost(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		end  func(b *bridgedRun)
+	}{
+		{"host cancels", Config{}, func(b *bridgedRun) {
+			b.Send(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1,"reason":"user"}}`)
+		}},
+		{"max-timeout", Config{MaxTimeout: 700 * time.Millisecond}, func(b *bridgedRun) {
+			if r := b.Response("1"); !strings.Contains(string(r.Error()), "-32001") {
+				t.Errorf("the call: %s", r.Raw())
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// go-sdk v1.8.0 does not end a tool's CreateMessage when the
+			// tool call is cancelled, so the tool here also waits on the
+			// test's own end, or closing the session (and the test
+			// server) would wait for it for ever.
+			testDone, endTest := context.WithCancel(context.Background())
+			srv := mcp.NewServer(&mcp.Implementation{Name: "h", Version: "1"}, nil)
+			mcp.AddTool(srv, &mcp.Tool{Name: "sample"}, func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+				ctx, stop := context.WithCancel(ctx)
+				defer stop()
+				go func() {
+					select {
+					case <-testDone.Done():
+						stop()
+					case <-ctx.Done():
+					}
+				}()
+				_, err := req.Session.CreateMessage(ctx, &mcp.CreateMessageParams{MaxTokens: 1, Messages: []*mcp.SamplingMessage{{Role: "user", Content: &mcp.TextContent{Text: "q"}}}})
+				return nil, nil, err
+			})
+			ts := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil))
+			t.Cleanup(ts.Close)
+			cfg := tc.cfg
+			cfg.Backends = []config.Backend{{Name: "h", Kind: config.KindHTTP, URL: ts.URL}}
+			cfg.Open = backends.Open
+			b := bridgedWire(t, cfg)
+			t.Cleanup(endTest) // first: before the bridge closes its session
+			handshake(b.wire)
+			b.Send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"sample","arguments":{}}}`)
+			req := b.WaitFor("sampling request", func(f *frame.Frame) bool { return f.Method == "sampling/createMessage" })
+			tc.end(b)
+			b.WaitFor("the sampling request's cancellation", func(f *frame.Frame) bool {
+				return f.Method == "notifications/cancelled" && string(f.Bytes(f.Param("requestId"))) == string(req.ID())
+			})
+		})
 	}
 }

@@ -399,12 +399,41 @@ func (l *link) abandonUps(reason string) {
 	}
 	r.ids.dropTasksOf(l) // their progress tokens went with the session
 	r.mu.Unlock()
+	r.cancelUps(l, ups, reason)
+	if len(ups) > 0 {
+		l.log.Info().Int("requests", len(ups)).Str("reason", reason).Msg("cancelled the backend's requests to the host")
+	}
+}
+
+// cancelUps tells the host that ups, requests of backend l it no longer
+// waits on (already dropped from the maps), are cancelled.
+func (r *router) cancelUps(l *link, ups []*upcall, reason string) {
 	for _, u := range ups {
 		params, _ := json.Marshal(map[string]any{"requestId": u.hostID, "reason": fmt.Sprintf("backend %q: %s", l.name, reason)})
 		r.toHost(frame.NewNotification(mCancelled, params))
 	}
+}
+
+// endUpsFor cancels, toward the host, the requests a backend sent for
+// call c (upcall.call: they came on its streamable answer stream), once c
+// ended without the backend's answer (the host cancelled it, or it timed
+// out). The server cancels them itself, but on that answer stream, which
+// the bridge has just closed (unsent.cancel): the host's sampling dialog
+// would stay open.
+func (r *router) endUpsFor(c *call, reason string) {
+	r.mu.Lock()
+	var ups []*upcall
+	for _, u := range r.ids.ups {
+		if u.call == c {
+			ups = append(ups, u)
+		}
+	}
+	for _, u := range ups {
+		r.ids.dropUp(u)
+	}
+	r.mu.Unlock()
 	if len(ups) > 0 {
-		l.log.Info().Int("requests", len(ups)).Str("reason", reason).Msg("cancelled the backend's requests to the host")
+		r.cancelUps(c.backend, ups, reason)
 	}
 }
 
@@ -420,7 +449,7 @@ func (l *link) restoreState(restarted bool) {
 	level := r.host.logLevel
 	subs := make([][]byte, 0, len(r.host.subs))
 	for _, s := range r.host.subs {
-		if s.owner == nil || s.owner == l {
+		if s.confirmed && (s.owner == nil || s.owner == l) {
 			subs = append(subs, s.params)
 		}
 	}

@@ -369,6 +369,7 @@ func (r *router) hostCancel(f *frame.Frame) {
 		}
 		return
 	}
+	r.endUpsFor(c, "the host cancelled the request they were made for")
 	f.Replace(rid, frame.AppendInt(nil, c.backendID))
 	c.cancelNote = f
 	if c.sendState.CompareAndSwap(callSending, callCancelled) {
@@ -434,8 +435,8 @@ func (r *router) backendResponse(l *link, f *frame.Frame) {
 		c.done(f)
 		return
 	}
-	if c.subParams != nil && !f.IsError() {
-		r.subscribed(c.subParams, l)
+	if c.subParams != nil {
+		r.subscribed(c.frontID, c.subParams, l, !f.IsError())
 	}
 	if !r.raw && f.IsError() {
 		r.agg.tagElicitationError(l, f)
@@ -623,7 +624,7 @@ func (r *router) holdForHost(h heldFrame) bool {
 		_ = h.link.sendAny(frame.NewResult(h.f.ID(), []byte("{}")))
 		return true
 	}
-	if len(r.host.held) >= maxHeld {
+	if len(r.host.held) >= maxHeld && !isClosed(r.host.initialized) {
 		// A host that sent initialize and then nothing (no initialized,
 		// no request, its input open) would have every backend message
 		// kept for the bridge's life. Past the bound, requests are
@@ -757,6 +758,7 @@ func (r *router) expire(c *call, what string, d time.Duration) {
 	}
 	reason := strings.TrimSpace(what + " " + d.String())
 	r.log.Warn().Str("backend", c.backend.name).Str("method", c.method).Str("reason", reason).Msg("request timed out")
+	r.endUpsFor(c, "the request they were made for timed out in mcpbridge")
 	params, _ := json.Marshal(map[string]any{"requestId": c.backendID, "reason": "timed out in mcpbridge: " + reason})
 	_ = c.backend.send(frame.NewNotification(mCancelled, params))
 	msg := "request timed out: backend " + quote(c.backend.name) + ": " + reason

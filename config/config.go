@@ -73,7 +73,8 @@ type Backend struct {
 	// Deny wins over Allow; an empty Allow allows everything.
 	Allow []string
 	Deny  []string
-	// NoTools hides every tool (Gemini CLI's "includeTools": []).
+	// NoTools hides every tool that Allow does not name (Gemini CLI's
+	// "includeTools": [], beside no allow key or flag).
 	NoTools bool
 
 	// Timeout is the idle timeout of a request to this backend, reset by
@@ -99,8 +100,8 @@ func (o *OAuth) check() error {
 // Allows reports whether b's tool filters let the backend's tool named
 // tool through: Deny wins over Allow; an empty Allow allows everything.
 func (b Backend) Allows(tool string) bool {
-	if b.NoTools {
-		return false
+	if b.NoTools && len(b.Allow) == 0 {
+		return false // an empty includeTools, and nothing else allowed
 	}
 	for _, g := range b.Deny {
 		if ok, _ := path.Match(g, tool); ok {
