@@ -996,21 +996,34 @@ func (r *router) subscribed(front, params []byte, l *link, ok bool) {
 	}
 	_ = json.Unmarshal(params, &p)
 	r.mu.Lock()
-	if s := r.host.subs[p.URI]; s != nil && s.front == string(front) && !s.confirmed {
-		if ok {
-			s.owner, s.confirmed = l, true
-		} else {
+	defer r.mu.Unlock()
+	s := r.host.subs[p.URI]
+	if s == nil || s.confirmed {
+		return
+	}
+	i := slices.Index(s.fronts, string(front))
+	switch {
+	case i < 0:
+	case ok:
+		s.owner, s.confirmed, s.fronts = l, true, nil
+	default:
+		if s.fronts = slices.Delete(s.fronts, i, i+1); len(s.fronts) == 0 {
 			delete(r.host.subs, p.URI)
 		}
 	}
-	r.mu.Unlock()
 }
 
 // pruneSubsLocked forgets the subscriptions never confirmed whose
 // subscribe is no longer waiting or in flight. r.mu is held.
 func (r *router) pruneSubsLocked() {
 	for uri, s := range r.host.subs {
-		if !s.confirmed && r.ids.byFront[s.front] == nil && len(r.pending[s.front]) == 0 {
+		if s.confirmed {
+			continue
+		}
+		s.fronts = slices.DeleteFunc(s.fronts, func(front string) bool {
+			return r.ids.byFront[front] == nil && len(r.pending[front]) == 0
+		})
+		if len(s.fronts) == 0 {
 			delete(r.host.subs, uri)
 		}
 	}
@@ -1039,14 +1052,23 @@ func (r *router) rememberState(f *frame.Frame) {
 		uri, _ := f.String(f.Param("uri"))
 		r.mu.Lock()
 		r.pruneSubsLocked()
-		if s := r.host.subs[uri]; s == nil || !s.confirmed {
-			r.host.subs[uri] = &hostSub{params: bytes.Clone(f.Params()), front: string(f.ID())}
-		} // else subscribed again: it stays where it is
+		switch s := r.host.subs[uri]; {
+		case s == nil:
+			r.host.subs[uri] = &hostSub{params: bytes.Clone(f.Params()), fronts: []string{string(f.ID())}}
+		case !s.confirmed:
+			// Subscribed again before an answer: whichever is taken
+			// confirms it.
+			s.params, s.fronts = bytes.Clone(f.Params()), append(s.fronts, string(f.ID()))
+		} // confirmed: subscribed again, it stays where it is
 		r.mu.Unlock()
 	case mUnsubscribe:
 		uri, _ := f.String(f.Param("uri"))
 		r.mu.Lock()
-		delete(r.host.subs, uri)
+		if r.ids.byFront[string(f.ID())] == nil {
+			// (One reusing the id of a request in flight is refused,
+			// and changes nothing.)
+			delete(r.host.subs, uri)
+		}
 		r.mu.Unlock()
 	}
 }

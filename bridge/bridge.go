@@ -182,10 +182,12 @@ type hostSub struct {
 	// owner is the backend that took the subscribe: the one whose restart
 	// replays it.
 	owner *link
-	// front is the host's id of the subscribe; confirmed is set once a
-	// backend took it. Only a confirmed subscription is replayed; one
-	// refused, failed or cancelled is forgotten (see router.subscribed).
-	front     string
+	// fronts are the host's ids of the subscribes to it still waiting
+	// for a backend's answer; confirmed is set once a backend took one.
+	// Only a confirmed subscription is replayed; one every subscribe of
+	// which was refused, failed or cancelled is forgotten (see
+	// router.subscribed).
+	fronts    []string
 	confirmed bool
 }
 

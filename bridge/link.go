@@ -418,8 +418,10 @@ func (r *router) cancelUps(l *link, ups []*upcall, reason string) {
 // call c (upcall.call: they came on its streamable answer stream), once c
 // ended without the backend's answer (the host cancelled it, or it timed
 // out). The server cancels them itself, but on that answer stream, which
-// the bridge has just closed (unsent.cancel): the host's sampling dialog
-// would stay open.
+// the bridge closes (unsent.cancel): the host's sampling dialog would stay
+// open. The backend gets an error for each, since the host's answer, if
+// it still comes, is dropped: a server that runs the cancelled call on
+// (the spec lets it) would wait on it for ever.
 func (r *router) endUpsFor(c *call, reason string) {
 	r.mu.Lock()
 	var ups []*upcall
@@ -434,6 +436,9 @@ func (r *router) endUpsFor(c *call, reason string) {
 	r.mu.Unlock()
 	if len(ups) > 0 {
 		r.cancelUps(c.backend, ups, reason)
+		for _, u := range ups {
+			_ = u.backend.send(frame.NewError(u.backendID, frame.ErrorObject{Code: frame.CodeInternalError, Message: "cancelled by mcpbridge: " + reason}))
+		}
 	}
 }
 

@@ -210,6 +210,7 @@ func (r *router) cancelAsk(c *call, reason string) {
 	if !r.takeCall(c) {
 		return
 	}
+	r.endUpsFor(c, "the request they were made for was cancelled")
 	params, _ := json.Marshal(map[string]any{"requestId": c.backendID, "reason": reason})
 	if err := c.backend.send(frame.NewNotification(mCancelled, params)); err != nil {
 		r.log.Debug().Err(err).Msg("could not pass a cancellation on")
@@ -487,7 +488,18 @@ func (r *router) requestUp(l *link, f *frame.Frame) {
 			r.agg.tagElicitation(l, f)
 		}
 		if n, isInt := frame.Int(f.Via); isInt {
-			if c := r.ids.calls[n]; c != nil && c.backend == l {
+			c := r.ids.calls[n]
+			if c == nil {
+				// Sent for a call that has ended (cancelled or timed
+				// out while its answer stream was still open): nobody
+				// waits for its answer, and the server's cancellation of
+				// it would come on a stream the bridge closes.
+				r.ids.dropUp(u)
+				r.mu.Unlock()
+				_ = l.send(frame.NewError(f.ID(), frame.ErrorObject{Code: frame.CodeInternalError, Message: "cancelled by mcpbridge: the request it was made for has ended"}))
+				return
+			}
+			if c.backend == l {
 				u.call, forCall = c, c.timer
 			}
 		}
