@@ -490,3 +490,86 @@ func TestSSEReconnectReleases(t *testing.T) {
 		t.Errorf("after %d reconnections: goroutines %d -> %d, fds %d -> %d", k, baseG, g, baseFD, fd)
 	}
 }
+
+// When every POST slot is held by calls whose answer streams stay open,
+// the host's cancellation of one of them could not be sent (queue full),
+// so nothing ended that call's POST either, and the slots stayed taken
+// for as long as the server kept the streams (twenty-fifth review's
+// suspicion). Now a cancellation that finds no slot still ends its call's
+// POST, and the slot comes back.
+func TestCancellationWithEveryPostSlotHeldFreesOne(t *testing.T) {
+	posted := make(chan string, 16)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet:
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			return
+		case http.MethodDelete:
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		f, err := frame.Parse(body)
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		switch {
+		case f.Method == "initialize":
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Mcp-Session-Id", "s1")
+			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":%s}`, f.ID(), review21InitResult)
+		case f.Kind != frame.Request:
+			w.WriteHeader(http.StatusAccepted)
+		default: // an answer stream that stays open
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			posted <- string(f.ID())
+			<-r.Context().Done()
+		}
+	}))
+	t.Cleanup(ts.Close)
+	s, err := newStreamable(config.Backend{Name: "b1", Kind: config.KindHTTP, URL: ts.URL}, review21Opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.sem = make(chan struct{}, 4) // 4,096 in use
+	t.Cleanup(func() { s.Close() })
+	go func() {
+		for {
+			if _, err := s.Recv(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+	review21Send(t, s, `%s`, initRequest)
+	review21Send(t, s, `%s`, initialized)
+	deadline := time.Now().Add(testWait)
+	for len(s.sem) != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // initialize and initialized are over
+	}
+	for id := 10; id < 14; id++ {
+		review21Send(t, s, `{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"x","arguments":{}}}`, id)
+		select {
+		case <-posted:
+		case <-time.After(testWait):
+			t.Fatalf("call %d never reached the server", id)
+		}
+	}
+	f, _ := frame.Parse([]byte(`{"jsonrpc":"2.0","id":20,"method":"tools/call","params":{"name":"x","arguments":{}}}`))
+	if err := s.Send(f); err == nil {
+		t.Fatal("a fifth call found a slot: the test's premise failed")
+	}
+	c, _ := frame.Parse([]byte(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":10,"reason":"user"}}`))
+	_ = s.Send(c) // no slot for it: queue full
+	for {
+		f, _ := frame.Parse([]byte(`{"jsonrpc":"2.0","id":21,"method":"tools/call","params":{"name":"x","arguments":{}}}`))
+		if s.Send(f) == nil {
+			return
+		}
+		if time.Now().After(deadline.Add(testWait)) {
+			t.Fatalf("with every slot held, the cancellation of call 10 freed none: %d of %d held", len(s.sem), cap(s.sem))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -114,6 +114,15 @@ func (s *streamable) Send(f *frame.Frame) error {
 		return s.closedErr()
 	}
 	if err := s.acquire(); err != nil {
+		if f.Kind == frame.Notification && f.Method == methodCancelled {
+			// No room to POST the cancellation (every slot held, maybe
+			// by calls like the one it cancels): that call's POST still
+			// ends, which frees a slot.
+			m := newOutMsg(f)
+			if !s.unsent.cancel(&m) && m.abortReq != nil {
+				m.abortReq()
+			}
+		}
 		return err
 	}
 	m := newOutMsg(f)
