@@ -109,38 +109,16 @@ func TestStreamableCancelledCallEndsItsPost(t *testing.T) {
 	const n = 1000
 	var open atomic.Int64 // answer streams the server holds open
 	posted := make(chan string, n)
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.Method {
-		case http.MethodGet:
-			w.WriteHeader(http.StatusMethodNotAllowed)
-			return
-		case http.MethodDelete:
-			return
-		}
-		body, _ := io.ReadAll(r.Body)
-		f, err := frame.Parse(body)
-		if err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		switch {
-		case f.Method == "initialize":
-			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("Mcp-Session-Id", "s1")
-			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":%s}`, f.ID(), review21InitResult)
-		case f.Kind != frame.Request:
-			w.WriteHeader(http.StatusAccepted)
-		default: // tools/call: the answer stream opens; the answer never comes
-			w.Header().Set("Content-Type", "text/event-stream")
-			w.WriteHeader(http.StatusOK)
-			w.(http.Flusher).Flush()
-			open.Add(1)
-			defer open.Add(-1)
-			posted <- string(f.ID())
-			<-r.Context().Done()
-		}
-	}))
-	t.Cleanup(ts.Close)
+	ts := serveFake(t, &fakeStreamable{call: func(w http.ResponseWriter, r *http.Request, f *frame.Frame) {
+		// tools/call: the answer stream opens; the answer never comes
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		open.Add(1)
+		defer open.Add(-1)
+		posted <- string(f.ID())
+		<-r.Context().Done()
+	}})
 
 	s, err := newStreamable(config.Backend{Name: "b1", Kind: config.KindHTTP, URL: ts.URL}, review21Opts())
 	if err != nil {
@@ -195,48 +173,16 @@ func TestStreamableCancelledCallEndsItsPost(t *testing.T) {
 // failure, long after the router forgot it.
 func TestSSECancelledRequestLeavesPending(t *testing.T) {
 	const n = 2000
-	events := make(chan string, 16)
 	posted := make(chan string, n)
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet {
-			w.Header().Set("Content-Type", "text/event-stream")
-			fmt.Fprint(w, "event: endpoint\ndata: /messages\n\n")
-			w.(http.Flusher).Flush()
-			for {
-				select {
-				case ev := <-events:
-					fmt.Fprint(w, ev)
-					w.(http.Flusher).Flush()
-				case <-r.Context().Done():
-					return
-				}
-			}
-		}
-		body, _ := io.ReadAll(r.Body)
-		w.WriteHeader(http.StatusAccepted)
-		f, err := frame.Parse(body)
-		if err != nil {
-			return
-		}
+	ts, _ := fakeLegacySSE(t, 1, func(conn int, f *frame.Frame, emit func(int, string)) {
 		switch {
 		case f.Method == "initialize":
-			events <- initEvent(f)
+			emit(conn, initEvent(f))
 		case f.Method == "tools/call":
 			posted <- string(f.ID()) // and never answered: it gets cancelled
 		}
-	}))
-	t.Cleanup(ts.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), testWait)
-	defer cancel()
-	sess, err := Open(ctx, config.Backend{Name: "b1", Kind: config.KindSSE, URL: ts.URL + "/sse"}, review21Opts())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sess.Close() })
-	s := sess.(*sseSession)
-	review21Send(t, s, `%s`, initRequest)
-	review21Recv(t, s, "1")
-	review21Send(t, s, `%s`, initialized)
+	})
+	s := openReview21SSE(t, ts)
 
 	for i := range n {
 		id := 1000 + i
@@ -267,36 +213,13 @@ func TestSSECancelledRequestLeavesPending(t *testing.T) {
 // request for the life of the upstream session.
 func TestStreamableServerCancelledRequestOriginForgotten(t *testing.T) {
 	const n = 2000
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.Method {
-		case http.MethodGet:
-			w.WriteHeader(http.StatusMethodNotAllowed)
-			return
-		case http.MethodDelete:
-			return
-		}
-		body, _ := io.ReadAll(r.Body)
-		f, err := frame.Parse(body)
-		if err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		switch {
-		case f.Method == "initialize":
-			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("Mcp-Session-Id", "s1")
-			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":%s}`, f.ID(), review21InitResult)
-		case f.Kind != frame.Request:
-			w.WriteHeader(http.StatusAccepted)
-		default:
-			// The tool asks the host to sample, gives up on it, and answers.
-			w.Header().Set("Content-Type", "text/event-stream")
-			fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":\"s-%s\",\"method\":\"sampling/createMessage\",\"params\":{\"messages\":[],\"maxTokens\":1}}\n\n", f.ID())
-			fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{\"requestId\":\"s-%s\",\"reason\":\"timed out\"}}\n\n", f.ID())
-			fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"content\":[]}}\n\n", f.ID())
-		}
-	}))
-	t.Cleanup(ts.Close)
+	ts := serveFake(t, &fakeStreamable{call: func(w http.ResponseWriter, r *http.Request, f *frame.Frame) {
+		// The tool asks the host to sample, gives up on it, and answers.
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":\"s-%s\",\"method\":\"sampling/createMessage\",\"params\":{\"messages\":[],\"maxTokens\":1}}\n\n", f.ID())
+		fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{\"requestId\":\"s-%s\",\"reason\":\"timed out\"}}\n\n", f.ID())
+		fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"content\":[]}}\n\n", f.ID())
+	}})
 	s, err := newStreamable(config.Backend{Name: "b1", Kind: config.KindHTTP, URL: ts.URL}, review21Opts())
 	if err != nil {
 		t.Fatal(err)
@@ -322,51 +245,19 @@ func TestStreamableServerCancelledRequestOriginForgotten(t *testing.T) {
 // when the stream drops.
 func TestSSEServerCancelledRequestOriginForgotten(t *testing.T) {
 	const n = 2000
-	events := make(chan string, 16)
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet {
-			w.Header().Set("Content-Type", "text/event-stream")
-			fmt.Fprint(w, "event: endpoint\ndata: /messages\n\n")
-			w.(http.Flusher).Flush()
-			for {
-				select {
-				case ev := <-events:
-					fmt.Fprint(w, ev)
-					w.(http.Flusher).Flush()
-				case <-r.Context().Done():
-					return
-				}
-			}
-		}
-		body, _ := io.ReadAll(r.Body)
-		w.WriteHeader(http.StatusAccepted)
-		f, err := frame.Parse(body)
-		if err != nil {
-			return
-		}
+	ts, _ := fakeLegacySSE(t, 1, func(conn int, f *frame.Frame, emit func(int, string)) {
 		switch {
 		case f.Method == "initialize":
-			events <- initEvent(f)
+			emit(conn, initEvent(f))
 		case f.Method == "tools/call":
 			var b strings.Builder
 			fmt.Fprintf(&b, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":\"s-%s\",\"method\":\"sampling/createMessage\",\"params\":{\"messages\":[],\"maxTokens\":1}}\n\n", f.ID())
 			fmt.Fprintf(&b, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{\"requestId\":\"s-%s\",\"reason\":\"timed out\"}}\n\n", f.ID())
 			fmt.Fprintf(&b, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"content\":[]}}\n\n", f.ID())
-			events <- b.String()
+			emit(conn, b.String())
 		}
-	}))
-	t.Cleanup(ts.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), testWait)
-	defer cancel()
-	sess, err := Open(ctx, config.Backend{Name: "b1", Kind: config.KindSSE, URL: ts.URL + "/sse"}, review21Opts())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sess.Close() })
-	s := sess.(*sseSession)
-	review21Send(t, s, `%s`, initRequest)
-	review21Recv(t, s, "1")
-	review21Send(t, s, `%s`, initialized)
+	})
+	s := openReview21SSE(t, ts)
 	for i := range n {
 		id := 1000 + i
 		review21Send(t, s, `{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"x","arguments":{}}}`, id)
@@ -499,36 +390,14 @@ func TestSSEReconnectReleases(t *testing.T) {
 // POST, and the slot comes back.
 func TestCancellationWithEveryPostSlotHeldFreesOne(t *testing.T) {
 	posted := make(chan string, 16)
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.Method {
-		case http.MethodGet:
-			w.WriteHeader(http.StatusMethodNotAllowed)
-			return
-		case http.MethodDelete:
-			return
-		}
-		body, _ := io.ReadAll(r.Body)
-		f, err := frame.Parse(body)
-		if err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		switch {
-		case f.Method == "initialize":
-			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("Mcp-Session-Id", "s1")
-			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":%s}`, f.ID(), review21InitResult)
-		case f.Kind != frame.Request:
-			w.WriteHeader(http.StatusAccepted)
-		default: // an answer stream that stays open
-			w.Header().Set("Content-Type", "text/event-stream")
-			w.WriteHeader(http.StatusOK)
-			w.(http.Flusher).Flush()
-			posted <- string(f.ID())
-			<-r.Context().Done()
-		}
-	}))
-	t.Cleanup(ts.Close)
+	ts := serveFake(t, &fakeStreamable{call: func(w http.ResponseWriter, r *http.Request, f *frame.Frame) {
+		// an answer stream that stays open
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		posted <- string(f.ID())
+		<-r.Context().Done()
+	}})
 	s, err := newStreamable(config.Backend{Name: "b1", Kind: config.KindHTTP, URL: ts.URL}, review21Opts())
 	if err != nil {
 		t.Fatal(err)
@@ -572,4 +441,22 @@ func TestCancellationWithEveryPostSlotHeldFreesOne(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// openReview21SSE opens a legacy SSE session to ts (fakeLegacySSE) and
+// initializes it.
+func openReview21SSE(t *testing.T, ts *httptest.Server) *sseSession {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	sess, err := Open(ctx, config.Backend{Name: "b1", Kind: config.KindSSE, URL: ts.URL + "/sse"}, review21Opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sess.Close() })
+	s := sess.(*sseSession)
+	review21Send(t, s, `%s`, initRequest)
+	review21Recv(t, s, "1")
+	review21Send(t, s, `%s`, initialized)
+	return s
 }

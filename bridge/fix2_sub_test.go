@@ -2,8 +2,6 @@ package bridge
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,26 +20,13 @@ import (
 // tools/call also releases the held one. Later sessions take every
 // subscribe.
 type r25Sess struct {
+	*scriptedSess
 	first      bool
-	out        chan *frame.Frame
-	done       chan struct{}
-	once       sync.Once
 	mu         sync.Mutex
 	held       []byte
 	subscribes atomic.Int64
 }
 
-func (s *r25Sess) Name() string { return "a" }
-func (s *r25Sess) emit(format string, args ...any) {
-	f, err := frame.Parse(fmt.Appendf(nil, format, args...))
-	if err != nil {
-		panic(err)
-	}
-	select {
-	case s.out <- f:
-	case <-s.done:
-	}
-}
 func (s *r25Sess) release() {
 	s.mu.Lock()
 	h := s.held
@@ -85,17 +70,6 @@ func (s *r25Sess) Send(f *frame.Frame) error {
 	}
 	return nil
 }
-func (s *r25Sess) Recv(ctx context.Context) (*frame.Frame, error) {
-	select {
-	case f := <-s.out:
-		return f, nil
-	case <-s.done:
-		return nil, errors.New("session ended")
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-func (s *r25Sess) Close() error { s.once.Do(func() { close(s.done) }); return nil }
 
 func r25Start(t *testing.T) (*r21Host, *atomic.Int64, *atomic.Pointer[r25Sess]) {
 	var opens atomic.Int64
@@ -103,7 +77,7 @@ func r25Start(t *testing.T) (*r21Host, *atomic.Int64, *atomic.Pointer[r25Sess]) 
 	h := r21Run(t, Config{
 		Backends: []config.Backend{{Name: "a", Kind: config.KindStdio, Command: "in-process"}},
 		Open: func(ctx context.Context, b config.Backend, _ backends.Options) (backends.Session, error) {
-			s := &r25Sess{first: opens.Add(1) == 1, out: make(chan *frame.Frame, 1024), done: make(chan struct{})}
+			s := &r25Sess{scriptedSess: newScriptedSess(1024), first: opens.Add(1) == 1}
 			cur.Store(s)
 			return s, nil
 		},

@@ -2,8 +2,6 @@ package bridge
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,29 +24,14 @@ import (
 // than the host is to change its mind), then answers both, in order,
 // with success. It counts the subscribes it received.
 type r23Sess struct {
-	out        chan *frame.Frame
-	done       chan struct{}
-	once       sync.Once
+	*scriptedSess
 	mu         sync.Mutex
 	heldSub    []byte // id of the subscribe whose answer is held
 	subscribes atomic.Int64
 }
 
 func newR23Sess() *r23Sess {
-	return &r23Sess{out: make(chan *frame.Frame, 1024), done: make(chan struct{})}
-}
-
-func (s *r23Sess) Name() string { return "a" }
-
-func (s *r23Sess) emit(format string, args ...any) {
-	f, err := frame.Parse(fmt.Appendf(nil, format, args...))
-	if err != nil {
-		panic(err)
-	}
-	select {
-	case s.out <- f:
-	case <-s.done:
-	}
+	return &r23Sess{scriptedSess: newScriptedSess(1024)}
 }
 
 func (s *r23Sess) Send(f *frame.Frame) error {
@@ -83,19 +66,6 @@ func (s *r23Sess) Send(f *frame.Frame) error {
 	}
 	return nil
 }
-
-func (s *r23Sess) Recv(ctx context.Context) (*frame.Frame, error) {
-	select {
-	case f := <-s.out:
-		return f, nil
-	case <-s.done:
-		return nil, errors.New("session ended")
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-func (s *r23Sess) Close() error { s.once.Do(func() { close(s.done) }); return nil }
 
 // bd16fcb records a subscription only once the backend answered the
 // subscribe with success (backendResponse: r.subscribed), but an

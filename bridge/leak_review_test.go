@@ -183,23 +183,22 @@ func TestRefusedSubscriptionsAreForgotten(t *testing.T) {
 	}
 }
 
-// r21Sess is a scripted backend session: initialize is answered if
-// answerInit; a tools/call of "crash" ends the session; other calls are
-// answered at once.
-type r21Sess struct {
-	answerInit bool
-	out        chan *frame.Frame
-	done       chan struct{}
-	once       sync.Once
+// scriptedSess is the plumbing the scripted backend sessions of these
+// tests share (r21Sess here, r23Sess, r25Sess): what the script emits is
+// received in order; Close ends the session.
+type scriptedSess struct {
+	out  chan *frame.Frame
+	done chan struct{}
+	once sync.Once
 }
 
-func newR21Sess(answerInit bool) *r21Sess {
-	return &r21Sess{answerInit: answerInit, out: make(chan *frame.Frame, 1<<14), done: make(chan struct{})}
+func newScriptedSess(queue int) *scriptedSess {
+	return &scriptedSess{out: make(chan *frame.Frame, queue), done: make(chan struct{})}
 }
 
-func (s *r21Sess) Name() string { return "a" }
+func (s *scriptedSess) Name() string { return "a" }
 
-func (s *r21Sess) emit(format string, args ...any) {
+func (s *scriptedSess) emit(format string, args ...any) {
 	f, err := frame.Parse(fmt.Appendf(nil, format, args...))
 	if err != nil {
 		panic(err)
@@ -208,6 +207,31 @@ func (s *r21Sess) emit(format string, args ...any) {
 	case s.out <- f:
 	case <-s.done:
 	}
+}
+
+func (s *scriptedSess) Recv(ctx context.Context) (*frame.Frame, error) {
+	select {
+	case f := <-s.out:
+		return f, nil
+	case <-s.done:
+		return nil, errors.New("session ended")
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (s *scriptedSess) Close() error { s.once.Do(func() { close(s.done) }); return nil }
+
+// r21Sess is a scripted backend session: initialize is answered if
+// answerInit; a tools/call of "crash" ends the session; other calls are
+// answered at once.
+type r21Sess struct {
+	*scriptedSess
+	answerInit bool
+}
+
+func newR21Sess(answerInit bool) *r21Sess {
+	return &r21Sess{scriptedSess: newScriptedSess(1 << 14), answerInit: answerInit}
 }
 
 func (s *r21Sess) Send(f *frame.Frame) error {
@@ -233,19 +257,6 @@ func (s *r21Sess) Send(f *frame.Frame) error {
 	}
 	return nil
 }
-
-func (s *r21Sess) Recv(ctx context.Context) (*frame.Frame, error) {
-	select {
-	case f := <-s.out:
-		return f, nil
-	case <-s.done:
-		return nil, errors.New("session ended")
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-func (s *r21Sess) Close() error { s.once.Do(func() { close(s.done) }); return nil }
 
 // A backend that restarts and whose new session does not answer
 // initialize within --init-timeout: link.session closes that session and
