@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 
+	"github.com/mcpbridge/mcpbridge/internal/rawio"
 	"golang.org/x/sys/unix"
 )
 
@@ -52,9 +54,14 @@ var stdioNotes []string
 // Terminals, files and anything already non-blocking (which os serves by
 // the poller from the start) are left alone.
 //
+// A reopened pipe, whose description nothing else can switch back to
+// blocking mode, is then read and written with raw system calls
+// (internal/rawio); a socket, whose description others may share, is not.
+//
 // It records what it did with each in stdioNotes, for the debug log.
-func pollableStdio() (in, out *os.File, restore func()) {
+func pollableStdio() (in io.Reader, out io.Writer, restore func()) {
 	files := [2]*os.File{os.Stdin, os.Stdout}
+	var raw [2]bool // reopened pipes, read and written raw
 	names := [2]string{"stdin", "stdout"}
 	// Look at both before changing either: one socket may be both.
 	var kind [2]uint32 // S_IFMT of a blocking pipe or socket; 0 otherwise
@@ -90,6 +97,7 @@ func pollableStdio() (in, out *os.File, restore func()) {
 			// NewFile sees the non-blocking mode and registers nfd with
 			// the poller.
 			files[fd] = os.NewFile(uintptr(nfd), files[fd].Name())
+			raw[fd] = true
 			stdioNotes = append(stdioNotes, names[fd]+": a pipe, reopened non-blocking")
 		case unix.S_IFSOCK:
 			if err := unix.SetNonblock(fd, true); err != nil {
@@ -110,7 +118,14 @@ func pollableStdio() (in, out *os.File, restore func()) {
 		}
 		files[fd] = os.NewFile(uintptr(nfd), files[fd].Name())
 	}
-	return files[0], files[1], func() {
+	in, out = files[0], files[1]
+	if raw[0] {
+		in = rawio.ReadCloser(files[0])
+	}
+	if raw[1] {
+		out = rawio.WriteCloser(files[1])
+	}
+	return in, out, func() {
 		for _, fd := range sockets {
 			_ = unix.SetNonblock(fd, false)
 		}

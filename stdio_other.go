@@ -2,12 +2,15 @@
 
 package main
 
-import "os"
+import (
+	"io"
+	"os"
+)
 
 func growStdio() {}
 
 var stdioNotes []string
 
-func pollableStdio() (in, out *os.File, restore func()) {
+func pollableStdio() (in io.Reader, out io.Writer, restore func()) {
 	return os.Stdin, os.Stdout, func() {}
 }

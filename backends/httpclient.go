@@ -19,6 +19,7 @@ import (
 
 	"github.com/mcpbridge/mcpbridge/config"
 	"github.com/mcpbridge/mcpbridge/frame"
+	"github.com/mcpbridge/mcpbridge/internal/rawio"
 	"github.com/rs/zerolog"
 )
 
@@ -77,7 +78,7 @@ func newHTTPClient() *http.Client {
 		if err != nil {
 			return nil, err
 		}
-		return bodyConn{c}, nil
+		return bodyConn{rawio.Conn(c)}, nil
 	}
 	return &http.Client{Transport: t}
 }
@@ -99,7 +100,7 @@ type bodyConn struct{ net.Conn }
 func (c bodyConn) ReadFrom(r io.Reader) (int64, error) {
 	if lr, ok := r.(*io.LimitedReader); ok {
 		if b, ok := lr.R.(*segmentsBody); ok && buffersLen(b.Buffers) <= lr.N {
-			n, err := b.Buffers.WriteTo(c.Conn)
+			n, err := rawio.WriteBuffers(c.Conn, &b.Buffers)
 			lr.N -= n
 			return n, err
 		}

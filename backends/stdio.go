@@ -17,6 +17,7 @@ import (
 
 	"github.com/mcpbridge/mcpbridge/config"
 	"github.com/mcpbridge/mcpbridge/frame"
+	"github.com/mcpbridge/mcpbridge/internal/rawio"
 	"github.com/rs/zerolog"
 )
 
@@ -277,6 +278,9 @@ func openStdio(ctx context.Context, cfg config.Backend, opts Options) (Session, 
 	exited := trackExit(cmd, opts)
 	growPipe(stdin)
 	growPipe(stdout)
+	// The bridge's ends of the pipes are its own descriptions, non-blocking
+	// (os.Pipe): read and written raw (issue #6).
+	stdout, stdin = rawio.ReadCloser(stdout), rawio.WriteCloser(stdin)
 	s := &stdioSession{cmd: cmd, exited: exited, done: make(chan struct{}), release: sync.OnceFunc(release), stdout: stdout, stderr: stderr}
 	s.stream = startStream(cfg.Name, stdout, stdin, opts, func() {
 		// SIGTERM, then SIGKILL if it will not go: the requests it read

@@ -17,6 +17,9 @@ GOOS=windows go build -o /dev/null .
 
 echo "== go test -race (unit, router, end to end, interop)"
 go test -race -count=1 -timeout 15m ./...
+# Race builds read and write through os and net (internal/rawio): its raw
+# path is tested here, and end to end by the binaries the suite builds.
+go test -count=1 ./internal/rawio
 
 echo "== short fuzz runs (seed corpora replay in the run above)"
 # Budgets in executions, not seconds (about 10 s each here): with a time
