@@ -57,9 +57,11 @@ type Session interface {
 
 // MethodReinitialized is the method of a notification that a session
 // delivers through Recv (it never comes from a server) after it replaced a
-// lost upstream session with a new, initialized one. The router must not
-// forward it; it restores the state the host set (log level,
-// subscriptions) and refreshes the backend's lists.
+// lost upstream session with a new, initialized one; its params are the
+// new session's initialize result (its version and capabilities may differ
+// from the lost one's). The router must not forward it; it restores the
+// state the host set (log level, subscriptions) and refreshes the
+// backend's lists.
 const MethodReinitialized = "mcpbridge/reinitialized"
 
 // SuperviseArg is the first argument that turns the mcpbridge binary into

@@ -427,11 +427,13 @@ func (s *sseSession) replay(st *sseStream, initReq, initNote []byte) {
 		if err := s.postTo(ctx, st.endpoint, body); err != nil {
 			return fmt.Errorf("initialize: %w", err)
 		}
+		var result []byte
 		select {
 		case ans := <-ch:
 			if ans.IsError() {
 				return fmt.Errorf("initialize: %s", snippet(ans.Error(), 200))
 			}
+			result = ans.Result()
 		case <-ctx.Done():
 			return fmt.Errorf("initialize: no answer: %w", ctx.Err())
 		}
@@ -440,7 +442,7 @@ func (s *sseSession) replay(st *sseStream, initReq, initNote []byte) {
 		// lost session's requests to the host first, and restores what
 		// the host set (log level, subscriptions) in the new one, which
 		// waits until the session is ready.
-		s.deliver(frame.NewNotification(MethodReinitialized, nil))
+		s.deliver(frame.NewNotification(MethodReinitialized, result))
 		if initNote != nil {
 			note, err := stored(initNote)
 			if err != nil {

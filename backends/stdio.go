@@ -2,6 +2,7 @@ package backends
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -172,13 +173,24 @@ func (s *stream) readLoop(r io.Reader, max int) {
 		if err != nil {
 			return
 		}
-		f, err := frame.Parse(line)
-		if err != nil {
-			// Servers that "work in Claude Desktop" print banners: skip, never die.
-			s.log.Warn().Err(err).Str("line", truncate(line, 200)).Msg("skipping a line from backend that is not JSON-RPC")
-			continue
+		msgs := [][]byte{line}
+		if b := bytes.TrimLeft(line, " \t\r\n"); len(b) > 0 && b[0] == '[' {
+			// A JSON-RPC batch, which 2025-03-26 allows on stdio and
+			// obliges a client to take: its messages one by one.
+			if msgs, err = splitJSON(line); err != nil {
+				s.log.Warn().Err(err).Str("line", truncate(line, 200)).Msg("skipping a line from backend that is not JSON-RPC")
+				continue
+			}
 		}
-		s.in <- f
+		for _, m := range msgs {
+			f, err := frame.Parse(m)
+			if err != nil {
+				// Servers that "work in Claude Desktop" print banners: skip, never die.
+				s.log.Warn().Err(err).Str("line", truncate(m, 200)).Msg("skipping a line from backend that is not JSON-RPC")
+				continue
+			}
+			s.in <- f
+		}
 	}
 }
 

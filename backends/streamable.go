@@ -890,7 +890,7 @@ func (s *streamable) rejoin(ctx context.Context, gen uint64) error {
 	s.log.Info().Msg("backend lost the session; starting a new one")
 
 	rctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
-	err := s.replay(rctx, n, initReq, initNote)
+	result, err := s.replay(rctx, n, initReq, initNote)
 	cancel()
 
 	if err == nil {
@@ -899,7 +899,7 @@ func (s *streamable) rejoin(ctx context.Context, gen uint64) error {
 		// standalone stream starts after): the router forgets the lost
 		// session's requests to the host first, and restores what the
 		// host set (log level, subscriptions) in the new one.
-		s.deliver(frame.NewNotification(MethodReinitialized, nil))
+		s.deliver(frame.NewNotification(MethodReinitialized, result))
 	}
 	// Publish the outcome: on success the generation moves on, so a request
 	// that fails later with the old one knows it was already handled.
@@ -925,20 +925,20 @@ func (s *streamable) rejoin(ctx context.Context, gen uint64) error {
 }
 
 // replay runs the handshake of a new upstream session.
-func (s *streamable) replay(ctx context.Context, n int, initReq, initNote []byte) error {
+func (s *streamable) replay(ctx context.Context, n int, initReq, initNote []byte) (result []byte, err error) {
 	ictx, icancel := context.WithCancel(ctx) // the initialize exchange's own
 	defer icancel()
 	rid := fmt.Appendf(nil, `"mcpbridge-reinit-%d"`, n)
 	body, err := withID(initReq, rid)
 	if err != nil {
-		return fmt.Errorf("stored initialize: %w", err)
+		return nil, fmt.Errorf("stored initialize: %w", err)
 	}
 	resp, err := s.postBody(ictx, body, sessionState{}, true)
 	if err != nil {
-		return fmt.Errorf("initialize: %s", netReason(err))
+		return nil, fmt.Errorf("initialize: %s", netReason(err))
 	}
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("initialize: %s", s.statusReason(resp, readErrorBody(resp)))
+		return nil, fmt.Errorf("initialize: %s", s.statusReason(resp, readErrorBody(resp)))
 	}
 	sid := resp.Header.Get(headerSessionID)
 	s.mu.Lock()
@@ -949,32 +949,33 @@ func (s *streamable) replay(ctx context.Context, n int, initReq, initNote []byte
 	ok, err := s.readAnswer(ictx, icancel, resp, rid, sessionState{sessionID: sid, gen: gen}, func(f *frame.Frame) { ans = f })
 	switch {
 	case err != nil:
-		return fmt.Errorf("initialize: %w", err)
+		return nil, fmt.Errorf("initialize: %w", err)
 	case !ok || ans == nil:
-		return errors.New("initialize: no answer")
+		return nil, errors.New("initialize: no answer")
 	case ans.IsError():
-		return fmt.Errorf("initialize: %s", snippet(ans.Error(), 200))
+		return nil, fmt.Errorf("initialize: %s", snippet(ans.Error(), 200))
 	}
 	st := sessionState{sessionID: sid, protocol: protocolVersion(ans)}
 	s.mu.Lock()
 	s.protocol = st.protocol
 	s.mu.Unlock()
+	result = ans.Result()
 	if initNote == nil {
-		return nil
+		return result, nil
 	}
 	note, err := stored(initNote)
 	if err != nil {
-		return fmt.Errorf("stored initialized: %w", err)
+		return nil, fmt.Errorf("stored initialized: %w", err)
 	}
 	resp, err = s.postBody(ctx, note, st, false)
 	if err != nil {
-		return fmt.Errorf("initialized: %s", netReason(err))
+		return nil, fmt.Errorf("initialized: %s", netReason(err))
 	}
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("initialized: %s", s.statusReason(resp, readErrorBody(resp)))
+		return nil, fmt.Errorf("initialized: %s", s.statusReason(resp, readErrorBody(resp)))
 	}
 	drain(resp)
-	return nil
+	return result, nil
 }
 
 // Recv returns the next message from the server: answers, its requests

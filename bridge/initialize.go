@@ -246,11 +246,12 @@ func (r *router) initializeResult(version string, up []*link) []byte {
 	}
 	if r.raw {
 		// One backend: the host sees that server, as directly as possible.
+		// The backend's version, whatever the host asked: a server that
+		// does not support the requested version "MUST respond with
+		// another protocol version it supports", and the host decides
+		// whether it can speak that (adopt refused any the bridge cannot).
 		res := up[0].initRes
-		v := version
-		if handshakeVersions[res.Version] && res.Version < version {
-			v = res.Version
-		}
+		v := res.Version
 		caps := json.RawMessage(`{}`)
 		if c := rawField(res.raw, "capabilities"); c != nil {
 			caps = c
@@ -261,8 +262,7 @@ func (r *router) initializeResult(version string, up []*link) []byte {
 			}
 		}
 		// The backend's own result, _meta and members unknown to the
-		// bridge included; only the version is the one negotiated with
-		// the host, and the required members are there.
+		// bridge included, with the required members there.
 		if b := bytes.TrimSpace(res.raw); len(b) > 0 && b[0] == '{' {
 			vb, _ := json.Marshal(v)
 			out := frame.SetMember(b, "protocolVersion", vb)
@@ -284,6 +284,12 @@ func (r *router) initializeResult(version string, up []*link) []byte {
 	caps := map[string]json.RawMessage{}
 	var instr []string
 	for _, l := range up {
+		if l.initRes.Version > version {
+			// It refused the host's version. The merged server still
+			// speaks the host's: the others do, and MCP versions add
+			// members a client ignores more than they change them.
+			l.log.Warn().Str("protocolVersion", l.initRes.Version).Str("host", version).Msg("the backend answered a newer protocol version than the host asked for; its messages may carry what the host did not negotiate")
+		}
 		for k, v := range l.initRes.Capabilities {
 			caps[k] = mergeJSON(caps[k], v)
 		}

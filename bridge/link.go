@@ -324,13 +324,13 @@ func (l *link) initialize(ended <-chan struct{}) error {
 		_ = json.Unmarshal(f.Error(), &e)
 		return fmt.Errorf("initialize: %s", e.Message)
 	}
-	res := &initResult{raw: append(json.RawMessage(nil), f.Result()...)}
-	if err := json.Unmarshal(f.Result(), res); err != nil {
-		return fmt.Errorf("initialize: reading the answer: %w", err)
+	res, err := readInitResult(f.Result())
+	if err == nil {
+		err = l.adopt(res)
 	}
-	l.mu.Lock()
-	l.initRes = res
-	l.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("initialize: %w", err)
+	}
 	l.log.Info().Str("protocolVersion", res.Version).Msg("backend initialized")
 	l.mu.Lock()
 	l.initSent = false
@@ -374,10 +374,61 @@ func (l *link) sendAny(f *frame.Frame) error {
 	return s.Send(f)
 }
 
+// readInitResult reads a backend's initialize result.
+func readInitResult(b []byte) (*initResult, error) {
+	res := &initResult{raw: append(json.RawMessage(nil), b...)}
+	if err := json.Unmarshal(b, res); err != nil {
+		return nil, fmt.Errorf("reading the answer: %w", err)
+	}
+	return res, nil
+}
+
+// adopt makes res the backend's initialize result, whose capabilities
+// decide what the bridge sends it (log level, subscriptions) and offers
+// the host, unless its protocol version is one the bridge does not speak:
+// a client "SHOULD disconnect" then, and relaying on would fail later and
+// less clearly (a streamable-HTTP server refuses every request carrying a
+// version header it does not know).
+func (l *link) adopt(res *initResult) error {
+	if !handshakeVersions[res.Version] {
+		return fmt.Errorf("the backend answered protocol version %q, which the bridge does not speak (%s)", res.Version, spokenVersions())
+	}
+	l.mu.Lock()
+	prev := l.initRes
+	l.initRes = res
+	l.mu.Unlock()
+	if prev != nil && prev.Version != res.Version {
+		l.log.Warn().Str("was", prev.Version).Str("protocolVersion", res.Version).Msg("the backend's new session speaks another protocol version; MCP has no way to tell the host")
+	}
+	return nil
+}
+
 // reinitialized is called when an HTTP session replaced a lost upstream
-// session on its own: restore what the host set and refresh lists.
-func (l *link) reinitialized() {
+// session on its own, result being the new session's initialize result:
+// adopt it, restore what the host set and refresh lists. A new session
+// that speaks a version the bridge does not is ended: the link restarts
+// it, and its initialize fails with that reason until the server changes.
+func (l *link) reinitialized(result []byte) {
 	l.log.Info().Msg("backend session re-initialized")
+	if len(result) > 0 {
+		res, err := readInitResult(result)
+		if err == nil {
+			err = l.adopt(res)
+		}
+		if err != nil && res != nil {
+			l.log.Error().Err(err).Msg("ending the backend's new session")
+			l.mu.Lock()
+			s := l.sess
+			l.mu.Unlock()
+			if s != nil {
+				go s.Close() // not here: this is its reader
+			}
+			return
+		}
+		if err != nil {
+			l.log.Warn().Err(err).Msg("the new session's initialize result; keeping the lost one's")
+		}
+	}
 	// The lost session's requests to the host died with it, and the new
 	// session numbers its own from the start again: an old one left in
 	// the map would refuse a new one as a duplicate, or take the host's

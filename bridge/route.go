@@ -3,6 +3,8 @@ package bridge
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,6 +43,11 @@ const (
 // latest handshake-era version.
 var handshakeVersions = map[string]bool{
 	"2024-11-05": true, "2025-03-26": true, "2025-06-18": true, "2025-11-25": true,
+}
+
+// spokenVersions lists handshakeVersions, oldest first, for errors.
+func spokenVersions() string {
+	return strings.Join(slices.Sorted(maps.Keys(handshakeVersions)), ", ")
 }
 
 // fromHost routes one valid message from the host.
@@ -560,7 +567,7 @@ func (r *router) notificationUp(l *link, f *frame.Frame) {
 		}
 		f.Replace(rid, frame.AppendInt(nil, u.hostID))
 	case backends.MethodReinitialized:
-		l.reinitialized()
+		l.reinitialized(f.Params())
 		return
 	case mToolsChanged, mPromptsChanged, mResourcesChanged:
 		if !r.raw {
