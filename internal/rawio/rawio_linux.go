@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -52,7 +53,7 @@ func ReadCloser(r io.ReadCloser) io.ReadCloser {
 	if !ok {
 		return r
 	}
-	return &fileReader{ReadCloser: r, rc: rc, name: fileName(r)}
+	return &fileReader{ReadCloser: r, r: newReader(rc), name: fileName(r)}
 }
 
 // WriteCloser returns w writing raw when it is a file (or an exec pipe
@@ -62,7 +63,7 @@ func WriteCloser(w io.WriteCloser) io.WriteCloser {
 	if !ok {
 		return w
 	}
-	return &fileWriter{WriteCloser: w, rc: rc, name: fileName(w)}
+	return &fileWriter{WriteCloser: w, w: newWriter(rc), name: fileName(w)}
 }
 
 // Conn returns c reading and writing raw when it is a TCP connection;
@@ -76,7 +77,7 @@ func Conn(c net.Conn) net.Conn {
 	if !ok {
 		return c
 	}
-	return &tcpConn{TCPConn: tc, rc: rc}
+	return &tcpConn{TCPConn: tc, r: newReader(rc), w: newWriter(rc)}
 }
 
 // WriteBuffers writes b to c, consuming it, as net.Buffers.WriteTo does:
@@ -86,7 +87,7 @@ func WriteBuffers(c net.Conn, b *net.Buffers) (int64, error) {
 	if !ok {
 		return b.WriteTo(c)
 	}
-	n, errno, err := writev(tc.rc, b)
+	n, errno, err := tc.w.writev(b)
 	switch {
 	case err != nil:
 		return n, tc.opError("writev", err)
@@ -103,106 +104,166 @@ func fileName(v any) string {
 	return ""
 }
 
+// A reader reads a descriptor raw. Its state lives in the struct, and its
+// step function is made once, so that a read allocates nothing (a closure
+// handed to RawConn.Read would escape, on every call); mu makes concurrent
+// reads (which RawConn serialises anyway) safe with that state.
+type reader struct {
+	mu    sync.Mutex
+	rc    syscall.RawConn
+	p     []byte
+	n     int
+	errno syscall.Errno
+	step  func(fd uintptr) bool
+}
+
+func newReader(rc syscall.RawConn) *reader {
+	r := &reader{rc: rc}
+	r.step = r.readStep
+	return r
+}
+
 // read reads once into p. n > 0 is data, n == 0 with no error the end of
 // the stream; errno is the system call's error, err RawConn's own (the
 // descriptor closed, a deadline passed).
-func read(rc syscall.RawConn, p []byte) (n int, errno syscall.Errno, err error) {
+func (r *reader) read(p []byte) (n int, errno syscall.Errno, err error) {
 	if len(p) == 0 {
 		return 0, 0, nil
 	}
-	p = p[:min(len(p), maxRW)]
-	err = rc.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // not ready: park on the poller
-			case 0:
-				n = int(r)
-			default:
-				errno = e
-			}
-			return true
-		}
-	})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.p, r.n, r.errno = p[:min(len(p), maxRW)], 0, 0
+	err = r.rc.Read(r.step)
+	n, errno = r.n, r.errno
+	r.p = nil
 	return n, errno, err
+}
+
+func (r *reader) readStep(fd uintptr) bool {
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&r.p[0])), uintptr(len(r.p)))
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false // not ready: park on the poller
+		case 0:
+			r.n = int(n)
+		default:
+			r.errno = e
+		}
+		return true
+	}
+}
+
+// A writer writes a descriptor raw, with the same care as reader.
+type writer struct {
+	mu    sync.Mutex
+	rc    syscall.RawConn
+	p     []byte
+	bufs  *net.Buffers
+	iov   []syscall.Iovec
+	n     int64
+	errno syscall.Errno
+	step  func(fd uintptr) bool
+	stepv func(fd uintptr) bool
+}
+
+func newWriter(rc syscall.RawConn) *writer {
+	w := &writer{rc: rc}
+	w.step, w.stepv = w.writeStep, w.writevStep
+	return w
 }
 
 // write writes all of p, parking on the poller whenever the descriptor is
 // full.
-func write(rc syscall.RawConn, p []byte) (n int, errno syscall.Errno, err error) {
+func (w *writer) write(p []byte) (n int, errno syscall.Errno, err error) {
 	if len(p) == 0 {
 		return 0, 0, nil
 	}
-	err = rc.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			chunk := min(len(p)-n, maxRW)
-			r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(chunk))
-			switch e {
-			case 0:
-				if r == 0 {
-					errno = syscall.EIO // a write that takes nothing would loop for ever
-					return true
-				}
-				n += int(r)
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false
-			default:
-				errno = e
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.p, w.n, w.errno = p, 0, 0
+	err = w.rc.Write(w.step)
+	n, errno = int(w.n), w.errno
+	w.p = nil
+	return n, errno, err
+}
+
+func (w *writer) writeStep(fd uintptr) bool {
+	for int(w.n) < len(w.p) {
+		rest := w.p[w.n:]
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&rest[0])), uintptr(min(len(rest), maxRW)))
+		switch e {
+		case 0:
+			if r == 0 {
+				w.errno = syscall.EIO // a write that takes nothing would loop for ever
 				return true
 			}
+			w.n += int64(r)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			w.errno = e
+			return true
 		}
-		return true
-	})
-	return n, errno, err
+	}
+	return true
 }
 
 // iovMax is the most iovecs one writev takes (Linux's UIO_MAXIOV).
 const iovMax = 1024
 
 // writev writes all of *b with writev, consuming what it wrote.
-func writev(rc syscall.RawConn, b *net.Buffers) (n int64, errno syscall.Errno, err error) {
-	var arr [16]syscall.Iovec
-	err = rc.Write(func(fd uintptr) bool {
-		for {
-			iov := arr[:0]
-			for _, s := range *b {
-				if len(s) == 0 {
-					continue
-				}
-				v := syscall.Iovec{Base: &s[0]}
-				v.SetLen(len(s))
-				iov = append(iov, v)
-				if len(iov) == iovMax {
-					break
-				}
+func (w *writer) writev(b *net.Buffers) (n int64, errno syscall.Errno, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.bufs, w.n, w.errno = b, 0, 0
+	err = w.rc.Write(w.stepv)
+	n, errno = w.n, w.errno
+	w.bufs = nil
+	clear(w.iov[:cap(w.iov)]) // keep no message alive
+	return n, errno, err
+}
+
+func (w *writer) writevStep(fd uintptr) bool {
+	b := w.bufs
+	for {
+		iov := w.iov[:0]
+		for _, s := range *b {
+			if len(s) == 0 {
+				continue
 			}
-			if len(iov) == 0 {
-				*b = (*b)[:0]
-				return true
-			}
-			r, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
-			switch e {
-			case 0:
-				if r == 0 {
-					errno = syscall.EIO
-					return true
-				}
-				n += int64(r)
-				consume(b, int64(r))
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false
-			default:
-				errno = e
-				return true
+			v := syscall.Iovec{Base: &s[0]}
+			v.SetLen(len(s))
+			iov = append(iov, v)
+			if len(iov) == iovMax {
+				break
 			}
 		}
-	})
-	return n, errno, err
+		w.iov = iov
+		if len(iov) == 0 {
+			*b = (*b)[:0]
+			return true
+		}
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+		switch e {
+		case 0:
+			if r == 0 {
+				w.errno = syscall.EIO
+				return true
+			}
+			w.n += int64(r)
+			consume(b, int64(r))
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			w.errno = e
+			return true
+		}
+	}
 }
 
 // consume drops the first n bytes of *b.
@@ -221,12 +282,12 @@ func consume(b *net.Buffers, n int64) {
 // A fileReader is a non-blocking file read raw.
 type fileReader struct {
 	io.ReadCloser
-	rc   syscall.RawConn
+	r    *reader
 	name string
 }
 
 func (f *fileReader) Read(p []byte) (int, error) {
-	n, errno, err := read(f.rc, p)
+	n, errno, err := f.r.read(p)
 	switch {
 	case err != nil:
 		// Closed or past a deadline: the file's own Read says which,
@@ -246,12 +307,12 @@ func (f *fileReader) Read(p []byte) (int, error) {
 // A fileWriter is a non-blocking file written raw.
 type fileWriter struct {
 	io.WriteCloser
-	rc   syscall.RawConn
+	w    *writer
 	name string
 }
 
 func (f *fileWriter) Write(p []byte) (int, error) {
-	n, errno, err := write(f.rc, p)
+	n, errno, err := f.w.write(p)
 	switch {
 	case err != nil:
 		if _, e := f.WriteCloser.Write(nil); e != nil {
@@ -268,11 +329,12 @@ func (f *fileWriter) Write(p []byte) (int, error) {
 // (Close, deadlines, addresses, CloseWrite) are the connection's.
 type tcpConn struct {
 	*net.TCPConn
-	rc syscall.RawConn
+	r *reader
+	w *writer
 }
 
 func (c *tcpConn) Read(p []byte) (int, error) {
-	n, errno, err := read(c.rc, p)
+	n, errno, err := c.r.read(p)
 	switch {
 	case err != nil:
 		return 0, c.opError("read", err)
@@ -285,7 +347,7 @@ func (c *tcpConn) Read(p []byte) (int, error) {
 }
 
 func (c *tcpConn) Write(p []byte) (int, error) {
-	n, errno, err := write(c.rc, p)
+	n, errno, err := c.w.write(p)
 	switch {
 	case err != nil:
 		return n, c.opError("write", err)
