@@ -176,6 +176,12 @@ type unsentReq struct {
 	// that its cancellation goes there too (it stays there, resumed in it,
 	// after the bridge moved to another).
 	sent sessionState
+	// postedAt is when the request's current POST began, answered its
+	// answer (headers) came or it failed; waiting, made by a cancellation
+	// that came before, is closed then (see waitPosted).
+	postedAt time.Time
+	answered bool
+	waiting  chan struct{}
 }
 
 // mark records that request id waits to be POSTed (again).
@@ -202,8 +208,23 @@ func (u *unsent) begin(id []byte, st sessionState, abort context.CancelFunc) (ca
 		return ok
 	}
 	r.posting, r.sent, r.abort = true, st, abort
+	r.postedAt, r.answered = time.Now(), false
 	u.reqs[string(id)] = r
 	return false
+}
+
+// posted is called when a POST of request id was answered or failed.
+func (u *unsent) posted(id []byte) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if r, ok := u.reqs[string(id)]; ok {
+		r.answered = true
+		if r.waiting != nil {
+			close(r.waiting)
+			r.waiting = nil
+		}
+		u.reqs[string(id)] = r
+	}
 }
 
 // isCancelled reports whether the router cancelled request id (still
@@ -237,6 +258,9 @@ func (u *unsent) stopped(id []byte) <-chan struct{} {
 // end forgets request id: it was sent, or will not be.
 func (u *unsent) end(id []byte) {
 	u.mu.Lock()
+	if r, ok := u.reqs[string(id)]; ok && r.waiting != nil {
+		close(r.waiting)
+	}
 	delete(u.reqs, string(id))
 	u.mu.Unlock()
 }
@@ -268,10 +292,48 @@ func (u *unsent) cancel(m *outMsg) bool {
 	if r.posting {
 		m.cancelIn, m.cancelSet = r.sent, true
 		m.abortReq = r.abort
+		if !r.answered {
+			if r.waiting == nil {
+				r.waiting = make(chan struct{})
+			}
+			m.reqWaiting, m.reqPostedAt = r.waiting, r.postedAt
+		}
 	}
 	r.cancelled = true
 	u.reqs[id] = r
 	return !r.posting
+}
+
+// cancelGrace bounds how long after its request's POST began a
+// cancellation waits for that POST to be answered (waitPosted): a server
+// that answers a call's POST only with its first event, as go-sdk's does,
+// sends nothing sooner for a silent call.
+const cancelGrace = 500 * time.Millisecond
+
+// waitPosted holds cancellation m until the POST of the request it names
+// was answered (the server has the request then), or until cancelGrace
+// after that POST began. Every POST travels on a connection of its own,
+// and a cancellation sent at once can reach the server before its request;
+// the server then ignores it (it "MAY ignore" one naming an unknown
+// request) and runs the request to its end. It reports false if ctx ended
+// first.
+func waitPosted(ctx context.Context, m outMsg) bool {
+	if m.reqWaiting == nil {
+		return true
+	}
+	d := cancelGrace - time.Since(m.reqPostedAt)
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-m.reqWaiting:
+	case <-t.C:
+	case <-ctx.Done():
+		return false
+	}
+	return true
 }
 
 // upcalls remembers where each server request came from, by its id as
@@ -781,6 +843,11 @@ type outMsg struct {
 	// record).
 	cancelIn  sessionState
 	cancelSet bool
+	// reqWaiting, if not nil, is closed once the POST of the request a
+	// cancellation names, begun at reqPostedAt, was answered (see
+	// waitPosted).
+	reqWaiting  <-chan struct{}
+	reqPostedAt time.Time
 	// abortReq, if not nil, ends the cancelled request's POST: called
 	// once this cancellation was POSTed, so that the server hears it
 	// before it sees the stream go (go-sdk's server then never cancelled

@@ -583,6 +583,9 @@ func (s *sseSession) post(m outMsg) {
 			return
 		}
 	}
+	if m.method == methodCancelled && !waitPosted(ctx, m) {
+		return
+	}
 	req, err := s.newRequest(ctx, http.MethodPost, endpoint, m.f)
 	if err != nil {
 		s.answerFailure(m, err.Error())
@@ -590,6 +593,9 @@ func (s *sseSession) post(m outMsg) {
 	}
 	req.Header.Set("Content-Type", mediaJSON)
 	resp, err := s.do(req)
+	if m.kind == frame.Request {
+		s.unsent.posted(m.id)
+	}
 	if err != nil {
 		s.answerFailure(m, failureReason("post", err))
 		return

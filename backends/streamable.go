@@ -199,6 +199,7 @@ func (s *streamable) postRequest(m outMsg) {
 			return
 		}
 		resp, err := s.postBody(ctx, m.f, st, isInit)
+		s.unsent.posted(m.id)
 		if err != nil {
 			// Refused, reset, DNS, or aborted by its cancellation
 			// (unsent.cancel): fail fast, the router decides what next.
@@ -301,6 +302,10 @@ func (s *streamable) postOther(m outMsg) {
 		return
 	}
 	if m.method == methodCancelled {
+		if !waitPosted(ctx, m) {
+			return
+		}
+		st = s.state()
 		if rst := m.cancelIn; m.cancelSet && rst.sessionID != "" && rst.gen != st.gen {
 			// About a request still running in the session it was sent
 			// in, which the bridge has left since (a stale 404): that

@@ -413,6 +413,11 @@ func TestStreamableGETRefusedBeforeInitialized(t *testing.T) {
 	d.send(initialized)
 	d.send(`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
 	d.await("2")
+	// tools/list waits at most a second for the second GET: under load it
+	// may come after the answer.
+	for deadline := time.Now().Add(testWait); rc.count(http.MethodGet, "") < 2 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 
 	var order []string
 	for _, r := range rc.requests() {

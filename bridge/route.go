@@ -217,11 +217,12 @@ func (r *router) cancelAsk(c *call, reason string) {
 	if !r.takeCall(c) {
 		return
 	}
-	r.endUpsFor(c, "the request they were made for was cancelled")
 	params, _ := json.Marshal(map[string]any{"requestId": c.backendID, "reason": reason})
 	if err := c.backend.send(frame.NewNotification(mCancelled, params)); err != nil {
 		r.log.Debug().Err(err).Msg("could not pass a cancellation on")
 	}
+	// After the cancellation (see hostCancel).
+	r.endUpsFor(c, "the request they were made for was cancelled")
 }
 
 // hostResponse is the host's answer to a backend's request.
@@ -377,15 +378,18 @@ func (r *router) hostCancel(f *frame.Frame) {
 		}
 		return
 	}
-	r.endUpsFor(c, "the host cancelled the request they were made for")
 	f.Replace(rid, frame.AppendInt(nil, c.backendID))
 	c.cancelNote = f
-	if c.sendState.CompareAndSwap(callSending, callCancelled) {
-		return // forward sends it after the request
+	if !c.sendState.CompareAndSwap(callSending, callCancelled) { // else forward sends it after the request
+		if err := c.backend.send(f); err != nil {
+			r.log.Debug().Err(err).Msg("could not pass a cancellation on")
+		}
 	}
-	if err := c.backend.send(f); err != nil {
-		r.log.Debug().Err(err).Msg("could not pass a cancellation on")
-	}
+	// Only then are the backend's requests made for the call failed: a
+	// tool whose sampling request failed first went on, and heard of the
+	// cancellation of a request it had already answered (or, over HTTP,
+	// not at all).
+	r.endUpsFor(c, "the host cancelled the request they were made for")
 }
 
 // hostProgress is the host reporting progress on a backend's request.
@@ -777,9 +781,9 @@ func (r *router) expire(c *call, what string, d time.Duration) {
 	}
 	reason := strings.TrimSpace(what + " " + d.String())
 	r.log.Warn().Str("backend", c.backend.name).Str("method", c.method).Str("reason", reason).Msg("request timed out")
-	r.endUpsFor(c, "the request they were made for timed out in mcpbridge")
 	params, _ := json.Marshal(map[string]any{"requestId": c.backendID, "reason": "timed out in mcpbridge: " + reason})
 	_ = c.backend.send(frame.NewNotification(mCancelled, params))
+	r.endUpsFor(c, "the request they were made for timed out in mcpbridge") // after it (see hostCancel)
 	msg := "request timed out: backend " + quote(c.backend.name) + ": " + reason
 	if c.done != nil {
 		c.done(frame.NewError(frame.AppendInt(nil, c.backendID), frame.ErrorObject{Code: frame.CodeTimeout, Message: msg, Data: backendErrorData(c.backend.name, reason)}))
