@@ -265,6 +265,13 @@ func runScenario(t *testing.T, nodeDir, scenario string, cfg map[string]any) {
 
 func runScript(t *testing.T, nodeDir, script, scenario string, cfg map[string]any) {
 	t.Helper()
+	runScriptWithin(t, runTimeout, nodeDir, script, scenario, cfg)
+}
+
+// runScriptWithin is runScript with the driver killed after runTimeout
+// (its own watchdog fires 5 s before).
+func runScriptWithin(t *testing.T, runTimeout time.Duration, nodeDir, script, scenario string, cfg map[string]any) {
+	t.Helper()
 	dir := t.TempDir()
 	stderrFile := filepath.Join(dir, "bridge-stderr.log")
 	cfg["stderrFile"] = stderrFile
