@@ -41,3 +41,4 @@ CGO_ENABLED=0 go build -trimpath -o "$smoke/floor" ./bench/coldstart/floor
 CGO_ENABLED=0 go build -trimpath -o "$smoke/rawfloor" ./bench/coldstart/rawfloor
 go run ./bench/coldstart -echo "$smoke/echoserver" -n 2 "$smoke/mcpbridge" "$smoke/floor" "$smoke/rawfloor"
 go run ./bench/idle -bridge "$smoke/mcpbridge" -echo "$smoke/echoserver" -size 1024 -pause 10ms -calls 2
+go run ./bench/drive -echo "$smoke/echoserver" -size 13 -calls 2 "$smoke/mcpbridge"
