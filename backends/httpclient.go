@@ -143,6 +143,11 @@ type httpCore struct {
 
 	gateMu sync.Mutex
 	gate   chan struct{} // closed once the last notifications/initialized was posted
+	// cancelsOut counts the cancellations on their way (sent, POST not
+	// done); cancelsDone, made when it leaves zero, is closed when it is
+	// back to zero. Under gateMu.
+	cancelsOut  int
+	cancelsDone chan struct{}
 
 	ups    upcalls
 	unsent unsent
@@ -447,6 +452,9 @@ func (c *httpCore) launch(m outMsg, post func(outMsg)) error {
 		if m.gate != nil {
 			defer close(m.gate)
 		}
+		if m.cancelDone != nil {
+			defer m.cancelDone()
+		}
 		if !c.waitTurn(m) {
 			return
 		}
@@ -456,6 +464,9 @@ func (c *httpCore) launch(m outMsg, post func(outMsg)) error {
 		post(m)
 	}) {
 		c.release()
+		if m.cancelDone != nil {
+			m.cancelDone()
+		}
 		return c.closedErr()
 	}
 	return nil
@@ -836,6 +847,11 @@ type outMsg struct {
 
 	after <-chan struct{} // if not nil, post only once it is closed
 	gate  chan struct{}   // for notifications/initialized: closed once posted
+	// afterCancels, for an answer to a server request, is closed once the
+	// cancellations sent before it were POSTed; cancelDone, for a
+	// cancellation, is called once its POST is done (see order).
+	afterCancels <-chan struct{}
+	cancelDone   func()
 
 	// cancelIn, if cancelSet, is for a notifications/cancelled: the
 	// streamable session its request was POSTed in, looked up in Send
@@ -856,31 +872,65 @@ type outMsg struct {
 }
 
 // order keeps notifications/initialized ahead of what the router sends
-// after it. Each message has its own POST goroutine, so without this a
-// tools/call sent right after could reach the server first, and servers
-// may refuse requests before initialized.
+// after it, and cancellations ahead of the answers to server requests sent
+// after them. Each message has its own POST goroutine and connection, so
+// without this a tools/call sent right after initialized could reach the
+// server first (servers may refuse requests before initialized), and the
+// error answer to a cancelled call's sampling request, which the router
+// sends right after the call's cancellation, did so nearly always: the
+// server's tool saw its sampling fail, returned, and the cancellation
+// named a finished request.
 func (c *httpCore) order(m *outMsg) {
 	c.gateMu.Lock()
 	defer c.gateMu.Unlock()
 	m.after = c.gate
-	if m.kind == frame.Notification && m.method == methodInitialized {
+	switch {
+	case m.kind == frame.Notification && m.method == methodInitialized:
 		c.gate = make(chan struct{})
 		m.gate = c.gate
+	case m.kind == frame.Response:
+		m.afterCancels = c.cancelsDone
+	case m.kind == frame.Notification && m.method == methodCancelled:
+		if c.cancelsOut == 0 {
+			c.cancelsDone = make(chan struct{})
+		}
+		c.cancelsOut++
+		m.cancelDone = sync.OnceFunc(func() {
+			c.gateMu.Lock()
+			defer c.gateMu.Unlock()
+			if c.cancelsOut--; c.cancelsOut == 0 {
+				close(c.cancelsDone)
+				c.cancelsDone = nil
+			}
+		})
 	}
 }
+
+// cancelsWait bounds how long an answer waits behind cancellations (see
+// order): one may itself wait up to cancelGrace for its request's POST.
+const cancelsWait = cancelGrace + 2*time.Second
 
 // waitTurn waits for the message m must follow; false if the session
 // closed meanwhile. It runs in m's POST goroutine.
 func (c *httpCore) waitTurn(m outMsg) bool {
-	if m.after == nil {
-		return true
+	if m.after != nil {
+		select {
+		case <-m.after:
+		case <-c.ctx.Done():
+			return false
+		}
 	}
-	select {
-	case <-m.after:
-		return true
-	case <-c.ctx.Done():
-		return false
+	if m.afterCancels != nil {
+		t := time.NewTimer(cancelsWait)
+		defer t.Stop()
+		select {
+		case <-m.afterCancels:
+		case <-t.C:
+		case <-c.ctx.Done():
+			return false
+		}
 	}
+	return true
 }
 
 func newOutMsg(f *frame.Frame) outMsg {

@@ -196,9 +196,8 @@ func TestTSSamplingHoldsOnlyItsOwnCall(t *testing.T) {
 // A call that ends while its sampling request waits on the host (the host
 // cancels it; --max-timeout ends it) has the host told that the sampling
 // request is cancelled (the server's own cancellation came on the call's
-// answer stream, which the bridge closes). That the server's tool hears
-// its call's cancellation before its sampling request fails is not
-// checked: two POSTs, sent in that order, may cross (scenario-client.mjs).
+// answer stream, which the bridge closes), and the server's tool hears its
+// call's cancellation before its sampling request fails.
 func TestTSEndedCallCancelsItsSamplingAtTheHost(t *testing.T) {
 	e := newTSEnv(t)
 	url := e.url(tsHTTP)

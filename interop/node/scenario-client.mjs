@@ -282,13 +282,13 @@ const scenarios = {
     ac.abort('scenario cancel during sampling');
     const s = await withTimeout(p, 5000, 'the aborted call to settle');
     check(!s.ok, `call resolved despite abort: ${errStr(s)}`);
-    // Only that the sampling request ended at the server: the bridge sends
-    // the call's cancellation first and then the sampling request's error
-    // (the twenty-sixth review found them the other way round), but over
-    // streamable HTTP they are two POSTs that may still cross; the tool
-    // ends either way.
+    // The tool hears its call's cancellation before its sampling request
+    // fails: the bridge sends the cancellation first and POSTs the
+    // sampling request's error only once the cancellation's POST is done
+    // (the twenty-sixth and twenty-eighth reviews found them crossing).
     const st = await waitStats(c.client, (x) => x.sample[tag], 3000, `the server's sampling request of ${tag} to end`);
     info(`server: call aborted (${st.aborted[tag] ?? 'not seen'}), its sampling request ended: ${st.sample[tag]}`);
+    check(st.aborted[tag], `the server's tool never heard its call's cancellation (its sampling request ended: ${st.sample[tag]})`);
     const heard = await heardCancel(c, rec);
     const inCancel = c.tap.log.filter((e) => e.dir === 'in' && e.msg.method === 'notifications/cancelled');
     info(`host's sampling request id ${JSON.stringify(rec.extraId)}; host got notifications/cancelled: ${short(inCancel.map((e) => e.msg.params))}; sampling handler aborted ${rec.aborted ? `${rec.aborted - tAbort} ms after the abort` : 'never'}`);
@@ -318,9 +318,10 @@ const scenarios = {
     check(s.ms >= 1800 && s.ms < 3500, `-32001 after ${s.ms} ms: want about 2 s (--max-timeout 2s; the idle 1s held by the sampling request)`);
     const rec = hostSeen.sampling[0];
     check(rec, 'no sampling request reached the host');
-    // As in cancel_sampling, the server's abort of the call is not required.
+    // As in cancel_sampling, the tool hears its call's cancellation.
     const st = await waitStats(c.client, (x) => x.sample[tag], 3000, `the server's sampling request of ${tag} to end`);
     info(`server: ${st.aborted[tag] ?? 'call cancellation not seen'}; sampling: ${st.sample[tag]}`);
+    check(st.aborted[tag], `the server's tool never heard its call's cancellation (its sampling request ended: ${st.sample[tag]})`);
     const heard = await heardCancel(c, rec);
     info(`host sampling handler aborted: ${rec.aborted ? `${rec.aborted - s.t} ms after the -32001` : 'never'}; notifications/cancelled ${heard ? 'heard' : 'not heard'}`);
     check(heard, `after --max-timeout ended the call the server cancelled its sampling request (${st.sample[tag]}), but no notifications/cancelled for it (host id ${JSON.stringify(rec.extraId)}) reached the host within 2 s; the host's sampling dialog stays open`);
