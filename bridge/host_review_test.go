@@ -165,7 +165,7 @@ func serveScriptedWith(t *testing.T, s *scriptedServer, opts backends.Options) b
 				continue
 			}
 			if f.Method == "initialize" {
-				if strings.HasPrefix(s.caps, `{"protocolVersion"`) { // a whole initialize result
+				if strings.Contains(s.caps, `"serverInfo"`) { // a whole initialize result
 					write(`{"jsonrpc":"2.0","id":%s,"result":%s}`, f.ID(), s.caps)
 					continue
 				}

@@ -390,6 +390,14 @@ func readInitResult(b []byte) (*initResult, error) {
 // less clearly (a streamable-HTTP server refuses every request carrying a
 // version header it does not know).
 func (l *link) adopt(res *initResult) error {
+	if res.Version == "" {
+		// Required, but some servers leave it out; relaying works all
+		// the same, so take it to be the version the bridge asked for.
+		l.r.mu.Lock()
+		res.Version = l.r.host.version
+		l.r.mu.Unlock()
+		l.log.Warn().Str("protocolVersion", res.Version).Msg("the backend's initialize answer has no protocolVersion; taking it to be the one asked for")
+	}
 	if !handshakeVersions[res.Version] {
 		return fmt.Errorf("the backend answered protocol version %q, which the bridge does not speak (%s)", res.Version, spokenVersions())
 	}

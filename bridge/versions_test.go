@@ -223,6 +223,29 @@ func TestUnknownBackendVersionRefused(t *testing.T) {
 	}
 }
 
+// A backend whose initialize answer leaves protocolVersion out (required,
+// but some servers do) is taken to speak the version asked for: the host
+// is told that one, and calls work.
+func TestBackendWithoutProtocolVersionTakesTheOneAsked(t *testing.T) {
+	srv := &scriptedServer{name: "sloppy",
+		caps: `{"capabilities":{"tools":{}},"serverInfo":{"name":"sloppy","version":"1"}}`,
+		handle: func(f *frame.Frame, write func(string, ...any)) {
+			if f.Kind == frame.Request {
+				write(`{"jsonrpc":"2.0","id":%s,"result":{"tools":[]}}`, f.ID())
+			}
+		}}
+	b := bridgedScripted(t, Config{}, srv)
+	b.Send(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"h","version":"1"}}}`)
+	if r := b.Response("0"); r.IsError() || !strings.Contains(string(r.Result()), `"protocolVersion":"2025-06-18"`) {
+		t.Fatalf("initialize: %s", r.Raw())
+	}
+	b.Send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	b.Send(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
+	if r := b.Response("1"); r.IsError() {
+		t.Fatalf("tools/list: %s", r.Raw())
+	}
+}
+
 // An HTTP session expires and the server's new session answers a version
 // the bridge does not speak: the session is ended, and the backend's calls
 // fail with that reason (they went on in the new session).
