@@ -143,11 +143,10 @@ type httpCore struct {
 
 	gateMu sync.Mutex
 	gate   chan struct{} // closed once the last notifications/initialized was posted
-	// cancelsOut counts the cancellations on their way (sent, POST not
-	// done); cancelsDone, made when it leaves zero, is closed when it is
-	// back to zero. Under gateMu.
-	cancelsOut  int
-	cancelsDone chan struct{}
+	// cancelling holds, by the id of the request each names, a channel
+	// closed once that cancellation's POST is done (see launch).
+	cancelMu   sync.Mutex
+	cancelling map[string]chan struct{}
 
 	ups    upcalls
 	unsent unsent
@@ -349,7 +348,14 @@ func waitPosted(ctx context.Context, m outMsg) bool {
 // them.
 type upcalls struct {
 	mu   sync.Mutex
-	from map[string]uint64
+	from map[string]upcall
+}
+
+// An upcall is where a server request came from: its origin, and the
+// request whose answer stream carried it (frame.Via), if any.
+type upcall struct {
+	origin uint64
+	via    string
 }
 
 // note records that request f came from origin. A server's cancellation
@@ -362,9 +368,9 @@ func (u *upcalls) note(f *frame.Frame, origin uint64) {
 	case f.Kind == frame.Request:
 		u.mu.Lock()
 		if u.from == nil {
-			u.from = make(map[string]uint64)
+			u.from = make(map[string]upcall)
 		}
-		u.from[string(f.ID())] = origin
+		u.from[string(f.ID())] = upcall{origin, string(f.Via)}
 		u.mu.Unlock()
 	case f.Kind == frame.Notification && f.Method == methodCancelled:
 		id := f.Bytes(f.Param("requestId"))
@@ -375,12 +381,12 @@ func (u *upcalls) note(f *frame.Frame, origin uint64) {
 }
 
 // take returns and forgets where the request answered by id came from.
-func (u *upcalls) take(id []byte) (origin uint64, ok bool) {
+func (u *upcalls) take(id []byte) (from upcall, ok bool) {
 	u.mu.Lock()
-	origin, ok = u.from[string(id)]
+	from, ok = u.from[string(id)]
 	delete(u.from, string(id))
 	u.mu.Unlock()
-	return origin, ok
+	return from, ok
 }
 
 // forgetBefore drops the requests of origins older than origin: those of
@@ -389,7 +395,7 @@ func (u *upcalls) take(id []byte) (origin uint64, ok bool) {
 func (u *upcalls) forgetBefore(origin uint64) {
 	u.mu.Lock()
 	for id, o := range u.from {
-		if o < origin {
+		if o.origin < origin {
 			delete(u.from, id)
 		}
 	}
@@ -847,11 +853,14 @@ type outMsg struct {
 
 	after <-chan struct{} // if not nil, post only once it is closed
 	gate  chan struct{}   // for notifications/initialized: closed once posted
-	// afterCancels, for an answer to a server request, is closed once the
-	// cancellations sent before it were POSTed; cancelDone, for a
-	// cancellation, is called once its POST is done (see order).
-	afterCancels <-chan struct{}
-	cancelDone   func()
+	// via, for an answer to a server request, is the id of the request
+	// whose answer stream the server's request came on (frame.Via), if
+	// any; afterCancel is then closed once the cancellation of that
+	// request sent before this answer was POSTed. cancelDone, for a
+	// cancellation, is called once its POST is done (see launch).
+	via         string
+	afterCancel <-chan struct{}
+	cancelDone  func()
 
 	// cancelIn, if cancelSet, is for a notifications/cancelled: the
 	// streamable session its request was POSTed in, looked up in Send
@@ -872,43 +881,52 @@ type outMsg struct {
 }
 
 // order keeps notifications/initialized ahead of what the router sends
-// after it, and cancellations ahead of the answers to server requests sent
-// after them. Each message has its own POST goroutine and connection, so
-// without this a tools/call sent right after initialized could reach the
-// server first (servers may refuse requests before initialized), and the
-// error answer to a cancelled call's sampling request, which the router
-// sends right after the call's cancellation, did so nearly always: the
-// server's tool saw its sampling fail, returned, and the cancellation
-// named a finished request.
+// after it, and a request's cancellation ahead of the answers to the
+// server requests that came on that request's answer stream, sent after
+// it. Each message has its own POST goroutine and connection, so without
+// this a tools/call sent right after initialized could reach the server
+// first (servers may refuse requests before initialized), and the error
+// answer to a cancelled call's sampling request, which the router sends
+// right after the call's cancellation, did so nearly always: the server's
+// tool saw its sampling fail, returned, and the cancellation named a
+// finished request. Other answers never wait for a cancellation.
 func (c *httpCore) order(m *outMsg) {
 	c.gateMu.Lock()
-	defer c.gateMu.Unlock()
 	m.after = c.gate
-	switch {
-	case m.kind == frame.Notification && m.method == methodInitialized:
+	if m.kind == frame.Notification && m.method == methodInitialized {
 		c.gate = make(chan struct{})
 		m.gate = c.gate
-	case m.kind == frame.Response:
-		m.afterCancels = c.cancelsDone
+	}
+	c.gateMu.Unlock()
+	switch {
+	case m.kind == frame.Response && m.via != "":
+		c.cancelMu.Lock()
+		m.afterCancel = c.cancelling[m.via]
+		c.cancelMu.Unlock()
 	case m.kind == frame.Notification && m.method == methodCancelled:
-		if c.cancelsOut == 0 {
-			c.cancelsDone = make(chan struct{})
+		id := string(cancelledID(*m))
+		done := make(chan struct{})
+		c.cancelMu.Lock()
+		if c.cancelling == nil {
+			c.cancelling = make(map[string]chan struct{})
 		}
-		c.cancelsOut++
+		c.cancelling[id] = done
+		c.cancelMu.Unlock()
 		m.cancelDone = sync.OnceFunc(func() {
-			c.gateMu.Lock()
-			defer c.gateMu.Unlock()
-			if c.cancelsOut--; c.cancelsOut == 0 {
-				close(c.cancelsDone)
-				c.cancelsDone = nil
+			close(done)
+			c.cancelMu.Lock()
+			if c.cancelling[id] == done {
+				delete(c.cancelling, id)
 			}
+			c.cancelMu.Unlock()
 		})
 	}
 }
 
-// cancelsWait bounds how long an answer waits behind cancellations (see
-// order): one may itself wait up to cancelGrace for its request's POST.
-const cancelsWait = cancelGrace + 2*time.Second
+// cancelWait bounds how long an answer waits behind a cancellation (see
+// order): the cancellation may itself wait up to cancelGrace for its
+// request's POST, and its own POST may hang.
+const cancelWait = cancelGrace + 2*time.Second
 
 // waitTurn waits for the message m must follow; false if the session
 // closed meanwhile. It runs in m's POST goroutine.
@@ -920,11 +938,11 @@ func (c *httpCore) waitTurn(m outMsg) bool {
 			return false
 		}
 	}
-	if m.afterCancels != nil {
-		t := time.NewTimer(cancelsWait)
+	if m.afterCancel != nil {
+		t := time.NewTimer(cancelWait)
 		defer t.Stop()
 		select {
-		case <-m.afterCancels:
+		case <-m.afterCancel:
 		case <-t.C:
 		case <-c.ctx.Done():
 			return false

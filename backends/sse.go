@@ -543,7 +543,9 @@ func (s *sseSession) Send(f *frame.Frame) error {
 	}
 	if m.kind == frame.Response {
 		// post drops it if that connection is gone by the time it can go.
-		m.origin, m.hasOrigin = s.ups.take(m.f.OutID())
+		var from upcall
+		from, m.hasOrigin = s.ups.take(m.f.OutID())
+		m.origin, m.via = from.origin, from.via
 	}
 	if err := s.launch(m, s.post); err != nil {
 		s.unsent.end(m.id)

@@ -133,7 +133,9 @@ func (s *streamable) Send(f *frame.Frame) error {
 		s.unsent.mark(m.id)
 	case m.kind == frame.Response:
 		// postOther drops it if that session is gone by the time it can go.
-		m.origin, m.hasOrigin = s.ups.take(m.f.OutID())
+		var from upcall
+		from, m.hasOrigin = s.ups.take(m.f.OutID())
+		m.origin, m.via = from.origin, from.via
 	case s.unsent.cancel(&m):
 		// Its request was never sent and will not be: nothing to say.
 		// Checked here, not in the POST goroutine, which would wait
