@@ -28,6 +28,11 @@ const (
 	// maxOutstandingPosts bounds the POSTs in flight per session; beyond it
 	// Send answers frame.ErrQueueFull instead of piling up goroutines.
 	maxOutstandingPosts = 4096
+	// cancelReserve more are kept for cancellations: with every slot held
+	// by calls whose streams stay open, a cancellation that could not be
+	// POSTed let the error answers to its call's requests reach the
+	// server without it (see order).
+	cancelReserve = 64
 	// recvBuffer is the depth of the channel Recv reads from.
 	recvBuffer = 256
 	// errorBodyCap is how much of a non-2xx answer is read: enough for a
@@ -135,6 +140,7 @@ type httpCore struct {
 	cancel context.CancelFunc
 	recv   chan *frame.Frame // never closed: producers are many; they select on ctx
 	sem    chan struct{}     // one slot per outstanding POST
+	spare  chan struct{}     // the cancellations' reserve (acquireFor)
 	jobs   chan func()       // unbuffered: spawn hands a job to an idle worker
 
 	lifeMu  sync.Mutex // guards closing and wg.Add against Close's wg.Wait
@@ -424,6 +430,7 @@ func newHTTPCore(cfg config.Backend, opts Options) *httpCore {
 		cancel: cancel,
 		recv:   make(chan *frame.Frame, recvBuffer),
 		sem:    make(chan struct{}, maxOutstandingPosts),
+		spare:  make(chan struct{}, cancelReserve),
 		jobs:   make(chan func()),
 	}
 	c.auth = newOAuthClient(cfg, c)
@@ -454,7 +461,7 @@ func (c *httpCore) closedErr() error { return fmt.Errorf("backend %q: %w", c.nam
 func (c *httpCore) launch(m outMsg, post func(outMsg)) error {
 	c.order(&m)
 	if !c.spawn(func() {
-		defer c.release()
+		defer c.releaseFor(m)
 		if m.gate != nil {
 			defer close(m.gate)
 		}
@@ -469,7 +476,7 @@ func (c *httpCore) launch(m outMsg, post func(outMsg)) error {
 		}
 		post(m)
 	}) {
-		c.release()
+		c.releaseFor(m)
 		if m.cancelDone != nil {
 			m.cancelDone()
 		}
@@ -542,8 +549,32 @@ func (c *httpCore) acquire() error {
 	}
 }
 
+// acquireFor takes a slot for f: a cancellation that finds none takes one
+// of the reserve. spare reports which it took, for releaseFor.
+func (c *httpCore) acquireFor(f *frame.Frame) (spare bool, err error) {
+	err = c.acquire()
+	if err == nil || f.Kind != frame.Notification || f.Method != methodCancelled {
+		return false, err
+	}
+	select {
+	case c.spare <- struct{}{}:
+		return true, nil
+	default:
+		return false, err
+	}
+}
+
 // release gives back the slot acquire took, when the POST is done.
 func (c *httpCore) release() { <-c.sem }
+
+// releaseFor gives back the slot m took.
+func (c *httpCore) releaseFor(m outMsg) {
+	if m.spare {
+		<-c.spare
+		return
+	}
+	c.release()
+}
 
 // deliver hands f to Recv. It gives up (false) when the session closes,
 // so no producer outlives Close.
@@ -853,6 +884,7 @@ type outMsg struct {
 
 	after <-chan struct{} // if not nil, post only once it is closed
 	gate  chan struct{}   // for notifications/initialized: closed once posted
+	spare bool            // its POST slot is one of the cancellations' reserve
 	// via, for an answer to a server request, is the id of the request
 	// whose answer stream the server's request came on (frame.Via), if
 	// any; afterCancel is then closed once the cancellation of that

@@ -386,8 +386,9 @@ func TestSSEReconnectReleases(t *testing.T) {
 // the host's cancellation of one of them could not be sent (queue full),
 // so nothing ended that call's POST either, and the slots stayed taken
 // for as long as the server kept the streams (twenty-fifth review's
-// suspicion). Now a cancellation that finds no slot still ends its call's
-// POST, and the slot comes back.
+// suspicion). Now a cancellation that finds no slot takes one of the
+// cancellations' reserve, is POSTed, and then ends its call's POST, and
+// the slot comes back.
 func TestCancellationWithEveryPostSlotHeldFreesOne(t *testing.T) {
 	posted := make(chan string, 16)
 	ts := serveFake(t, &fakeStreamable{call: func(w http.ResponseWriter, r *http.Request, f *frame.Frame) {
@@ -430,7 +431,7 @@ func TestCancellationWithEveryPostSlotHeldFreesOne(t *testing.T) {
 		t.Fatal("a fifth call found a slot: the test's premise failed")
 	}
 	c, _ := frame.Parse([]byte(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":10,"reason":"user"}}`))
-	_ = s.Send(c) // no slot for it: queue full
+	_ = s.Send(c) // a reserve slot
 	for {
 		f, _ := frame.Parse([]byte(`{"jsonrpc":"2.0","id":21,"method":"tools/call","params":{"name":"x","arguments":{}}}`))
 		if s.Send(f) == nil {

@@ -512,13 +512,15 @@ func (s *sseSession) Send(f *frame.Frame) error {
 		return s.failErr
 	default:
 	}
-	if err := s.acquire(); err != nil {
+	spare, err := s.acquireFor(f)
+	if err != nil {
 		return err
 	}
 	m := newOutMsg(f)
+	m.spare = spare
 	if s.unsent.cancel(&m) {
 		// Its request waits for the endpoint and will not be sent.
-		s.release()
+		s.releaseFor(m)
 		s.log.Debug().Msg("a request cancelled before it was sent: it will not be")
 		return nil
 	}

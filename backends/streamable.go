@@ -113,11 +113,12 @@ func (s *streamable) Send(f *frame.Frame) error {
 	if s.ctx.Err() != nil {
 		return s.closedErr()
 	}
-	if err := s.acquire(); err != nil {
+	spare, err := s.acquireFor(f)
+	if err != nil {
 		if f.Kind == frame.Notification && f.Method == methodCancelled {
-			// No room to POST the cancellation (every slot held, maybe
-			// by calls like the one it cancels): that call's POST still
-			// ends, which frees a slot.
+			// No room to POST the cancellation, its reserve included
+			// (every slot held, maybe by calls like the one it cancels):
+			// that call's POST still ends, which frees a slot.
 			m := newOutMsg(f)
 			if !s.unsent.cancel(&m) && m.abortReq != nil {
 				m.abortReq()
@@ -126,6 +127,7 @@ func (s *streamable) Send(f *frame.Frame) error {
 		return err
 	}
 	m := newOutMsg(f)
+	m.spare = spare
 	m.first = s.firstSent.CompareAndSwap(false, true)
 	s.observe(m)
 	switch {
@@ -140,7 +142,7 @@ func (s *streamable) Send(f *frame.Frame) error {
 		// Its request was never sent and will not be: nothing to say.
 		// Checked here, not in the POST goroutine, which would wait
 		// behind the same gate as the request and lose the race to it.
-		s.release()
+		s.releaseFor(m)
 		s.log.Debug().Msg("a request cancelled before it was sent: it will not be")
 		return nil
 	}
