@@ -133,7 +133,7 @@ func parseFile(data []byte, dir string, lookup func(string) (string, bool)) (Fil
 		}
 		return File{}, err
 	}
-	entries, ignored, err := decodeServers(data)
+	entries, ignored, lists, err := decodeServers(data)
 	if err != nil {
 		return File{}, err
 	}
@@ -143,6 +143,12 @@ func parseFile(data []byte, dir string, lookup func(string) (string, bool)) (Fil
 		taken[re.name] = true
 	}
 	for _, re := range entries {
+		if why, skip := lists.skips(re.name); skip {
+			// As Gemini CLI does: the entry is not started.
+			f.Disabled = append(f.Disabled, re.name)
+			f.Ignored = append(f.Ignored, fmt.Sprintf("server %q: %s", re.name, why))
+			continue
+		}
 		b, notes, err := parseEntry(re, dir, lookup)
 		if errors.Is(err, errNested) {
 			// A host's own config lists mcpbridge itself; reusing that file
@@ -202,23 +208,47 @@ func parseEntry(re rawEntry, dir string, lookup func(string) (string, bool)) (*B
 // decodeServers finds the server object in a syntactically valid config
 // file and returns its entries in declared order, which a Go map would lose,
 // with notes on the top-level keys it ignored.
-func decodeServers(data []byte) ([]rawEntry, []string, error) {
+func decodeServers(data []byte) ([]rawEntry, []string, *serverLists, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := expectDelim(dec, '{', "the file"); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var entries []rawEntry
 	var ignored []string
+	var lists *serverLists
 	found := ""
 	for dec.More() {
 		key, err := objectKey(dec)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
+		}
+		if key == "mcp" {
+			// Gemini CLI's server allow and deny lists.
+			var m map[string]json.RawMessage
+			if err := dec.Decode(&m); err != nil {
+				return nil, nil, nil, fmt.Errorf(`"mcp": %w`, err)
+			}
+			lists = &serverLists{}
+			for k, v := range m {
+				var err error
+				switch k {
+				case "allowed":
+					err = unmarshalAs(v, &lists.allowed, "a list of server names")
+				case "excluded":
+					err = unmarshalAs(v, &lists.excluded, "a list of server names")
+				default:
+					ignored = append(ignored, fmt.Sprintf("key %q ignored", "mcp."+k))
+				}
+				if err != nil {
+					return nil, nil, nil, fmt.Errorf(`"mcp.%s": %w`, k, err)
+				}
+			}
+			continue
 		}
 		if key != "mcpServers" && key != "servers" {
 			var skip json.RawMessage
 			if err := dec.Decode(&skip); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			note := fmt.Sprintf("key %q ignored", key)
 			if key == "inputs" {
@@ -228,20 +258,39 @@ func decodeServers(data []byte) ([]rawEntry, []string, error) {
 			continue
 		}
 		if found != "" {
-			return nil, nil, fmt.Errorf("both %q and %q given; use one", found, key)
+			return nil, nil, nil, fmt.Errorf("both %q and %q given; use one", found, key)
 		}
 		found = key
 		if entries, err = decodeEntries(dec, key); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	if err := expectDelim(dec, '}', "the file"); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if found == "" {
-		return nil, nil, errors.New(`no "mcpServers" or "servers" object`)
+		return nil, nil, nil, errors.New(`no "mcpServers" or "servers" object`)
 	}
-	return entries, ignored, nil
+	return entries, ignored, lists, nil
+}
+
+// serverLists are Gemini CLI's top-level "mcp": {"allowed", "excluded"}:
+// server names to start only, and never; an excluded name wins.
+type serverLists struct {
+	allowed, excluded []string
+}
+
+// skips reports why the entry called name is not started, if it is not.
+func (l *serverLists) skips(name string) (string, bool) {
+	switch {
+	case l == nil:
+		return "", false
+	case slices.Contains(l.excluded, name):
+		return "listed in mcp.excluded", true
+	case l.allowed != nil && !slices.Contains(l.allowed, name):
+		return "not listed in mcp.allowed", true
+	}
+	return "", false
 }
 
 // decodeEntries reads the object of server entries dec is positioned at.

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -143,14 +144,50 @@ func TestOnlyNamesAnUnusableRenamedEntry(t *testing.T) {
 // seconds, autoApprove) are reusable as they are. Before, the Gemini and
 // Windsurf remote entries were left out ("needs a command or a url") and
 // Cline's 60-second timeout became 60 ms.
+// Gemini CLI's top-level "mcp": {"allowed": [...], "excluded": [...]}: a
+// server not allowed, or excluded (which wins), is not started, and the
+// file says why; they were ignored.
+func TestGeminiServerLists(t *testing.T) {
+	for name, tc := range map[string]struct {
+		mcp      string
+		started  []string
+		disabled []string
+	}{
+		"allowed":         {`{"allowed": ["a", "c"]}`, []string{"a", "c"}, []string{"b"}},
+		"excluded":        {`{"excluded": ["b"]}`, []string{"a", "c"}, []string{"b"}},
+		"excluded wins":   {`{"allowed": ["a", "b"], "excluded": ["b"]}`, []string{"a"}, []string{"b", "c"}},
+		"empty allowed":   {`{"allowed": []}`, nil, []string{"a", "b", "c"}},
+		"other keys only": {`{"serverCommand": "x"}`, []string{"a", "b", "c"}, nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			body := `{"mcp": ` + tc.mcp + `, "mcpServers": {"a": {"command": "a"}, "b": {"command": "b"}, "c": {"command": "c"}}}`
+			f, err := parseFile([]byte(body), "/", func(string) (string, bool) { return "", false })
+			if err != nil {
+				t.Fatal(err)
+			}
+			var started []string
+			for _, b := range f.Backends {
+				started = append(started, b.Name)
+			}
+			if !slices.Equal(started, tc.started) || !slices.Equal(f.Disabled, tc.disabled) {
+				t.Errorf("started %q, not started %q; want %q and %q (notes %q)", started, f.Disabled, tc.started, tc.disabled, f.Ignored)
+			}
+		})
+	}
+	if _, err := parseFile([]byte(`{"mcp": {"allowed": "a"}, "mcpServers": {}}`), "/", nil); err == nil || !strings.Contains(err.Error(), "mcp.allowed") {
+		t.Errorf("allowed not a list: %v", err)
+	}
+}
+
 func TestOtherHostsFiles(t *testing.T) {
 	gemini := `{
   "theme": "Dracula",
-  "mcp": {"allowed": ["github"]},
+  "mcp": {"allowed": ["github", "git", "old"], "excluded": ["old"]},
   "mcpServers": {
     "git": {"command": "uvx", "args": ["mcp-server-git"], "timeout": 30000, "trust": false},
     "github": {"httpUrl": "https://api.example.com/mcp/", "headers": {"Authorization": "Bearer t0ken"},
-               "includeTools": ["get_issue", "list_*"], "excludeTools": ["list_secrets"]}
+               "includeTools": ["get_issue", "list_*"], "excludeTools": ["list_secrets"]},
+    "old": {"command": "old-server"}
   }
 }`
 	windsurf := `{"mcpServers": {"remote": {"serverUrl": "https://w.example/mcp", "headers": {"Authorization": "Bearer ${env:W_TOKEN}"}}}}`
