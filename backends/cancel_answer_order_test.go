@@ -14,18 +14,15 @@ import (
 	"github.com/mcpbridge/mcpbridge/frame"
 )
 
-// The router (hostCancel, expire, cancelAsk) sends a call's
-// notifications/cancelled and then the error answer to the sampling request
-// the server made on the call's answer stream, so that the tool hears of the
-// cancellation first. Over streamable HTTP the two go in two POST goroutines
-// on two connections: the answer waits for the cancellation's POST (order).
-// Before, the server received the sampling error first in 26 to 29 of 30
-// calls (the twenty-eighth review): its tool went on, returned, and the
-// cancellation then named a finished request.
-func TestCancellationPostedBeforeTheSamplingError(t *testing.T) {
-	var mu sync.Mutex
-	order := map[string][]string{} // by call id
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// samplingOrderServer is a streamable-HTTP server whose every tools/call
+// opens an answer stream carrying a sampling request (id "s" + the call's
+// id) and stays open; what it receives about each call (its cancellation,
+// the answer to its sampling request) is kept in order by call id, and
+// mu guards order.
+func samplingOrderServer(t *testing.T) (ts *httptest.Server, mu *sync.Mutex, order map[string][]string) {
+	mu = &sync.Mutex{}
+	order = map[string][]string{}
+	ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.WriteHeader(http.StatusMethodNotAllowed)
 			return
@@ -62,6 +59,19 @@ func TestCancellationPostedBeforeTheSamplingError(t *testing.T) {
 		w.WriteHeader(http.StatusAccepted)
 	}))
 	t.Cleanup(ts.Close)
+	return ts, mu, order
+}
+
+// The router (hostCancel, expire, cancelAsk) sends a call's
+// notifications/cancelled and then the error answer to the sampling request
+// the server made on the call's answer stream, so that the tool hears of the
+// cancellation first. Over streamable HTTP the two go in two POST goroutines
+// on two connections: the answer waits for the cancellation's POST (order).
+// Before, the server received the sampling error first in 26 to 29 of 30
+// calls (the twenty-eighth review): its tool went on, returned, and the
+// cancellation then named a finished request.
+func TestCancellationPostedBeforeTheSamplingError(t *testing.T) {
+	ts, mu, order := samplingOrderServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()
 	opts := review21Opts()

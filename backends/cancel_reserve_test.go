@@ -2,11 +2,6 @@ package backends
 
 import (
 	"context"
-	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,45 +15,7 @@ import (
 // the cancellation found no slot (only its call's POST was ended), and the
 // answer, taking the slot that gave back, reached the server without it.
 func TestAllSlotsHeldCancellationStillPrecedesTheAnswer(t *testing.T) {
-	var mu sync.Mutex
-	order := map[string][]string{}
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			w.WriteHeader(http.StatusMethodNotAllowed)
-			return
-		}
-		body, _ := io.ReadAll(r.Body)
-		f, err := frame.Parse(body)
-		if err != nil {
-			http.Error(w, "bad", http.StatusBadRequest)
-			return
-		}
-		w.Header().Set("Mcp-Session-Id", "s1")
-		switch {
-		case f.Method == "initialize":
-			w.Header().Set("Content-Type", "application/json")
-			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":%s}`, f.ID(), review21InitResult)
-			return
-		case f.Method == "tools/call":
-			w.Header().Set("Content-Type", "text/event-stream")
-			fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":\"s%s\",\"method\":\"sampling/createMessage\",\"params\":{\"messages\":[],\"maxTokens\":1}}\n\n", f.ID())
-			w.(http.Flusher).Flush()
-			<-r.Context().Done()
-			return
-		case f.Method == "notifications/cancelled":
-			id := string(f.Bytes(f.Param("requestId")))
-			mu.Lock()
-			order[id] = append(order[id], "cancelled")
-			mu.Unlock()
-		case f.Kind == frame.Response:
-			id := string(f.ID())
-			mu.Lock()
-			order[id[2:len(id)-1]] = append(order[id[2:len(id)-1]], "sampling error")
-			mu.Unlock()
-		}
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	t.Cleanup(ts.Close)
+	ts, mu, order := samplingOrderServer(t)
 	s, err := newStreamable(config.Backend{Name: "b1", Kind: config.KindHTTP, URL: ts.URL}, review21Opts())
 	if err != nil {
 		t.Fatal(err)
