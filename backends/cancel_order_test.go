@@ -27,23 +27,11 @@ func review26SSEServer(t *testing.T) (*httptest.Server, func() []string) {
 	events := make(chan string, 16)
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet {
-			w.Header().Set("Content-Type", "text/event-stream")
-			fmt.Fprint(w, "event: endpoint\ndata: /messages\n\n")
-			w.(http.Flusher).Flush()
-			for {
-				select {
-				case ev := <-events:
-					fmt.Fprint(w, ev)
-					w.(http.Flusher).Flush()
-				case <-r.Context().Done():
-					return
-				}
-			}
+			serveEndpointStream(w, r, events)
+			return
 		}
-		body, _ := io.ReadAll(r.Body)
-		f, err := frame.Parse(body)
-		if err != nil {
-			http.Error(w, "bad", http.StatusBadRequest)
+		f, ok := postedFrame(w, r)
+		if !ok {
 			return
 		}
 		if f.Method == "tools/call" {
@@ -105,10 +93,8 @@ func TestStreamableCancellationFollowsItsRequest(t *testing.T) {
 			w.WriteHeader(http.StatusMethodNotAllowed)
 			return
 		}
-		body, _ := io.ReadAll(r.Body)
-		f, err := frame.Parse(body)
-		if err != nil {
-			http.Error(w, "bad", http.StatusBadRequest)
+		f, ok := postedFrame(w, r)
+		if !ok {
 			return
 		}
 		if f.Method == "tools/call" {
@@ -159,4 +145,33 @@ func TestStreamableCancellationFollowsItsRequest(t *testing.T) {
 	if ir < 0 || ic < ir {
 		t.Errorf("the server received %q, in that order: the cancellation of request 7 before request 7 itself (or not 7 at all)", order)
 	}
+}
+
+// serveEndpointStream serves a legacy SSE GET: the endpoint event, then
+// the events sent on events, until the request ends.
+func serveEndpointStream(w http.ResponseWriter, r *http.Request, events <-chan string) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	fmt.Fprint(w, "event: endpoint\ndata: /messages\n\n")
+	w.(http.Flusher).Flush()
+	for {
+		select {
+		case ev := <-events:
+			fmt.Fprint(w, ev)
+			w.(http.Flusher).Flush()
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// postedFrame reads the JSON-RPC message a POST carries; one that is not
+// is answered 400 (ok false).
+func postedFrame(w http.ResponseWriter, r *http.Request) (f *frame.Frame, ok bool) {
+	body, _ := io.ReadAll(r.Body)
+	f, err := frame.Parse(body)
+	if err != nil {
+		http.Error(w, "bad", http.StatusBadRequest)
+		return nil, false
+	}
+	return f, true
 }

@@ -3,7 +3,6 @@ package backends
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -22,23 +21,11 @@ func TestSSEStuckCancellationDelaysNoAnswer(t *testing.T) {
 	events := make(chan string, 16)
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet {
-			w.Header().Set("Content-Type", "text/event-stream")
-			fmt.Fprint(w, "event: endpoint\ndata: /messages\n\n")
-			w.(http.Flusher).Flush()
-			for {
-				select {
-				case ev := <-events:
-					fmt.Fprint(w, ev)
-					w.(http.Flusher).Flush()
-				case <-r.Context().Done():
-					return
-				}
-			}
+			serveEndpointStream(w, r, events)
+			return
 		}
-		body, _ := io.ReadAll(r.Body)
-		f, err := frame.Parse(body)
-		if err != nil {
-			http.Error(w, "bad", http.StatusBadRequest)
+		f, ok := postedFrame(w, r)
+		if !ok {
 			return
 		}
 		if f.Method == "notifications/cancelled" {

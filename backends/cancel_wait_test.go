@@ -3,7 +3,6 @@ package backends
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -27,10 +26,8 @@ func cancelWaitServer(t *testing.T) (*httptest.Server, func(id string) (time.Tim
 			w.WriteHeader(http.StatusMethodNotAllowed)
 			return
 		}
-		body, _ := io.ReadAll(r.Body)
-		f, err := frame.Parse(body)
-		if err != nil {
-			http.Error(w, "bad", http.StatusBadRequest)
+		f, ok := postedFrame(w, r)
+		if !ok {
 			return
 		}
 		w.Header().Set("Mcp-Session-Id", "s1")
