@@ -3,11 +3,14 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcpbridge/mcpbridge/frame"
 )
 
 // From the twenty-third review (a helper session's adversarial read of
@@ -30,6 +33,10 @@ while IFS= read -r line; do
       setsid sh -c 'echo $$ >> "$R23_HOLDPID"; i=0; while [ $i -lt 600 ]; do echo "heartbeat $i" >&2; i=$((i+1)); sleep 0.1; done' &
       sleep 0.2
       exit 1;;
+    *'"name":"crashtrickleout"'*)
+      setsid sh -c 'echo $$ >> "$R23_HOLDPID"; i=0; while [ $i -lt 600 ]; do echo "heartbeat $i"; i=$((i+1)); sleep 0.1; done' &
+      sleep 0.2
+      exit 1;;
     *'"method":"tools/call"'*) printf '{"jsonrpc":"2.0","id":%s,"result":{"content":[{"type":"text","text":"ok"}]}}\n' "$id";;
     *'"id":'*) [ -n "$id" ] && printf '{"jsonrpc":"2.0","id":%s,"result":{}}\n' "$id";;
   esac
@@ -48,6 +55,21 @@ exit 0
 // in-flight call waits for --timeout, it is not restarted, not reaped.
 // 7d82a86 closed the pipes 0.5 s after the exit whatever came.
 func TestLifecycleExitedBackendHoldingStdoutTricklingStderr(t *testing.T) {
+	p, r := r23Crash(t, "crashtrickle")
+	if r == nil {
+		heartbeats := strings.Count(p.stderr.String(), "heartbeat")
+		t.Fatalf("the backend exited about 5 s ago and its in-flight call is still unanswered (its escaped helper holds its stdout and has logged %d stderr lines since; the pipes are never closed)", heartbeats)
+	}
+	if !strings.Contains(string(r.Error()), `"backend":"s"`) {
+		t.Errorf("the crashed call: %s", r.Raw())
+	}
+}
+
+// r23Crash starts a bridge in front of r23Server, calls tool "c" (one of
+// the crashing tools) and returns the call's answer, nil if none came
+// within 5 s.
+func r23Crash(t *testing.T, tool string) (*bridgeProc, *frame.Frame) {
+	t.Helper()
 	lcNeedSetsid(t)
 	dir := t.TempDir()
 	script := filepath.Join(dir, "server.sh")
@@ -58,13 +80,34 @@ func TestLifecycleExitedBackendHoldingStdoutTricklingStderr(t *testing.T) {
 	p := startBridge(t, []string{"R23_HOLDPID=" + holdPID}, "--timeout", "20s", "--stdio", "s="+script)
 	lcKillHolder(t, holdPID) // runs before the bridge's cleanup
 	handshake(t, p)
-	p.Send(lcCall(`"c"`, "crashtrickle"))
-	r := lcWithin(p, `"c"`, 5*time.Second)
+	p.Send(lcCall(`"c"`, tool))
+	return p, lcWithin(p, `"c"`, 5*time.Second)
+}
+
+// The same helper writing its heartbeat to the stdout it holds (the last
+// session's "left" item): drainAfterExit counted every stdout line as the
+// exited backend's output still being read, so a holder that writes more
+// often than every 0.5 s kept the dead backend's session open for as long
+// as it lived. Now stdout is closed once the pipe holds nothing unread:
+// all the backend wrote has been read by then, since it can write no more.
+func TestLifecycleExitedBackendWithHolderWritingToStdout(t *testing.T) {
+	p, r := r23Crash(t, "crashtrickleout")
 	if r == nil {
-		heartbeats := strings.Count(p.stderr.String(), "heartbeat")
-		t.Fatalf("the backend exited about 5 s ago and its in-flight call is still unanswered (its escaped helper holds its stdout and has logged %d stderr lines since; the pipes are never closed)", heartbeats)
+		t.Fatalf("the backend exited about 5 s ago and its in-flight call is still unanswered (its escaped helper holds its stdout and has written %d heartbeat lines to it; the session is never ended)", strings.Count(p.stderr.String(), "heartbeat"))
 	}
 	if !strings.Contains(string(r.Error()), `"backend":"s"`) {
 		t.Errorf("the crashed call: %s", r.Raw())
 	}
+	// Restarted (after a backoff of 100-200 ms; calls before that are
+	// refused at once): a call is answered by a new process.
+	var last *frame.Frame
+	for i, deadline := 0, time.Now().Add(5*time.Second); time.Now().Before(deadline); i++ {
+		id := fmt.Sprintf(`"d%d"`, i)
+		p.Send(lcCall(id, "echo"))
+		if last = lcWithin(p, id, 2*time.Second); last != nil && last.Error() == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("no call was answered by a restarted backend within 5 s of its crash; the last answer: %s", last.Raw())
 }

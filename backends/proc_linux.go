@@ -31,3 +31,28 @@ func growPipe(v any) {
 		_, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, 1<<20)
 	})
 }
+
+// pipeEmpty reports whether the pipe read through v holds no unread byte
+// (FIONREAD); known is false if that cannot be asked (v is no pipe, or
+// closed).
+func pipeEmpty(v any) (empty, known bool) {
+	sc, ok := v.(interface {
+		SyscallConn() (syscall.RawConn, error)
+	})
+	if !ok {
+		return false, false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false, false
+	}
+	n := -1
+	if rc.Control(func(fd uintptr) {
+		if v, err := unix.IoctlGetInt(int(fd), unix.TIOCINQ); err == nil { // TIOCINQ is FIONREAD
+			n = v
+		}
+	}) != nil || n < 0 {
+		return false, false
+	}
+	return n == 0, true
+}

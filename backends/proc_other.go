@@ -7,3 +7,6 @@ import "syscall"
 func setParentDeathSignal(*syscall.SysProcAttr, syscall.Signal) {}
 
 func growPipe(any) {}
+
+// pipeEmpty is only asked on Linux (drainAfterExit).
+func pipeEmpty(any) (empty, known bool) { return false, false }

@@ -237,9 +237,12 @@ type stdioSession struct {
 	// under their readers if something outlives the process holding them
 	// (see waitLoop).
 	stdout, stderr io.Closer
-	exit           error // set by waitLoop before done is closed
-	once           sync.Once
-	release        func() // lets go of the Windows Job Object, ending the tree
+	// stdoutPipe is stdout's pipe as exec made it (stdout wraps it), for
+	// asking how much it holds unread.
+	stdoutPipe any
+	exit       error // set by waitLoop before done is closed
+	once       sync.Once
+	release    func() // lets go of the Windows Job Object, ending the tree
 }
 
 func openStdio(ctx context.Context, cfg config.Backend, opts Options) (Session, error) {
@@ -290,10 +293,11 @@ func openStdio(ctx context.Context, cfg config.Backend, opts Options) (Session, 
 	exited := trackExit(cmd, opts)
 	growPipe(stdin)
 	growPipe(stdout)
+	stdoutPipe := any(stdout)
 	// The bridge's ends of the pipes are its own descriptions, non-blocking
 	// (os.Pipe): read and written raw (issue #6).
 	stdout, stdin = rawio.ReadCloser(stdout), rawio.WriteCloser(stdin)
-	s := &stdioSession{cmd: cmd, exited: exited, done: make(chan struct{}), release: sync.OnceFunc(release), stdout: stdout, stderr: stderr}
+	s := &stdioSession{cmd: cmd, exited: exited, done: make(chan struct{}), release: sync.OnceFunc(release), stdout: stdout, stderr: stderr, stdoutPipe: stdoutPipe}
 	s.stream = startStream(cfg.Name, stdout, stdin, opts, func() {
 		// SIGTERM, then SIGKILL if it will not go: the requests it read
 		// may still be answered meanwhile. Not once it was reaped: its
@@ -376,15 +380,19 @@ func (s *stdioSession) waitLoop(stderrDone chan struct{}) {
 }
 
 // drainAfterExit, where the exit is seen before the reaping (Linux),
-// reads the exited process's pipes to their end, unless the readers have
-// waited for exitDrain without getting anything: then something else
-// holds them. A descendant that left the backend's process group (setsid,
-// Python's start_new_session) and kept its stdout or stderr would
-// otherwise hold the session open for as long as it lives, a dead backend
-// never noticed (its calls waiting for --timeout, no restart) nor reaped;
-// so the pipes are closed under their readers. A reader that is busy
-// handing on what it read (the host reading slowly) is not cut: what the
-// backend wrote before it exited is all delivered.
+// reads the exited process's pipes to their end, or until what it wrote
+// is read when something else holds them. A descendant that left the
+// backend's process group (setsid, Python's start_new_session) and kept
+// its stdout or stderr would otherwise hold the session open for as long
+// as it lives, a dead backend never noticed (its calls waiting for
+// --timeout, no restart) nor reaped; so the pipes are closed under their
+// readers. What the backend wrote before it exited is all delivered: a
+// pipe is closed only once it holds no unread byte (the backend can write
+// no more, so all it wrote has been read, though it may still wait in the
+// reader's buffer, which a close does not drop), however slowly the host
+// reads; a holder that keeps writing cannot keep it open either. Where
+// the pipe cannot be asked, the pipes are closed once their readers have
+// waited for exitDrain without getting anything.
 func (s *stdioSession) drainAfterExit(stderrDone chan struct{}) {
 	const step = exitDrain / 5
 	t := time.NewTicker(step)
@@ -394,13 +402,16 @@ func (s *stdioSession) drainAfterExit(stderrDone chan struct{}) {
 	// logs every 0.1 s) must not keep a dead backend's session open.
 	progress := s.lines.Load
 	last, quiet := progress(), time.Duration(0)
+	held := 0          // steps in a row the pipe was found empty
+	outClosed := false // stdout closed here; its reader ends on its own
 	for {
 		var open <-chan struct{}
+		var pipe any
 		switch {
-		case !closed(s.readDone):
-			open = s.readDone
+		case !closed(s.readDone) && !outClosed:
+			open, pipe = s.readDone, s.stdoutPipe
 		case !closed(stderrDone):
-			open = stderrDone
+			open, pipe = stderrDone, s.stderr
 		default:
 			return
 		}
@@ -408,6 +419,20 @@ func (s *stdioSession) drainAfterExit(stderrDone chan struct{}) {
 		case <-open:
 			continue
 		case <-t.C:
+		}
+		// Asked from a step after the exit on, so that the usual end of a
+		// pipe (every writer gone) is seen as such; for stdout, on two
+		// steps in a row while its reader waits for a line: a read of an
+		// empty pipe with no other writer would have ended at once.
+		out := open == s.readDone
+		if empty, known := pipeEmpty(pipe); known {
+			if !empty || (out && !s.inRead.Load()) {
+				held = 0
+			} else if held++; !out || held >= 2 {
+				s.closeHeld(out)
+				held, outClosed = 0, outClosed || out
+			}
+			continue
 		}
 		now, waiting := progress(), s.inRead.Load() || closed(s.readDone)
 		if now != last || !waiting {
@@ -417,11 +442,22 @@ func (s *stdioSession) drainAfterExit(stderrDone chan struct{}) {
 		if quiet += step; quiet < exitDrain {
 			continue
 		}
-		s.log.Warn().Msg("the backend exited, but a process it started still holds its output; closing it")
-		_ = s.stdout.Close()
+		s.closeHeld(true)
 		_ = s.stderr.Close()
 		return
 	}
+}
+
+// closeHeld closes a pipe of the exited backend that something else holds
+// (stdout if out, else stderr), for drainAfterExit.
+func (s *stdioSession) closeHeld(out bool) {
+	if out {
+		s.log.Warn().Msg("the backend exited, but a process it started still holds its output; closing it")
+		_ = s.stdout.Close()
+		return
+	}
+	s.log.Debug().Msg("the backend exited, but a process it started still holds its stderr; closing it")
+	_ = s.stderr.Close()
 }
 
 // exitDrain is how long the pipes of an exited stdio backend may stay
