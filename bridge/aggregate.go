@@ -592,6 +592,12 @@ func (a *aggregator) byURI(f *frame.Frame, subHeld *link) {
 		return
 	}
 	if owner := a.listedOwner(uri); owner != nil {
+		if !owner.servesResources(f.Method) {
+			// The merged server declares subscriptions if one backend
+			// has them; this resource's backend did not negotiate them.
+			r.refuse(f, frame.CodeInvalidParams, fmt.Sprintf("resource %q does not support subscriptions (its backend %q does not offer them)", uri, owner.name), map[string]string{"backend": owner.name})
+			return
+		}
 		r.forward(owner, f, nil)
 		return
 	}
@@ -601,15 +607,9 @@ func (a *aggregator) byURI(f *frame.Frame, subHeld *link) {
 	if !ok {
 		return
 	}
+	// Each try is the bridge's own request (askWait), under a progress
+	// token of its own: the host's cannot be mapped across several tries.
 	params := f.Params()
-	if tok := f.Param("_meta", "progressToken"); tok.Ok() {
-		// The host's token cannot be mapped across several tries; a string
-		// no bridge token equals keeps it from reaching another request.
-		g, _ := frame.Parse(bytes.Clone(f.Raw()))
-		g.Replace(g.Param("_meta", "progressToken"), []byte(`"mcpbridge-unrouted"`))
-		g, _ = frame.Parse(g.Encoded())
-		params = g.Params()
-	}
 	_, _ = a.gather("resources/templates/list", "resourceTemplates")
 	var first, rest []*link
 	a.mu.Lock()
@@ -765,6 +765,11 @@ func (a *aggregator) completion(f *frame.Frame) {
 	switch typ {
 	case "ref/prompt":
 		nameSpan := f.Field(ref, "name")
+		name, _ := f.String(nameSpan)
+		if t, ok := a.lookup("prompts", name); ok && !t.filtered && t.link.isReady() && !t.link.declares("completions") {
+			a.noCompletions(f)
+			return
+		}
 		a.byName(f, "prompts", nameSpan)
 		return
 	case "ref/resource":
@@ -773,11 +778,26 @@ func (a *aggregator) completion(f *frame.Frame) {
 		// a URI one of its templates makes.
 		uri, _ := f.String(f.Field(ref, "uri"))
 		if owner := a.resourceRefOwner(uri); owner != nil {
+			if !owner.declares("completions") {
+				a.noCompletions(f)
+				return
+			}
 			r.forward(owner, f, nil)
 			return
 		}
 	}
 	r.refuse(f, frame.CodeInvalidParams, "completion: no backend owns this reference", nil)
+}
+
+// noCompletions answers a completion for a reference whose backend did
+// not declare completions (the merged server declares them if one
+// backend does): no values, which is true, rather than sending that
+// backend a request it never negotiated.
+func (a *aggregator) noCompletions(f *frame.Frame) {
+	if a.r.takePending(f) {
+		return // the host cancelled it
+	}
+	a.r.reply(f.ID(), frame.NewResult(f.ID(), []byte(`{"completion":{"values":[],"total":0,"hasMore":false}}`)))
 }
 
 // listedOwner returns the backend that listed the resource uri, from the

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -508,6 +509,12 @@ func (r *router) readFront(in io.Reader) error {
 				if h.ID != nil {
 					r.hostResponse(frame.NewError(h.ID, frame.ErrorObject{Code: frame.CodeInternalError, Message: "the client's answer was too long for the bridge: " + err.Error()}))
 				}
+				continue
+			}
+			if h.ID == nil && !h.Batch && strings.HasPrefix(h.Method, "notifications/") {
+				// A notification (its method is one, and no id is in its
+				// head or its tail): "the receiver MUST NOT send a
+				// response". It is dropped, and logged above.
 				continue
 			}
 			r.mu.Lock()

@@ -144,7 +144,7 @@ func (r *router) joinLate(l *link) {
 		l.log.Info().Msg("backend joined late")
 		// What the host set meanwhile (log level, subscriptions) applies
 		// to it too; fanOut skipped it while it was not ready.
-		l.restoreState(false)
+		l.restoreState(false, nil)
 		r.agg.backendChanged(l)
 	}
 }
@@ -298,6 +298,11 @@ func (r *router) initializeResult(version string, up []*link) []byte {
 		}
 	}
 	narrowTasks(caps, up)
+	// Logging is always offered: the bridge relays any backend's log
+	// messages (one that logs without declaring it too, or one that joins
+	// late) and takes logging/setLevel itself, passing it on to the
+	// backends that declared logging, now and when they (re)join.
+	caps["logging"] = mergeJSON(caps["logging"], json.RawMessage(`{}`))
 	// The bridge tells the host when backends join, restart or change its
 	// lists. Tools are always offered (a late backend may bring some);
 	// prompts and resources when a backend that is up has them.

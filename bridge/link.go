@@ -56,6 +56,12 @@ type link struct {
 	// link is ready (takes host requests) only from then on.
 	initSent bool
 
+	// restored, if not nil, is closed once the host's log level and
+	// subscriptions replayed on the current session are answered (or
+	// restoreWait passed): host requests wait for it (forward), so that a
+	// call made right after a restart logs at the level the host set.
+	restored chan struct{}
+
 	// opened is closed when the first open attempt finished (sess or downErr set).
 	opened chan struct{}
 	// settled is closed when the first initialize finished either way.
@@ -206,13 +212,15 @@ func (l *link) session(attempt int) error {
 		// A restart: initialize with what the host gave us, restore its
 		// state. A backend that dies before it answers is restarted again
 		// (after the backoff), not waited for until --init-timeout.
+		gate := l.holdRequests()
 		if err := l.initialize(ended); err != nil {
+			close(gate)
 			s.Close()
 			<-recvDone
 			l.setDown(err)
 			return err
 		}
-		l.restoreState(true)
+		l.restoreState(true, gate)
 		r.agg.backendChanged(l)
 	}
 	err = <-recvDone
@@ -442,7 +450,7 @@ func (l *link) reinitialized(result []byte) {
 	// the map would refuse a new one as a duplicate, or take the host's
 	// late answer meant for the old one.
 	l.abandonUps("the backend's session was lost and replaced")
-	l.restoreState(true)
+	l.restoreState(true, nil)
 	l.r.agg.backendChanged(l)
 }
 
@@ -501,10 +509,55 @@ func (r *router) endUpsFor(c *call, reason string) {
 	}
 }
 
+// restoreWait bounds how long host requests wait for the replay of the
+// host's state on a new session (restoreState).
+const restoreWait = 2 * time.Second
+
+// holdRequests makes host requests to l wait (awaitRestored) until the
+// gate it returns is closed.
+func (l *link) holdRequests() chan struct{} {
+	gate := make(chan struct{})
+	l.mu.Lock()
+	l.restored = gate
+	l.mu.Unlock()
+	return gate
+}
+
+// awaitRestored waits, at most until the gate's bound, for the host's
+// state to be replayed on l's session.
+func (l *link) awaitRestored() {
+	l.mu.Lock()
+	gate := l.restored
+	l.mu.Unlock()
+	if gate == nil {
+		return
+	}
+	select {
+	case <-gate:
+	case <-l.r.life.Done():
+	}
+}
+
 // restoreState replays the host's log level and subscriptions, on a
 // backend that restarted or joined late; one that restarted also hears
-// that the host's roots may have changed.
-func (l *link) restoreState(restarted bool) {
+// that the host's roots may have changed. It never blocks (a session's
+// re-initialize calls it from the link's reader): gate (a new one if nil)
+// is closed once the replayed requests are answered, or after
+// restoreWait.
+func (l *link) restoreState(restarted bool, gate chan struct{}) {
+	if gate == nil {
+		gate = l.holdRequests()
+	}
+	var (
+		open    sync.Once
+		waiting atomic.Int32
+	)
+	release := func() { open.Do(func() { close(gate) }) }
+	answered := func(*frame.Frame) {
+		if waiting.Add(-1) == 0 {
+			release()
+		}
+	}
 	r := l.r
 	r.mu.Lock()
 	// Only a host that declared roots.listChanged sends the notification
@@ -518,14 +571,25 @@ func (l *link) restoreState(restarted bool) {
 		}
 	}
 	r.mu.Unlock()
-	ignore := func(*frame.Frame) {}
-	if level != nil && l.declares("logging") {
-		r.ask(l, mSetLevel, level, ignore)
+	setLevel := level != nil && l.declares("logging")
+	if !l.servesResources(mSubscribe) {
+		subs = nil
 	}
-	if l.servesResources(mSubscribe) {
-		for _, p := range subs {
-			r.ask(l, mSubscribe, p, ignore)
-		}
+	n := len(subs)
+	if setLevel {
+		n++
+	}
+	if n == 0 {
+		release()
+	} else {
+		waiting.Store(int32(n))
+		time.AfterFunc(restoreWait, release) // a no-op if all came back first
+	}
+	if setLevel {
+		r.ask(l, mSetLevel, level, answered)
+	}
+	for _, p := range subs {
+		r.ask(l, mSubscribe, p, answered)
 	}
 	// Roots live with the host: a restarted backend that cares asks for
 	// them again on this hint.

@@ -78,6 +78,14 @@ func (r *router) fromHost(f *frame.Frame) {
 			r.reply(f.ID(), frame.NewResult(f.ID(), []byte("{}")))
 			return
 		}
+		// With one backend the ping goes on to it (it keeps a remote
+		// session that expires when idle alive), but the bridge is the
+		// server the host pings, and it "MUST respond promptly with an
+		// empty response" (ping.mdx): whatever the backend answers, or
+		// at once if it is down, the host gets {}.
+		id := bytes.Clone(f.ID())
+		r.ask(r.links[0], mPing, nil, func(*frame.Frame) { r.reply(id, frame.NewResult(id, []byte("{}"))) })
+		return
 	}
 	if !open {
 		if !started {
@@ -130,6 +138,7 @@ func isClosed(ch chan struct{}) bool {
 // progress token; the answer comes back through backendResponse. edit, if
 // not nil, rewrites the frame further (prefixed names) before it is sent.
 func (r *router) forward(l *link, f *frame.Frame, edit func(*frame.Frame)) {
+	l.awaitRestored()
 	c := &call{backend: l, method: f.Method, frontID: bytes.Clone(f.ID())}
 	tok := f.Param("_meta", "progressToken")
 	switch f.Method {
@@ -191,13 +200,23 @@ func (r *router) takeCall(c *call) bool {
 
 // ask sends the bridge's own request to l; done gets the answer (or a
 // synthesized error if the backend is lost). The call returned is for
-// cancelAsk.
+// cancelAsk. A progress token in params (the host's, in a request the
+// bridge passes on as its own: a fanned-out logging/setLevel, a replayed
+// subscription, a read tried on backend after backend) becomes a fresh
+// bridge token, as in a forwarded request: tokens MUST be unique across
+// the backend's active requests, and the host's need not be unique
+// among the bridge's. Progress on it is dropped.
 func (r *router) ask(l *link, method string, params []byte, done func(*frame.Frame)) *call {
 	c := &call{backend: l, method: method, done: done}
+	f := frame.NewRequest([]byte("0"), method, params)
+	tok := f.Param("_meta", "progressToken")
 	r.mu.Lock()
-	r.ids.addCall(c, false)
+	r.ids.addCall(c, tok.Ok())
 	r.mu.Unlock()
-	f := frame.NewRequest(frame.AppendInt(nil, c.backendID), method, params)
+	f.SetID(frame.AppendInt(nil, c.backendID))
+	if tok.Ok() {
+		f.Replace(tok, frame.AppendInt(nil, c.token))
+	}
 	if method != mInitialize {
 		// initialize has its own bound (--init-timeout, or none for a
 		// backend that joins late), and must not be cancelled.

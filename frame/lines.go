@@ -381,6 +381,8 @@ type Head struct {
 	// Response: a top-level "result" or "error" member was seen, and no
 	// "method" before it.
 	Response bool
+	// Method is the top-level "method" member's value, if seen whole.
+	Method string
 }
 
 // PeekHead reads the top-level members of an oversized message's head.
@@ -414,6 +416,9 @@ func PeekHead(head []byte) Head {
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
 			return h
+		}
+		if k == "method" && !h.Response {
+			_ = json.Unmarshal(v, &h.Method)
 		}
 		if k == "id" && dec.InputOffset() < int64(len(b)) && len(v) > 0 &&
 			(v[0] == '"' || v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) {
