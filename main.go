@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -235,13 +236,39 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer) error {
 			}
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGINT or SIGTERM stops the bridge cleanly (every request in flight
+	// answered, backends closed). SIGTERM is how hosts stop a server (the
+	// MCP stdio shutdown's second step): exit status 0. SIGINT is Ctrl-C
+	// in a terminal or a script, which must not read success: 130, as a
+	// shell reports it.
+	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	var stoppedBy atomic.Value // os.Signal
+	go func() {
+		select {
+		case sig := <-sigs:
+			stoppedBy.Store(sig)
+			stop()
+		case <-ctx.Done():
+		}
+	}()
+	// A log reader that went away (mcpbridge 2>&1 >answers | head) must
+	// not kill the bridge: Go ends a program whose write to fd 1 or 2 hits
+	// a broken pipe unless SIGPIPE is handled. Writes then fail with
+	// EPIPE: to stderr, logs are lost; to the host, the bridge stops.
+	signal.Ignore(syscall.SIGPIPE)
 	growStdio()
 	logger.Info().Int("backends", len(cfg.Backends)).Str("version", version).Msg("mcpbridge starting")
 	if err := bridge.Run(ctx, cfg, stdin, stdout); err != nil {
 		logger.Error().Err(err).Msg("mcpbridge stopped")
 		return &exitError{1, err}
+	}
+	if sig, ok := stoppedBy.Load().(os.Signal); ok && sig == os.Interrupt {
+		logger.Info().Str("signal", sig.String()).Msg("mcpbridge stopped")
+		return &exitError{130, fmt.Errorf("stopped by %v", sig)}
 	}
 	logger.Info().Msg("mcpbridge stopped")
 	return nil

@@ -29,9 +29,17 @@ func newRedactor(w io.Writer, secrets []string) io.Writer {
 		if len(s) < minSecret {
 			continue
 		}
-		// The JSON log line holds the value escaped as a JSON string.
+		// The JSON log line holds the value escaped as a JSON string:
+		// zerolog escapes only quotes, backslashes and control
+		// characters; encoding/json also escapes &, < and > (a value
+		// relayed inside a JSON payload).
 		q, _ := json.Marshal(s)
-		for _, form := range []string{s, string(q[1 : len(q)-1])} {
+		var plain strings.Builder
+		enc := json.NewEncoder(&plain)
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(s)
+		p := strings.TrimSuffix(plain.String(), "\n")
+		for _, form := range []string{s, string(q[1 : len(q)-1]), p[1 : len(p)-1]} {
 			if !seen[form] {
 				seen[form] = true
 				pairs = append(pairs, form, "[REDACTED]")

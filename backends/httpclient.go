@@ -1065,7 +1065,7 @@ func (c *httpCore) eachMessage(data []byte, fn func([]byte) bool) bool {
 	}
 	msgs, err := splitJSON(data)
 	if err != nil {
-		c.log.Warn().Err(err).Str("message", c.redact(snippet(data, 200))).Msg("skipping a message from backend that is not JSON-RPC")
+		c.log.Warn().Err(err).Str("data", c.redact(snippet(data, 200))).Msg("skipping a message from backend that is not JSON-RPC")
 		return true
 	}
 	for _, m := range msgs {
@@ -1081,7 +1081,7 @@ func (c *httpCore) eachMessage(data []byte, fn func([]byte) bool) bool {
 func (c *httpCore) parseMessage(data []byte) (*frame.Frame, bool) {
 	f, err := frame.Parse(data)
 	if err != nil {
-		c.log.Warn().Err(err).Str("message", c.redact(snippet(data, 200))).Msg("skipping a message from backend that is not JSON-RPC")
+		c.log.Warn().Err(err).Str("data", c.redact(snippet(data, 200))).Msg("skipping a message from backend that is not JSON-RPC")
 		return nil, false
 	}
 	return f, true

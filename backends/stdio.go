@@ -313,7 +313,11 @@ func openStdio(ctx context.Context, cfg config.Backend, opts Options) (Session, 
 		}()
 	})
 	s.stream.ended = s.exitReason
-	s.log.Info().Int("pid", cmd.Process.Pid).Str("command", opts.Redact(strings.Join(append([]string{cfg.Command}, cfg.Args...), " "))).Msg("backend started")
+	// The arguments only at debug level: they may hold a token ("--api-key
+	// ${TOKEN}", mcp-remote's "--header Authorization:...") that is not a
+	// configured secret the log redacts.
+	s.log.Info().Int("pid", cmd.Process.Pid).Str("command", opts.Redact(cfg.Command)).Int("args", len(cfg.Args)).Msg("backend started")
+	s.log.Debug().Str("command", opts.Redact(strings.Join(append([]string{cfg.Command}, cfg.Args...), " "))).Msg("backend command line")
 	stderrDone := make(chan struct{})
 	go s.stderrLoop(stderr, opts.Redact, stderrDone)
 	go s.waitLoop(stderrDone)

@@ -562,23 +562,59 @@ func (a *aggregator) byName(f *frame.Frame, kind string, nameSpan frame.Span) {
 	what := strings.TrimSuffix(kind, "s")
 	switch {
 	case !ok:
-		r.refuse(f, frame.CodeInvalidParams, fmt.Sprintf("unknown %s: %q", what, name), nil)
+		if l := a.downOwner(name); l != nil {
+			reason := "backend is not available"
+			if err := l.downError(); err != nil {
+				reason += ": " + err.Error()
+			}
+			r.refuse(f, frame.CodeInternalError, fmt.Sprintf("%s %q: backend %q: %s", what, name, l.name, reason), backendErrorData(l.name, reason))
+			return
+		}
+		r.refuse(f, frame.CodeInvalidParams, fmt.Sprintf("unknown %s: %q%s", what, name, a.didYouMean(kind, name)), nil)
 		return
 	case t.filtered:
 		r.refuse(f, frame.CodeInvalidParams, fmt.Sprintf("%s %q is not allowed by this bridge's filters", what, name), map[string]string{"backend": t.link.name})
 		return
 	case !t.link.isReady():
 		reason := "backend is not available"
-		t.link.mu.Lock()
-		if t.link.downErr != nil {
-			reason += ": " + t.link.downErr.Error()
+		if err := t.link.downError(); err != nil {
+			reason += ": " + err.Error()
 		}
-		t.link.mu.Unlock()
 		r.refuse(f, frame.CodeInternalError, fmt.Sprintf("backend %q: %s", t.link.name, reason), backendErrorData(t.link.name, reason))
 		return
 	}
 	orig, _ := json.Marshal(t.original)
 	r.forward(t.link, f, func(g *frame.Frame) { g.Replace(nameSpan, orig) })
+}
+
+// downOwner returns the backend, not ready, whose prefix name carries
+// (NAME + separator), or nil: its names are unknown while it is down (it
+// may never have listed them), but the host should hear why.
+func (a *aggregator) downOwner(name string) *link {
+	for _, l := range a.r.links {
+		if strings.HasPrefix(name, l.name+a.r.cfg.Separator) && !l.isReady() {
+			return l
+		}
+	}
+	return nil
+}
+
+// didYouMean names, for an unknown name, the names the host sees for a
+// backend's item of that name (kind's names are prefixed per backend).
+func (a *aggregator) didYouMean(kind, name string) string {
+	var seen []string
+	a.mu.Lock()
+	for exposed, t := range a.names[kind] {
+		if t.original == name && !t.filtered {
+			seen = append(seen, exposed)
+		}
+	}
+	a.mu.Unlock()
+	if len(seen) == 0 {
+		return ""
+	}
+	slices.Sort(seen)
+	return fmt.Sprintf(" (with several backends names carry their backend's: did you mean %q?)", strings.Join(seen, `" or "`))
 }
 
 // byURI routes resources/read, subscribe and unsubscribe. URIs are never

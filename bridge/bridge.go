@@ -250,6 +250,7 @@ func (r *router) run(ctx context.Context, in io.Reader) error {
 			// notifications/initialized: the host will send nothing more,
 			// so the backends are told it is initialized and the calls are
 			// routed as if it had said so.
+			r.log.Warn().Msg("the host's input ended without notifications/initialized; taking it as initialized")
 			r.hostNotification(frame.NewNotification(mInitialized, nil))
 		}
 		r.releaseQueued()
@@ -546,7 +547,7 @@ func (r *router) handleFrontLine(line []byte) {
 		r.mu.Unlock()
 		if errors.Is(err, frame.ErrParse) {
 			r.log.Warn().Err(err).Msg("host sent a line that is not JSON")
-			r.replyError(nil, frame.CodeParseError, err.Error(), nil)
+			r.replyError(nil, frame.CodeParseError, err.Error()+" (each JSON-RPC message must be on one line of its own, as stdio requires: jq -c, not jq)", nil)
 			return
 		}
 		r.log.Warn().Err(err).Msg("host sent an invalid message")

@@ -91,6 +91,9 @@ func (r *router) initializeBackends(id []byte, version string) {
 	case <-t.C:
 		r.log.Warn().Dur("initTimeout", r.cfg.InitTimeout).Msg("answering initialize without the backends that are still starting")
 	case <-r.life.Done():
+		// Stopping (a signal) before the backends were up: the host's
+		// initialize is in flight and gets its answer like any request.
+		r.replyError(id, frame.CodeInternalError, "mcpbridge is shutting down: the backends were not initialized", nil)
 		return
 	}
 
@@ -107,7 +110,11 @@ func (r *router) initializeBackends(id []byte, version string) {
 		if why == nil {
 			why = fmt.Errorf("still starting after %v", r.cfg.InitTimeout)
 		}
-		failures = append(failures, fmt.Sprintf("backend %q: %v", l.name, why))
+		msg := why.Error()
+		if named := fmt.Sprintf("backend %q: ", l.name); !strings.HasPrefix(msg, named) {
+			msg = named + msg
+		}
+		failures = append(failures, msg)
 		if len(r.links) > 1 {
 			// Late backends join when they come up (issue #4).
 			go r.joinLate(l)

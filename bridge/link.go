@@ -278,6 +278,14 @@ func (l *link) failInFlight(cause error) {
 	if cause != nil && !errors.Is(cause, context.Canceled) {
 		reason += ": " + cause.Error()
 	}
+	l.mu.Lock()
+	closing := l.closing
+	l.mu.Unlock()
+	if closing || r.life.Err() != nil {
+		// The bridge is the one stopping (a signal, or the host's input
+		// ended and the drain ran out): the backend did nothing wrong.
+		reason = "mcpbridge is shutting down: the request was cut short"
+	}
 	l.abandonUps(reason)
 	for _, c := range calls {
 		msg := fmt.Sprintf("backend %q: %s", l.name, reason)
@@ -507,6 +515,13 @@ func (r *router) endUpsFor(c *call, reason string) {
 			_ = u.backend.send(frame.NewError(u.backendID, frame.ErrorObject{Code: frame.CodeInternalError, Message: "cancelled by mcpbridge: " + reason}))
 		}
 	}
+}
+
+// downError is why l is not ready, if known.
+func (l *link) downError() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.downErr
 }
 
 // restoreWait bounds how long host requests wait for the replay of the

@@ -27,6 +27,10 @@ type File struct {
 	// disabled entries, keys that do not apply to the entry's kind), for the
 	// caller to log at debug level.
 	Ignored []string
+	// Warnings are notes on what was left out that changes how a server
+	// runs (VS Code's envFile: the server starts without those
+	// variables), for the caller to log at warn level.
+	Warnings []string
 	// Invalid are the entries that could not be used, in order, with why:
 	// a host's config may hold entries written for other tools (VS Code
 	// input variables, say), so one of them does not make the file unusable.
@@ -110,6 +114,9 @@ func LoadFile(path string, lookup func(string) (string, bool)) (File, error) {
 	for i, s := range f.Ignored {
 		f.Ignored[i] = fmt.Sprintf("config %s: %s", path, s)
 	}
+	for i, s := range f.Warnings {
+		f.Warnings[i] = fmt.Sprintf("config %s: %s", path, s)
+	}
 	return f, nil
 }
 
@@ -175,6 +182,10 @@ func parseFile(data []byte, dir string, lookup func(string) (string, bool)) (Fil
 			b.Name = clean
 		}
 		for _, n := range notes {
+			if n == `key "envFile" ignored` {
+				f.Warnings = append(f.Warnings, fmt.Sprintf("server %q: envFile is not read; the server starts without its variables (put them in \"env\")", re.name))
+				continue
+			}
 			f.Ignored = append(f.Ignored, fmt.Sprintf("server %q: %s", re.name, n))
 		}
 		if b == nil {
@@ -694,13 +705,6 @@ func expandStdio(b *Backend, e entry, dir string, lookup func(string) (string, b
 	if err := checkCommand(b.Command); err != nil {
 		return err
 	}
-	for i, a := range e.Args {
-		v, err := Expand(a, lookup)
-		if err != nil {
-			return fmt.Errorf("args[%d]: %w", i, err)
-		}
-		b.Args = append(b.Args, v)
-	}
 	if len(e.Env) > 0 {
 		b.Env = make(map[string]string, len(e.Env))
 	}
@@ -711,6 +715,22 @@ func expandStdio(b *Backend, e entry, dir string, lookup func(string) (string, b
 		if b.Env[k], err = Expand(e.Env[k], lookup); err != nil {
 			return fmt.Errorf("env %s: %w", k, err)
 		}
+	}
+	// Arguments see the entry's own env over the bridge's, as the server
+	// does: mcp-remote's documented entry puts "Authorization:${AUTH}" in
+	// args and AUTH in env, and expands it itself from that env.
+	argLookup := func(name string) (string, bool) {
+		if v, ok := b.Env[name]; ok {
+			return v, true
+		}
+		return lookup(name)
+	}
+	for i, a := range e.Args {
+		v, err := Expand(a, argLookup)
+		if err != nil {
+			return fmt.Errorf("args[%d]: %w", i, err)
+		}
+		b.Args = append(b.Args, v)
 	}
 	if e.has["cwd"] {
 		cwd, err := Expand(e.Cwd, lookup)

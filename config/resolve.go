@@ -111,6 +111,7 @@ func Resolve(f Flags, lookup func(string) (string, bool)) (Result, error) {
 			srcs = append(srcs, source{b, "config " + f.ConfigFile})
 		}
 		res.Ignored = file.Ignored
+		res.Warnings = append(res.Warnings, file.Warnings...)
 	}
 	if len(srcs) == 0 {
 		switch {
@@ -181,6 +182,11 @@ func Resolve(f Flags, lookup func(string) (string, bool)) (Result, error) {
 			res.Ignored = append(res.Ignored, msg)
 		} else {
 			res.Warnings = append(res.Warnings, msg)
+		}
+	}
+	if len(f.Only) == 0 {
+		for _, name := range file.Skipped {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("config %s: server %q runs mcpbridge itself and is left out (list the servers behind it in this bridge instead)", f.ConfigFile, name))
 		}
 	}
 	for _, orig := range slices.Sorted(maps.Keys(file.Renamed)) {
@@ -512,7 +518,10 @@ func setEnv(b *Backend, kv string) error {
 		return err
 	}
 	key, value, ok := strings.Cut(kv, "=")
-	if !ok || key == "" || strings.ContainsRune(key, 0) {
+	if !ok {
+		return fmt.Errorf("want NAME:KEY=VALUE: %q has no =", key)
+	}
+	if key == "" || strings.ContainsRune(key, 0) {
 		return errors.New("want NAME:KEY=VALUE with a non-empty KEY")
 	}
 	if b.Env == nil {
