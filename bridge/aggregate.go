@@ -587,12 +587,20 @@ func (a *aggregator) byName(f *frame.Frame, kind string, nameSpan frame.Span) {
 	r.forward(t.link, f, func(g *frame.Frame) { g.Replace(nameSpan, orig) })
 }
 
-// downOwner returns the backend, not ready, whose prefix name carries
-// (NAME + separator), or nil: its names are unknown while it is down (it
-// may never have listed them), but the host should hear why.
+// downOwner returns the backend that never came up whose prefix name
+// carries (NAME + separator), or nil: it never listed its names, so they
+// are all unknown, but the host should hear why. (The names of one that
+// was up are known from its lists, and a name it never listed is
+// unknown.)
 func (a *aggregator) downOwner(name string) *link {
 	for _, l := range a.r.links {
-		if strings.HasPrefix(name, l.name+a.r.cfg.Separator) && !l.isReady() {
+		if !strings.HasPrefix(name, l.name+a.r.cfg.Separator) {
+			continue
+		}
+		l.mu.Lock()
+		never := !l.ready && !l.everReady
+		l.mu.Unlock()
+		if never {
 			return l
 		}
 	}
