@@ -54,11 +54,9 @@ type stream struct {
 	// ended says why the stream ended; set before in is closed.
 	ended func() string
 	// inRead is set while the reader waits for a line (not while it
-	// hands one on), and lines counts the lines read: how waitLoop tells
-	// a reader that waits for output that will not come from one that is
-	// busy.
+	// hands one on): how waitLoop tells a reader that waits for output
+	// that will not come from one that is busy.
 	inRead atomic.Bool
-	lines  atomic.Int64
 	// writeFailed ends the stream when writing to it failed (the peer
 	// closed its input): nothing more can be sent, so what waits on it
 	// must end. It closes r if it can; a process session kills the
@@ -164,7 +162,6 @@ func (s *stream) readLoop(r io.Reader, max int) {
 		s.inRead.Store(true)
 		line, err := lr.Next()
 		s.inRead.Store(false)
-		s.lines.Add(1)
 		if errors.Is(err, frame.ErrTooLong) {
 			s.log.Warn().Err(err).Msg("skipping oversized line from backend")
 			s.tooLong(frame.PeekOversized(line, lr.Tail()), err)
@@ -394,18 +391,16 @@ func (s *stdioSession) waitLoop(stderrDone chan struct{}) {
 // pipe is closed only once it holds no unread byte (the backend can write
 // no more, so all it wrote has been read, though it may still wait in the
 // reader's buffer, which a close does not drop), however slowly the host
-// reads; a holder that keeps writing cannot keep it open either. Where
-// the pipe cannot be asked, the pipes are closed once their readers have
-// waited for exitDrain without getting anything.
+// reads; a holder that keeps writing cannot keep it open either.
+//
+// The pipes are asked from a step after the exit on, so that the usual
+// end of a pipe (every writer gone) is seen as such; stdout on two steps
+// in a row while its reader waits for a line: a read of an empty pipe
+// with no other writer would have ended at once. A pipe that cannot be
+// asked (closed already) counts as empty.
 func (s *stdioSession) drainAfterExit(stderrDone chan struct{}) {
-	const step = exitDrain / 5
-	t := time.NewTicker(step)
+	t := time.NewTicker(exitStep)
 	defer t.Stop()
-	// Only stdout's lines count: what the process wrote to stderr is read
-	// in far less than exitDrain, and a holder's stderr (a helper that
-	// logs every 0.1 s) must not keep a dead backend's session open.
-	progress := s.lines.Load
-	last, quiet := progress(), time.Duration(0)
 	held := 0          // steps in a row the pipe was found empty
 	outClosed := false // stdout closed here; its reader ends on its own
 	for {
@@ -424,31 +419,15 @@ func (s *stdioSession) drainAfterExit(stderrDone chan struct{}) {
 			continue
 		case <-t.C:
 		}
-		// Asked from a step after the exit on, so that the usual end of a
-		// pipe (every writer gone) is seen as such; for stdout, on two
-		// steps in a row while its reader waits for a line: a read of an
-		// empty pipe with no other writer would have ended at once.
 		out := open == s.readDone
-		if empty, known := pipeEmpty(pipe); known {
-			if !empty || (out && !s.inRead.Load()) {
-				held = 0
-			} else if held++; !out || held >= 2 {
-				s.closeHeld(out)
-				held, outClosed = 0, outClosed || out
-			}
+		if empty, known := pipeEmpty(pipe); known && !empty || out && !s.inRead.Load() {
+			held = 0
 			continue
 		}
-		now, waiting := progress(), s.inRead.Load() || closed(s.readDone)
-		if now != last || !waiting {
-			last, quiet = now, 0
-			continue
+		if held++; !out || held >= 2 {
+			s.closeHeld(out)
+			held, outClosed = 0, outClosed || out
 		}
-		if quiet += step; quiet < exitDrain {
-			continue
-		}
-		s.closeHeld(true)
-		_ = s.stderr.Close()
-		return
 	}
 }
 
@@ -464,9 +443,9 @@ func (s *stdioSession) closeHeld(out bool) {
 	_ = s.stderr.Close()
 }
 
-// exitDrain is how long the pipes of an exited stdio backend may stay
-// quiet before they are closed (see drainAfterExit).
-const exitDrain = 500 * time.Millisecond
+// exitStep is how often drainAfterExit asks an exited stdio backend's
+// pipes whether they hold anything unread.
+const exitStep = 100 * time.Millisecond
 
 func closed(ch <-chan struct{}) bool {
 	select {
