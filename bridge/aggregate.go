@@ -563,10 +563,7 @@ func (a *aggregator) byName(f *frame.Frame, kind string, nameSpan frame.Span) {
 	switch {
 	case !ok:
 		if l := a.downOwner(name); l != nil {
-			reason := "backend is not available"
-			if err := l.downError(); err != nil {
-				reason += ": " + err.Error()
-			}
+			reason := l.unavailable()
 			r.refuse(f, frame.CodeInternalError, fmt.Sprintf("%s %q: backend %q: %s", what, name, l.name, reason), backendErrorData(l.name, reason))
 			return
 		}
@@ -576,10 +573,7 @@ func (a *aggregator) byName(f *frame.Frame, kind string, nameSpan frame.Span) {
 		r.refuse(f, frame.CodeInvalidParams, fmt.Sprintf("%s %q is not allowed by this bridge's filters", what, name), map[string]string{"backend": t.link.name})
 		return
 	case !t.link.isReady():
-		reason := "backend is not available"
-		if err := t.link.downError(); err != nil {
-			reason += ": " + err.Error()
-		}
+		reason := t.link.unavailable()
 		r.refuse(f, frame.CodeInternalError, fmt.Sprintf("backend %q: %s", t.link.name, reason), backendErrorData(t.link.name, reason))
 		return
 	}

@@ -110,11 +110,7 @@ func (r *router) initializeBackends(id []byte, version string) {
 		if why == nil {
 			why = fmt.Errorf("still starting after %v", r.cfg.InitTimeout)
 		}
-		msg := why.Error()
-		if named := fmt.Sprintf("backend %q: ", l.name); !strings.HasPrefix(msg, named) {
-			msg = named + msg
-		}
-		failures = append(failures, msg)
+		failures = append(failures, l.named(why.Error()))
 		if len(r.links) > 1 {
 			// Late backends join when they come up (issue #4).
 			go r.joinLate(l)

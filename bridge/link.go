@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,11 +57,12 @@ type link struct {
 	// link is ready (takes host requests) only from then on.
 	initSent bool
 
-	// restored, if not nil, is closed once the host's log level and
+	// restored, if set, is closed once the host's log level and
 	// subscriptions replayed on the current session are answered (or
 	// restoreWait passed): host requests wait for it (forward), so that a
 	// call made right after a restart logs at the level the host set.
-	restored chan struct{}
+	// Atomic: forward reads it for every host request.
+	restored atomic.Pointer[chan struct{}]
 
 	// opened is closed when the first open attempt finished (sess or downErr set).
 	opened chan struct{}
@@ -121,7 +123,7 @@ func (l *link) send(f *frame.Frame) error {
 		if down == nil {
 			down = errors.New("not initialized yet")
 		}
-		return fmt.Errorf("backend %q is not available: %v", l.name, down)
+		return fmt.Errorf("backend %q is not available: %s", l.name, strings.TrimPrefix(down.Error(), l.prefix()))
 	}
 	return s.Send(f)
 }
@@ -517,12 +519,28 @@ func (r *router) endUpsFor(c *call, reason string) {
 	}
 }
 
-// downError is why l is not ready, if known.
-func (l *link) downError() error {
+// unavailable is why l takes no request now, for errors that name it
+// already ("backend %q: " + unavailable()).
+func (l *link) unavailable() string {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.downErr
+	down := l.downErr
+	l.mu.Unlock()
+	if down == nil {
+		return "backend is not available"
+	}
+	return "backend is not available: " + strings.TrimPrefix(down.Error(), l.prefix())
 }
+
+// named is msg naming l once: the backends' errors name theirs already.
+func (l *link) named(msg string) string {
+	if strings.HasPrefix(msg, l.prefix()) {
+		return msg
+	}
+	return l.prefix() + msg
+}
+
+// prefix is how errors name l.
+func (l *link) prefix() string { return fmt.Sprintf("backend %q: ", l.name) }
 
 // restoreWait bounds how long host requests wait for the replay of the
 // host's state on a new session (restoreState).
@@ -532,23 +550,19 @@ const restoreWait = 2 * time.Second
 // gate it returns is closed.
 func (l *link) holdRequests() chan struct{} {
 	gate := make(chan struct{})
-	l.mu.Lock()
-	l.restored = gate
-	l.mu.Unlock()
+	l.restored.Store(&gate)
 	return gate
 }
 
 // awaitRestored waits, at most until the gate's bound, for the host's
 // state to be replayed on l's session.
 func (l *link) awaitRestored() {
-	l.mu.Lock()
-	gate := l.restored
-	l.mu.Unlock()
+	gate := l.restored.Load()
 	if gate == nil {
 		return
 	}
 	select {
-	case <-gate:
+	case <-*gate:
 	case <-l.r.life.Done():
 	}
 }

@@ -256,7 +256,7 @@ func (a *aggregator) byTask(f *frame.Frame) {
 	case owner == nil:
 		r.refuse(f, frame.CodeInvalidParams, "unknown task: "+quote(id), nil)
 	case !owner.isReady():
-		reason := "backend is not available"
+		reason := owner.unavailable()
 		r.refuse(f, frame.CodeInternalError, fmt.Sprintf("backend %q: %s", owner.name, reason), backendErrorData(owner.name, reason))
 	default:
 		r.forward(owner, f, nil)
