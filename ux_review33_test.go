@@ -515,3 +515,32 @@ func TestSecretWithAmpersandAndBackslashRedacted(t *testing.T) {
 		}
 	}
 }
+
+// --help: "--oauth-client-secret NAME:SECRET  its secret, NAME:SECRET (use
+// ${VAR}: arguments are visible to other users)"; README: "Tokens, codes
+// and client secrets are never logged", "The secret is redacted from
+// logs". A user follows the advice, writes '${VAR}', and makes a typo in
+// NAME (or puts --header on a stdio backend): the usage error on stderr
+// (which hosts keep in their server log files) quotes the value after
+// expansion, the secret in clear. config/resolve.go:195 expandFlags
+// expands every flag first; the later errors (resolve.go:397, 407, 441)
+// quote the expanded value.
+func TestUsageErrorHidesAnExpandedSecret(t *testing.T) {
+	const secret = "r33-oauth-secret-value-42"
+	env := []string{"R33_SECRET=" + secret}
+	self, _ := os.Executable()
+	for _, args := range [][]string{
+		{"--oauth-client-secret", "typo:${R33_SECRET}", "--http", "remote=http://127.0.0.1:1/mcp"},
+		{"--header", "typo:Authorization: Bearer ${R33_SECRET}", "--http", "remote=http://127.0.0.1:1/mcp"},
+		{"--header", "s:Authorization: Bearer ${R33_SECRET}", "--stdio", "s=" + self},
+		{"--env", "typo:API_TOKEN=${R33_SECRET}", "--stdio", "s=" + self},
+	} {
+		code, _, stderr := r33Run(t, env, "", args...)
+		if code != 2 {
+			t.Errorf("%q: exit %d, want 2", args, code)
+		}
+		if strings.Contains(stderr, secret) {
+			t.Errorf("%q: the usage error prints the expanded secret the user hid behind ${R33_SECRET}:\n%s", args, strings.TrimSpace(stderr))
+		}
+	}
+}

@@ -94,11 +94,11 @@ type source struct {
 // Errors are meant to be shown to the user as they are.
 func Resolve(f Flags, lookup func(string) (string, bool)) (Result, error) {
 	var res Result
-	f, err := expandFlags(f, lookup)
+	f, changed, err := expandFlags(f, lookup)
 	if err != nil {
 		return Result{}, err
 	}
-	srcs, err := flagBackends(f)
+	srcs, err := flagBackends(f, changed)
 	if err != nil {
 		return Result{}, err
 	}
@@ -129,7 +129,7 @@ func Resolve(f Flags, lookup func(string) (string, bool)) (Result, error) {
 	for i, s := range srcs {
 		bs[i] = s.b
 	}
-	q := qualifier{backends: bs, file: f.ConfigFile, entries: file}
+	q := qualifier{backends: bs, file: f.ConfigFile, entries: file, expanded: changed}
 	if res.DefaultTimeout, err = q.timeouts("--timeout", f.Timeout, func(b *Backend) **time.Duration { return &b.Timeout }); err != nil {
 		return Result{}, err
 	}
@@ -197,8 +197,27 @@ func Resolve(f Flags, lookup func(string) (string, bool)) (Result, error) {
 	return res, nil
 }
 
-// expandFlags expands ${...} in the flag values Resolve documents.
-func expandFlags(f Flags, lookup func(string) (string, bool)) (Flags, error) {
+// expanded holds the flag values expandFlags changed.
+type expanded map[string]bool
+
+// shown is how an error quotes flag value v: one that ${...} was expanded
+// into is shown by its NAME (before sep) alone, since the rest may be a
+// secret the user kept off the command line (--help advises ${VAR} for
+// them); one typed as it is, as typed.
+func (x expanded) shown(v, sep string) string {
+	if !x[v] {
+		return strconv.Quote(v)
+	}
+	if name, _, ok := strings.Cut(v, sep); ok {
+		return strconv.Quote(name + sep + "…")
+	}
+	return "(its value, expanded, not shown)"
+}
+
+// expandFlags expands ${...} in the flag values Resolve documents, and
+// says which it changed.
+func expandFlags(f Flags, lookup func(string) (string, bool)) (Flags, expanded, error) {
+	changed := expanded{}
 	for _, fl := range []struct {
 		name   string
 		values *[]string
@@ -211,7 +230,10 @@ func expandFlags(f Flags, lookup func(string) (string, bool)) (Flags, error) {
 		for i, v := range *fl.values {
 			x, err := Expand(v, lookup)
 			if err != nil {
-				return Flags{}, fmt.Errorf("%s %q: %w", fl.name, v, err)
+				return Flags{}, nil, fmt.Errorf("%s %q: %w", fl.name, v, err)
+			}
+			if x != v {
+				changed[x] = true
 			}
 			out[i] = x
 		}
@@ -220,15 +242,15 @@ func expandFlags(f Flags, lookup func(string) (string, bool)) (Flags, error) {
 	if len(f.Positional) == 1 && isHTTPURL(f.Positional[0]) {
 		u, err := Expand(f.Positional[0], lookup)
 		if err != nil {
-			return Flags{}, fmt.Errorf("%q: %w", f.Positional[0], err)
+			return Flags{}, nil, fmt.Errorf("%q: %w", f.Positional[0], err)
 		}
 		f.Positional = []string{u}
 	}
-	return f, nil
+	return f, changed, nil
 }
 
 // flagBackends builds the backends declared by flags, in Result order.
-func flagBackends(f Flags) ([]source, error) {
+func flagBackends(f Flags, changed expanded) ([]source, error) {
 	var srcs []source
 	for _, v := range f.Stdio {
 		b, err := stdioFlag(v)
@@ -245,7 +267,7 @@ func flagBackends(f Flags) ([]source, error) {
 		for _, v := range fl.values {
 			b, err := urlFlag(fl.kind, v)
 			if err != nil {
-				return nil, fmt.Errorf("%s %q: %w", fl.name, v, err)
+				return nil, fmt.Errorf("%s %s: %w", fl.name, changed.shown(v, "="), err)
 			}
 			srcs = append(srcs, source{b, fl.name})
 		}
@@ -349,6 +371,7 @@ type qualifier struct {
 	backends []Backend
 	file     string
 	entries  File // the config file's, for what is not in backends
+	expanded expanded
 }
 
 // A leftOutError is find's error for a config entry that was left out
@@ -400,7 +423,7 @@ func (q qualifier) each(flag, sep, usage string, values []string, set func(*Back
 	for _, v := range values {
 		name, rest, ok := strings.Cut(v, sep)
 		if !ok {
-			return fmt.Errorf("%s %q: want %s", flag, v, usage)
+			return fmt.Errorf("%s %s: want %s", flag, q.expanded.shown(v, sep), usage)
 		}
 		b, err := q.find(name)
 		if isLeftOut(err) {
@@ -410,7 +433,7 @@ func (q qualifier) each(flag, sep, usage string, values []string, set func(*Back
 			err = set(b, rest)
 		}
 		if err != nil {
-			return fmt.Errorf("%s %q: %w", flag, v, err)
+			return fmt.Errorf("%s %s: %w", flag, q.expanded.shown(v, sep), err)
 		}
 	}
 	return nil
