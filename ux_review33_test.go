@@ -544,3 +544,60 @@ func TestUsageErrorHidesAnExpandedSecret(t *testing.T) {
 		}
 	}
 }
+
+// The host entry is `mcpbridge --config servers.json --deny
+// github:delete_*` (README: "--allow NAME:GLOB / --deny NAME:GLOB tool
+// filters"). The user switches github off for a while the way every host
+// does, "disabled": true (Cline's and Cursor's toggles write exactly
+// that). The bridge then refuses to start at all (exit 2, `--deny
+// "github:delete_*": backend "github" is disabled in config …`): every
+// other server is gone too, until the flag is removed from the host's
+// entry. An entry left out for an unset variable is tolerated in the same
+// place (README: "fatal only when --only names it or nothing else is left
+// to run"); config/resolve.go:380 makes a disabled one fatal for every
+// qualified flag "because the user may have meant to enable it", which
+// for a filter or a timeout they did not.
+func TestFlagForADisabledServerDoesNotStopTheOthers(t *testing.T) {
+	self, _ := os.Executable()
+	cfg := r33Config(t, map[string]any{
+		"github": map[string]any{"command": self, "env": map[string]string{serverEnv: "github"}, "disabled": true},
+		"other":  map[string]any{"command": self, "env": map[string]string{serverEnv: "other"}},
+	})
+	code, out, stderr := r33Run(t, nil, r33Session, "--config", cfg, "--deny", "github:delete_*")
+	if code != 0 || !strings.Contains(out, `"text":"hi"`) {
+		t.Errorf("one server disabled in the config, the bridge runs none: exit %d, %s", code, strings.TrimSpace(stderr))
+	}
+}
+
+// The one-backend forms name the backend for the user: a URL after its
+// host (https://mcp.example.com/mcp → mcp-example-com), a command after
+// its base name or package (README). The per-backend flags need that
+// name, and a user who guesses wrong (or leaves NAME out, as in
+// --header 'Authorization: Bearer …', the most common mistake) is told
+// `no backend named "Authorization"` without the name to use, which the
+// bridge knows (config/resolve.go:388). And a --env without "=VALUE"
+// ('x:FOO', as docker -e FOO passes a variable through) is told "want
+// NAME:KEY=VALUE with a non-empty KEY" though its KEY is not empty
+// (config/resolve.go:516).
+func TestFlagErrorsSayTheBackendNames(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--header", "Authorization: Bearer abc", "https://mcp.example.com/mcp"}, "mcp-example-com"},
+		{[]string{"--env", "srv:FOO=1", "--", "/bin/true"}, `"true"`},
+		{[]string{"--timeout", "echoserver:10s", "--", "npx", "-y", "@scope/server-foo"}, "server-foo"},
+	} {
+		code, _, stderr := r33Run(t, nil, "", c.args...)
+		if code != 2 {
+			t.Errorf("%q: exit %d, want 2", c.args, code)
+		}
+		if !strings.Contains(stderr, c.want) {
+			t.Errorf("%q: %s(the backend is called %s; the error does not say so)", c.args, stderr, c.want)
+		}
+	}
+	_, _, stderr := r33Run(t, nil, "", "--env", "x:FOO", "--stdio", "x=/bin/true")
+	if strings.Contains(stderr, "non-empty KEY") {
+		t.Errorf("--env x:FOO (KEY FOO, no =VALUE): %s", stderr)
+	}
+}

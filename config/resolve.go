@@ -407,14 +407,20 @@ func (q qualifier) find(name string) (*Backend, error) {
 		}
 	}
 	if slices.Contains(q.entries.Disabled, name) {
-		// An error even for a qualified flag: the user may have meant to
-		// enable it.
-		return nil, fmt.Errorf("backend %q is disabled in config %s", name, q.file)
+		// A qualified flag (a filter, an env value, a timeout) for it does
+		// not apply while it is off: hosts toggle servers with "disabled",
+		// and the bridge's own entry in the host keeps its flags. --only
+		// naming it is still an error (the user asked to run it).
+		return nil, leftOut("backend %q is disabled in config %s", name, q.file)
 	}
 	if slices.Contains(q.entries.Skipped, name) {
 		return nil, leftOut("backend %q in config %s is skipped: it runs mcpbridge itself", name, q.file)
 	}
-	return nil, fmt.Errorf("no backend named %q", name)
+	names := make([]string, len(q.backends))
+	for i, b := range q.backends {
+		names[i] = strconv.Quote(b.Name)
+	}
+	return nil, fmt.Errorf("no backend named %q (the backends are named %s)", name, strings.Join(names, ", "))
 }
 
 // each applies set to the REST of every NAME<sep>REST value of flag; usage

@@ -170,7 +170,6 @@ func TestResolve(t *testing.T) {
 		{name: "duplicate with config", flags: Flags{Stdio: []string{"local=x"}, ConfigFile: cursor}, wantErr: `backend name "local" is used twice (--stdio and config testdata/cursor.json)`},
 		{name: "duplicate positional", flags: Flags{Positional: []string{"/bin/local"}, ConfigFile: cursor}, wantErr: `backend name "local" is used twice (the command line arguments and config testdata/cursor.json); use --stdio NAME=COMMAND, --http or --sse to choose another name`},
 		{name: "env unknown backend", flags: Flags{Stdio: []string{"a=x"}, Env: []string{"b:K=V"}}, wantErr: `--env "b:K=V": no backend named "b"`},
-		{name: "env disabled backend", flags: Flags{ConfigFile: claude, Env: []string{"off:K=V"}}, wantErr: `--env "off:K=V": backend "off" is disabled in config testdata/claude_desktop.json`},
 		{name: "env unqualified", flags: Flags{Stdio: []string{"a=x"}, Env: []string{"K=V"}}, wantErr: `--env "K=V": want NAME:KEY=VALUE`},
 		{name: "env without value", flags: Flags{Stdio: []string{"a=x"}, Env: []string{"a:K"}}, wantErr: `--env "a:K": want NAME:KEY=VALUE: "K" has no =`},
 		{name: "env empty key", flags: Flags{Stdio: []string{"a=x"}, Env: []string{"a:=V"}}, wantErr: `--env "a:=V": want NAME:KEY=VALUE with a non-empty KEY`},
