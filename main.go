@@ -105,7 +105,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			&cli.StringSliceFlag{Name: "stdio", Usage: "stdio backend `'NAME=COMMAND ARGS...'` (split like a POSIX shell, run without one); repeatable"},
 			&cli.StringSliceFlag{Name: "http", Usage: "streamable-HTTP backend `NAME=URL`; repeatable"},
 			&cli.StringSliceFlag{Name: "sse", Usage: "legacy HTTP+SSE backend `NAME=URL`; repeatable"},
-			&cli.StringFlag{Name: "config", Usage: "backends from an mcpServers (Claude, Cursor) or servers (VS Code) JSON `FILE`"},
+			&cli.StringSliceFlag{Name: "config", Usage: "backends from an mcpServers (Claude, Cursor) or servers (VS Code) JSON `FILE` (once)"},
 			&cli.StringSliceFlag{Name: "only", Usage: "use only these backends `NAME,...`"},
 			&cli.StringSliceFlag{Name: "env", Usage: "environment variable for a stdio backend `NAME:KEY=VALUE`; repeatable"},
 			&cli.StringSliceFlag{Name: "cwd", Usage: "working directory of a stdio backend `NAME=DIR`"},
@@ -164,6 +164,16 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err := checkFlags(c); err != nil {
 		return &exitError{2, err}
 	}
+	// One --config: urfave/cli would let a second one replace the first
+	// unseen (servers of two files go in one file).
+	configFile := ""
+	switch files := c.StringSlice("config"); len(files) {
+	case 0:
+	case 1:
+		configFile = files[0]
+	default:
+		return &exitError{2, fmt.Errorf("--config given %d times (%s); give one file", len(files), strings.Join(files, ", "))}
+	}
 	res, err := config.Resolve(config.Flags{
 		Stdio:      c.StringSlice("stdio"),
 		HTTP:       c.StringSlice("http"),
@@ -182,7 +192,7 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer) error {
 		OAuthScopes:       c.StringSlice("oauth-scopes"),
 		Timeout:           c.StringSlice("timeout"),
 		MaxTimeout:        c.StringSlice("max-timeout"),
-		ConfigFile:        c.String("config"),
+		ConfigFile:        configFile,
 		Only:              c.StringSlice("only"),
 	}, os.LookupEnv)
 	if err != nil {

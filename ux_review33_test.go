@@ -601,3 +601,53 @@ func TestFlagErrorsSayTheBackendNames(t *testing.T) {
 		t.Errorf("--env x:FOO (KEY FOO, no =VALUE): %s", stderr)
 	}
 }
+
+// Claude Desktop / Cursor "args": ["--config", "~/.config/mcpbridge/servers.json"]
+// (the path of README's own Claude Code example) or
+// ["--config", "${HOME}/.config/mcpbridge/servers.json"]. README: "Hosts
+// start the bridge without a shell, so ${VAR} … in the values of
+// --header, --env, --oauth-client, --oauth-client-secret and in URLs is
+// expanded": the same reason holds for the one flag every host entry
+// has, --config (and --log-file), yet neither ~ nor ${HOME} is expanded
+// there, and the error, `config ~/….json: no such file or directory`,
+// does not say that the path was taken literally: the file is right
+// there when the user looks.
+func TestConfigPathFromAHostIsExpanded(t *testing.T) {
+	home := t.TempDir()
+	self, _ := os.Executable()
+	data, _ := json.Marshal(map[string]any{"mcpServers": map[string]any{
+		"e": map[string]any{"command": self, "env": map[string]string{serverEnv: "e"}},
+	}})
+	if err := os.WriteFile(filepath.Join(home, "servers.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"~/servers.json", "${HOME}/servers.json"} {
+		code, out, stderr := r33Run(t, []string{"HOME=" + home}, r33Session, "--config", path)
+		if code == 0 && strings.Contains(out, `"text":"hi"`) {
+			continue
+		}
+		if !strings.Contains(stderr, "expand") && !strings.Contains(stderr, "absolute") && !strings.Contains(stderr, "literal") {
+			t.Errorf("--config %s (the file exists at %s): exit %d, %s", path, filepath.Join(home, "servers.json"), code, strings.TrimSpace(stderr))
+		}
+	}
+}
+
+// A user with servers in two hosts' files (Claude Desktop's and Cursor's)
+// gives both: --config a.json --config b.json. --help marks --stdio,
+// --http, --env … "repeatable" and not --config, but nothing refuses the
+// second: urfave/cli keeps the last value of a StringFlag (main.go:107),
+// so every server of the first file is silently missing: no error, no
+// warning, exit 0.
+func TestSecondConfigIsRefused(t *testing.T) {
+	self, _ := os.Executable()
+	a := r33Config(t, map[string]any{"first": map[string]any{"command": self, "env": map[string]string{serverEnv: "first"}}})
+	b := r33Config(t, map[string]any{"second": map[string]any{"command": self, "env": map[string]string{serverEnv: "second"}}})
+	in := initLine + "\n" + `{"jsonrpc":"2.0","method":"notifications/initialized"}` + "\n" + `{"jsonrpc":"2.0","id":1,"method":"tools/list"}` + "\n"
+	code, out, stderr := r33Run(t, nil, in, "--config", a, "--config", b)
+	if code == 2 {
+		return // refused: fine
+	}
+	if !strings.Contains(out, "first_echo") {
+		t.Errorf("--config %s --config %s: exit %d, the first file's server is gone without a word; tools: %s\nstderr: %s", filepath.Base(a), filepath.Base(b), code, firstLineWith(out, `"id":1`), stderr)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -238,6 +239,22 @@ func expandFlags(f Flags, lookup func(string) (string, bool)) (Flags, expanded, 
 			out[i] = x
 		}
 		*fl.values = out
+	}
+	if f.ConfigFile != "" {
+		// A host starts the bridge without a shell: "~/servers.json" and
+		// "${HOME}/servers.json" in its entry are as the user typed them.
+		p, err := Expand(f.ConfigFile, lookup)
+		if err != nil {
+			return Flags{}, nil, fmt.Errorf("--config %q: %w", f.ConfigFile, err)
+		}
+		if rest, ok := strings.CutPrefix(p, "~/"); ok || p == "~" {
+			if home, ok := lookup("HOME"); ok && home != "" {
+				p = filepath.Join(home, rest)
+			} else if home, ok := lookup("USERPROFILE"); ok && home != "" {
+				p = filepath.Join(home, rest)
+			}
+		}
+		f.ConfigFile = p
 	}
 	if len(f.Positional) == 1 && isHTTPURL(f.Positional[0]) {
 		u, err := Expand(f.Positional[0], lookup)
