@@ -651,3 +651,26 @@ func TestSecondConfigIsRefused(t *testing.T) {
 		t.Errorf("--config %s --config %s: exit %d, the first file's server is gone without a word; tools: %s\nstderr: %s", filepath.Base(a), filepath.Base(b), code, firstLineWith(out, `"id":1`), stderr)
 	}
 }
+
+// --help: "--stdio 'NAME=COMMAND ARGS...' (split like a POSIX shell, run
+// without one)". A shell user writes what works in a shell, an
+// environment assignment before the command:
+//
+//	--stdio 'gh=GITHUB_TOKEN=ghp_… npx -y @modelcontextprotocol/server-github'
+//
+// The bridge takes "GITHUB_TOKEN=ghp_…" as the command, and answers the
+// host's initialize (and exits 1) with `command "GITHUB_TOKEN=ghp_…" not
+// found in PATH="…"`: the token in clear in the error and the log, and no
+// hint that --env gh:GITHUB_TOKEN=… is the way. This is caught only at
+// the first initialize, not as a usage error (exit 2) before anything runs.
+func TestStdioAssignmentPrefixPointsToEnv(t *testing.T) {
+	const tok = "ghp_r33AssignToken12345"
+	self, _ := os.Executable()
+	code, out, stderr := r33Run(t, nil, initLine+"\n", "--stdio", "gh=GITHUB_TOKEN="+tok+" "+self)
+	if strings.Contains(out+stderr, tok) {
+		t.Errorf("the token of the assignment is printed: %s", firstLineWith(stderr, tok))
+	}
+	if !strings.Contains(stderr, "--env") {
+		t.Errorf("exit %d; no hint to use --env: %s", code, strings.TrimSpace(tail(stderr, 400)))
+	}
+}

@@ -271,6 +271,10 @@ func flagBackends(f Flags, changed expanded) ([]source, error) {
 	var srcs []source
 	for _, v := range f.Stdio {
 		b, err := stdioFlag(v)
+		var ae *assignmentError
+		if errors.As(err, &ae) {
+			return nil, ae // shown without the value, which may be a token
+		}
 		if err != nil {
 			return nil, fmt.Errorf("--stdio %q: %w", v, err)
 		}
@@ -324,10 +328,31 @@ func stdioFlag(v string) (Backend, error) {
 	if len(argv) == 0 {
 		return Backend{}, errors.New("empty command")
 	}
+	if key, _, ok := strings.Cut(argv[0], "="); ok && isEnvName(key) {
+		return Backend{}, &assignmentError{name, key}
+	}
 	if err := checkCommand(argv[0]); err != nil {
 		return Backend{}, err
 	}
 	return Backend{Name: name, Kind: KindStdio, Command: argv[0], Args: append([]string(nil), argv[1:]...)}, nil
+}
+
+// isEnvName reports whether s is a shell variable name.
+func isEnvName(s string) bool {
+	for i, c := range s {
+		if c != '_' && (c < 'A' || c > 'Z') && (c < 'a' || c > 'z') && (i == 0 || c < '0' || c > '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// An assignmentError is a --stdio command that starts with KEY=VALUE, as
+// a shell command line may: mcpbridge runs no shell.
+type assignmentError struct{ name, key string }
+
+func (e *assignmentError) Error() string {
+	return fmt.Sprintf("--stdio %q: the command starts with %s=…, an assignment a shell would make, and mcpbridge runs no shell: give it as --env %s:%s=VALUE", e.name+"=…", e.key, e.name, e.key)
 }
 
 // urlFlag parses a --http or --sse NAME=URL value.

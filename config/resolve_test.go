@@ -155,6 +155,7 @@ func TestResolve(t *testing.T) {
 		{name: "stdio without name", flags: Flags{Stdio: []string{"npx foo"}}, wantErr: `--stdio "npx foo": want NAME=COMMAND ARGS...`},
 		{name: "stdio bad name", flags: Flags{Stdio: []string{"a b=srv"}}, wantErr: `--stdio "a b=srv": bad name "a b": names must match ^[A-Za-z0-9_-]{1,32}$ (for example "a-b")`},
 		{name: "stdio empty name", flags: Flags{Stdio: []string{"=srv"}}, wantErr: `--stdio "=srv": bad name ""`},
+		{name: "stdio assignment", flags: Flags{Stdio: []string{"gh=GH_TOKEN=ghp_x1 srv"}}, wantErr: `--stdio "gh=…": the command starts with GH_TOKEN=…, an assignment a shell would make, and mcpbridge runs no shell: give it as --env gh:GH_TOKEN=VALUE`},
 		{name: "stdio empty command", flags: Flags{Stdio: []string{"a= \t"}}, wantErr: `--stdio "a= \t": empty command`},
 		{name: "stdio unterminated quote", flags: Flags{Stdio: []string{`a=srv "x`}}, wantErr: `--stdio "a=srv \"x": unterminated double quote at byte 5`},
 		{name: "stdio nested", flags: Flags{Stdio: []string{"a=/usr/bin/mcpbridge --stdio b=x"}}, wantErr: `--stdio "a=/usr/bin/mcpbridge --stdio b=x": refusing to start mcpbridge inside mcpbridge`},
