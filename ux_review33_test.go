@@ -674,3 +674,29 @@ func TestStdioAssignmentPrefixPointsToEnv(t *testing.T) {
 		t.Errorf("exit %d; no hint to use --env: %s", code, strings.TrimSpace(tail(stderr, 400)))
 	}
 }
+
+// The commonest first-run failure: the server's command is missing an
+// argument, prints why on stderr and exits 1 (npx servers without their
+// required directory or key do exactly this). What the user sees in the
+// host (the initialize error) and on the command line (the exit message)
+// is `session closed: process exited: exit status 1`; the sentence that
+// says what to fix ("error: missing required argument --root") is only
+// in the info-level log as "backend stderr", and is lost with
+// --log-level warn or a host that does not show logs.
+func TestBackendExitReasonQuotesItsLastStderrLine(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "server.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho 'Usage: server --root DIR' >&2\necho 'error: missing required argument --root' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := r33Run(t, nil, initLine+"\n", "--log-level", "warn", "--stdio", "files="+script)
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if !strings.Contains(out, "missing required argument") {
+		t.Errorf("the host's initialize error: %s(without the backend's own last words)", out)
+	}
+	if !strings.Contains(stderr, "missing required argument") {
+		t.Errorf("stderr at --log-level warn: %s(without the backend's own last words)", stderr)
+	}
+}

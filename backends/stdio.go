@@ -238,6 +238,9 @@ type stdioSession struct {
 	// asking how much it holds unread.
 	stdoutPipe any
 	exit       error // set by waitLoop before done is closed
+	// lastStderr is the last line the process wrote to stderr (redacted,
+	// cut at lastStderrMax), for exitReason.
+	lastStderr atomic.Pointer[string]
 	once       sync.Once
 	release    func() // lets go of the Windows Job Object, ending the tree
 }
@@ -327,11 +330,20 @@ func (s *stdioSession) exitReason() string {
 	case <-time.After(closeGrace):
 		return "stdout closed"
 	}
-	if s.exit == nil {
-		return "process exited with status 0"
+	why := "process exited with status 0"
+	if s.exit != nil {
+		why = "process exited: " + s.exit.Error()
 	}
-	return "process exited: " + s.exit.Error()
+	// Its last words: a server that exits at start says why on stderr
+	// ("missing required argument"), and the host may show no logs.
+	if last := s.lastStderr.Load(); last != nil {
+		why += "; its last stderr line: " + strconv.Quote(*last)
+	}
+	return why
 }
+
+// lastStderrMax bounds the stderr line an exit reason quotes.
+const lastStderrMax = 300
 
 // stderrLineMax bounds what is logged of one stderr line: a longer line is
 // cut (its length noted), and the lines after it are logged as usual.
@@ -353,7 +365,12 @@ func (s *stdioSession) stderrLoop(stderr io.Reader, redact func(string) string, 
 			continue // the line goes on
 		}
 		if len(line) > 0 {
-			e := s.log.Info().Str("stderr", redact(strings.TrimRight(string(line), "\r\n")))
+			text := redact(strings.TrimRight(string(line), "\r\n"))
+			if t := strings.TrimSpace(text); t != "" {
+				t = t[:min(len(t), lastStderrMax)]
+				s.lastStderr.Store(&t)
+			}
+			e := s.log.Info().Str("stderr", text)
 			if cut > 0 {
 				e = e.Int("truncatedBytes", cut)
 			}
