@@ -59,6 +59,29 @@ func main() {
 	os.Exit(code)
 }
 
+// usageError rewords the flag package's "invalid value "30" for flag
+// -init-timeout: parse error" as the bridge's own flag errors read: the
+// flag as the user typed it, and what it wants.
+func usageError(err error) error {
+	var value, name string
+	msg := err.Error()
+	if _, e := fmt.Sscanf(msg, "flag provided but not defined: -%s", &name); e == nil {
+		return fmt.Errorf("unknown flag --%s (see --help)", strings.TrimPrefix(name, "-"))
+	}
+	if _, e := fmt.Sscanf(msg, "invalid value %q for flag -%s", &value, &name); e != nil {
+		return err
+	}
+	name = strings.TrimSuffix(name, ":")
+	want := "see --help"
+	switch name {
+	case "init-timeout":
+		want = "want a duration such as 30s or 2m"
+	case "max-message":
+		want = "want a number of bytes such as 67108864"
+	}
+	return fmt.Errorf("--%s %q: %s", name, value, want)
+}
+
 // exitError carries an exit status through urfave/cli.
 type exitError struct {
 	code int
@@ -99,7 +122,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		DisableSliceFlagSeparator: true,
 		HideHelpCommand:           true,
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return &exitError{2, err}
+			return &exitError{2, usageError(err)}
 		},
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "stdio", Usage: "stdio backend `'NAME=COMMAND ARGS...'` (split like a POSIX shell, run without one); repeatable"},

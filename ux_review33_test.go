@@ -700,3 +700,26 @@ func TestBackendExitReasonQuotesItsLastStderrLine(t *testing.T) {
 		t.Errorf("stderr at --log-level warn: %s(without the backend's own last words)", stderr)
 	}
 }
+
+// --help: "--init-timeout value  how long the backends' initialize may
+// take (default: 1m0s)"; --timeout 30 says "want a duration such as 30s
+// or 2m", but --init-timeout 30 (the most natural thing to type, and
+// README's config "timeout" takes bare seconds) says only `invalid value
+// "30" for flag -init-timeout: parse error`: no unit hint, and a
+// single-dash flag name the user did not type. The same for
+// --max-message 64MiB. (urfave/cli's DurationFlag/IntFlag parse errors,
+// main.go:121 and main.go:124, pass through run() unchanged.)
+func TestFlagValueErrorsSayWhatToDo(t *testing.T) {
+	for _, args := range [][]string{
+		{"--init-timeout", "30", "--", "true"},
+		{"--max-message", "64MiB", "--", "true"},
+	} {
+		code, _, stderr := r33Run(t, nil, "", args...)
+		if code != 2 {
+			t.Errorf("%q: exit %d, want 2", args, code)
+		}
+		if strings.Contains(stderr, "parse error") || strings.Contains(stderr, " -"+strings.TrimPrefix(args[0], "--")) {
+			t.Errorf("%q: %s(want what --timeout says: the flag as typed and an example such as 30s)", args, stderr)
+		}
+	}
+}
