@@ -723,3 +723,32 @@ func TestFlagValueErrorsSayWhatToDo(t *testing.T) {
 		}
 	}
 }
+
+// Hosted MCP services put the API key in the URL (Zapier's
+// https://actions.zapier.com/mcp/<key>/sse, ?api_key=… query strings),
+// and the user gives that URL to mcpbridge. The bridge never writes the
+// URL in its own log lines, but when the server answers an error whose
+// body echoes the path (Express's default 404 "Cannot POST /mcp/<key>/sse",
+// the usual answer to a wrong path or transport), that body's first 200
+// bytes are quoted in the log and in the host's -32603 with the key in
+// clear. README redacts the request's Authorization value from quoted
+// bodies ("so an OAuth access token a server echoes reaches neither the
+// log nor the host") and treats *URL* environment values as secrets, but
+// the backend's own URL (its path and query) is not removed from them.
+func TestURLKeyEchoedInAnErrorBodyIsRedacted(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(http.StatusNotFound)
+		io.WriteString(w, "<!DOCTYPE html><html><head><title>Error</title></head><body><pre>Cannot "+r.Method+" "+r.URL.RequestURI()+"</pre></body></html>")
+	}))
+	defer ts.Close()
+	const key = "sk-ak-r33PathKey0123456789"
+	_, out, stderr := r33Run(t, nil, initLine+"\n", ts.URL+"/mcp/"+key+"/sse")
+	if strings.Contains(out, key) {
+		t.Errorf("the API key in the backend's URL reaches the host: %s", firstLineWith(out, key))
+	}
+	if strings.Contains(stderr, key) {
+		t.Errorf("the API key in the backend's URL is logged: %s", firstLineWith(stderr, key))
+	}
+}

@@ -757,8 +757,11 @@ func (c *httpCore) statusReason(resp *http.Response, body []byte) string {
 
 // scrubCredentials removes from s, text of a server's answer to req, the
 // credentials req carried: a server that echoes the request (a debugging
-// proxy, an error page) would otherwise put an OAuth access token, which
-// no configured value names, into the log and the host's error.
+// proxy, an error page such as Express's "Cannot POST /mcp/KEY/sse")
+// would otherwise put an OAuth access token, which no configured value
+// names, or an API key in the URL (hosted services put one in its path or
+// query), into the log and the host's error. URL parts shorter than
+// urlKeyMin are words ("mcp", "v1"), not keys, and stay.
 func scrubCredentials(s string, req *http.Request) string {
 	if req == nil {
 		return s
@@ -770,8 +773,23 @@ func scrubCredentials(s string, req *http.Request) string {
 	if len(v) >= 6 {
 		s = strings.ReplaceAll(s, v, "[REDACTED]")
 	}
+	if u := req.URL; u != nil {
+		parts := append(strings.Split(u.EscapedPath(), "/"), strings.Split(u.Path, "/")...)
+		for _, vs := range u.Query() {
+			parts = append(parts, vs...)
+		}
+		for _, p := range parts {
+			if len(p) >= urlKeyMin {
+				s = strings.ReplaceAll(s, p, "[REDACTED]")
+			}
+		}
+	}
 	return s
 }
+
+// urlKeyMin is the length from which a URL's path segment or query value
+// may be a key (scrubCredentials).
+const urlKeyMin = 16
 
 // netReason describes a failed round trip without the "Post \"url\":"
 // prefix net/http adds (the URL may carry a token in its query).
