@@ -221,8 +221,10 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return &exitError{2, err}
 	}
+	// The levels --help names, and only those (zerolog also takes
+	// "trace", "fatal", "panic" and numbers).
 	level, err := zerolog.ParseLevel(c.String("log-level"))
-	if err != nil || c.String("log-level") == "" {
+	if err != nil || !slices.Contains([]string{"debug", "info", "warn", "error", "disabled"}, c.String("log-level")) {
 		return &exitError{2, fmt.Errorf("--log-level %q: want debug, info, warn, error or disabled", c.String("log-level"))}
 	}
 	var logOut io.Writer = stderr

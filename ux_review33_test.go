@@ -752,3 +752,15 @@ func TestURLKeyEchoedInAnErrorBodyIsRedacted(t *testing.T) {
 		t.Errorf("the API key in the backend's URL is logged: %s", firstLineWith(stderr, key))
 	}
 }
+
+// --help lists the log levels debug, info, warn, error and disabled;
+// zerolog's parser also took "fatal", "panic", "trace" and numbers, which
+// a user would read as a typo accepted (noted by the 33rd review).
+func TestLogLevelTakesOnlyTheDocumentedOnes(t *testing.T) {
+	for _, level := range []string{"fatal", "panic", "trace", "5", "-1", ""} {
+		code, _, stderr := r33Run(t, nil, "", "--log-level", level, "--", "true")
+		if code != 2 || !strings.Contains(stderr, "want debug, info, warn, error or disabled") {
+			t.Errorf("--log-level %q: exit %d, %s", level, code, strings.TrimSpace(stderr))
+		}
+	}
+}
