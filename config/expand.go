@@ -66,10 +66,18 @@ func expandRef(ref string, lookup func(string) (string, bool)) (string, error) {
 	switch {
 	case hasDef && v == "":
 		return def, nil
+	case !ok && vscodeVars[name]:
+		return "", fmt.Errorf("${%s} is VS Code's own variable, which mcpbridge does not know (only environment variables are expanded): write the value itself", name)
 	case !ok:
 		return "", fmt.Errorf("variable %s is not set (use ${%s:-default} to give a default)", name, name)
 	}
 	return v, nil
+}
+
+// vscodeVars are VS Code's predefined variables its mcp.json may use.
+var vscodeVars = map[string]bool{
+	"workspaceFolder": true, "workspaceFolderBasename": true, "userHome": true, "cwd": true,
+	"pathSeparator": true, "file": true, "fileDirname": true, "relativeFile": true,
 }
 
 // validVarName reports whether s is a POSIX shell variable name.

@@ -43,6 +43,7 @@ func TestExpand(t *testing.T) {
 		{name: "nil lookup without references", in: "x", lookup: nil, want: "x"},
 		{name: "nil lookup with default", in: "${X:-d}", lookup: nil, want: "d"},
 		{name: "nil lookup unset", in: "${X}", lookup: nil, wantErr: "variable X is not set"},
+		{name: "VS Code variable", in: "${workspaceFolder}/src", lookup: env, wantErr: "${workspaceFolder} is VS Code's own variable, which mcpbridge does not know (only environment variables are expanded): write the value itself"},
 		{name: "unset", in: "a ${NOPE} b", lookup: env, wantErr: "variable NOPE is not set (use ${NOPE:-default} to give a default)"},
 		{name: "unset env prefix", in: "${env:NOPE}", lookup: env, wantErr: "variable NOPE is not set"},
 		{name: "unterminated", in: "a ${HOME", lookup: env, wantErr: `unterminated "${HOME": missing '}'`},
