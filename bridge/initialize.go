@@ -147,7 +147,7 @@ func (r *router) joinLate(l *link) {
 		l.log.Info().Msg("backend joined late")
 		// What the host set meanwhile (log level, subscriptions) applies
 		// to it too; fanOut skipped it while it was not ready.
-		l.restoreState(false, nil)
+		l.restoreState(false)
 		r.agg.backendChanged(l)
 	}
 }

@@ -64,6 +64,11 @@ type link struct {
 	// Atomic: forward reads it for every host request.
 	restored atomic.Pointer[chan struct{}]
 
+	// sessEnded is closed when sess's reader ended, endErr (set before)
+	// saying why: initialize reports that rather than a bare "closed".
+	sessEnded chan struct{}
+	endErr    error
+
 	// opened is closed when the first open attempt finished (sess or downErr set).
 	opened chan struct{}
 	// settled is closed when the first initialize finished either way.
@@ -192,8 +197,10 @@ func (l *link) session(attempt int) error {
 		l.settleNow()
 		return err
 	}
+	recvDone := make(chan error, 1)
+	ended := make(chan struct{})
 	l.mu.Lock()
-	l.sess = s
+	l.sess, l.sessEnded, l.endErr = s, ended, nil
 	closing := l.closing
 	l.mu.Unlock()
 	if closing {
@@ -203,10 +210,12 @@ func (l *link) session(attempt int) error {
 	if attempt == 0 {
 		closeOnce(l.opened)
 	}
-	recvDone := make(chan error, 1)
-	ended := make(chan struct{})
 	go func() {
-		recvDone <- l.recvLoop(s)
+		err := l.recvLoop(s)
+		l.mu.Lock()
+		l.endErr = err
+		l.mu.Unlock()
+		recvDone <- err
 		close(ended)
 	}()
 
@@ -214,15 +223,13 @@ func (l *link) session(attempt int) error {
 		// A restart: initialize with what the host gave us, restore its
 		// state. A backend that dies before it answers is restarted again
 		// (after the backoff), not waited for until --init-timeout.
-		gate := l.holdRequests()
 		if err := l.initialize(ended); err != nil {
-			close(gate)
 			s.Close()
 			<-recvDone
 			l.setDown(err)
 			return err
 		}
-		l.restoreState(true, gate)
+		l.restoreState(true)
 		r.agg.backendChanged(l)
 	}
 	err = <-recvDone
@@ -278,7 +285,7 @@ func (l *link) failInFlight(cause error) {
 	r.mu.Unlock()
 	reason := "connection to the backend was lost"
 	if cause != nil && !errors.Is(cause, context.Canceled) {
-		reason += ": " + cause.Error()
+		reason += ": " + strings.TrimPrefix(cause.Error(), l.prefix())
 	}
 	l.mu.Lock()
 	closing := l.closing
@@ -317,6 +324,11 @@ func (l *link) initialize(ended <-chan struct{}) error {
 	r.mu.Lock()
 	params := r.host.initParams
 	r.mu.Unlock()
+	if ended == nil {
+		l.mu.Lock()
+		ended = l.sessEnded
+		l.mu.Unlock()
+	}
 	answer := make(chan *frame.Frame, 1)
 	c := r.ask(l, mInitialize, params, func(f *frame.Frame) { answer <- f })
 	var f *frame.Frame
@@ -333,14 +345,24 @@ func (l *link) initialize(ended <-chan struct{}) error {
 		return fmt.Errorf("initialize: no answer within %v (--init-timeout)", r.cfg.InitTimeout)
 	case <-ended:
 		r.takeCall(c)
-		return errors.New("initialize: the backend's session ended before it answered")
+		return l.endedErr()
 	case <-r.life.Done():
 		return r.life.Err()
 	}
 	if f.IsError() {
 		var e frame.ErrorObject
 		_ = json.Unmarshal(f.Error(), &e)
-		return fmt.Errorf("initialize: %s", e.Message)
+		if unreachable(f) && strings.Contains(e.Message, backends.ErrClosed.Error()) {
+			// Sent to a session that had just ended (a server that
+			// exits at once): its reader says why (exit status, last
+			// stderr line), soon.
+			select {
+			case <-ended:
+				return l.endedErr()
+			case <-time.After(endWait):
+			}
+		}
+		return fmt.Errorf("initialize: %s", strings.TrimPrefix(e.Message, l.prefix()))
 	}
 	res, err := readInitResult(f.Result())
 	if err == nil {
@@ -358,6 +380,22 @@ func (l *link) initialize(ended <-chan struct{}) error {
 	// The host's initialized comes first; if it came already, ours goes now.
 	l.sendInitialized()
 	return nil
+}
+
+// endWait bounds how long initialize waits for a session that refused its
+// request as closed to say why it ended.
+const endWait = 2 * time.Second
+
+// endedErr is initialize's error for a session that ended: why, from its
+// reader.
+func (l *link) endedErr() error {
+	l.mu.Lock()
+	err := l.endErr
+	l.mu.Unlock()
+	if err == nil {
+		return errors.New("initialize: the backend's session ended before it answered")
+	}
+	return fmt.Errorf("initialize: %s", strings.TrimPrefix(err.Error(), l.prefix()))
 }
 
 // sendInitialized sends notifications/initialized to a backend whose
@@ -460,7 +498,7 @@ func (l *link) reinitialized(result []byte) {
 	// the map would refuse a new one as a duplicate, or take the host's
 	// late answer meant for the old one.
 	l.abandonUps("the backend's session was lost and replaced")
-	l.restoreState(true, nil)
+	l.restoreState(true)
 	l.r.agg.backendChanged(l)
 }
 
@@ -546,16 +584,8 @@ func (l *link) prefix() string { return fmt.Sprintf("backend %q: ", l.name) }
 // host's state on a new session (restoreState).
 const restoreWait = 2 * time.Second
 
-// holdRequests makes host requests to l wait (awaitRestored) until the
-// gate it returns is closed.
-func (l *link) holdRequests() chan struct{} {
-	gate := make(chan struct{})
-	l.restored.Store(&gate)
-	return gate
-}
-
-// awaitRestored waits, at most until the gate's bound, for the host's
-// state to be replayed on l's session.
+// awaitRestored waits, at most restoreWait, for the host's state to be
+// replayed on l's session.
 func (l *link) awaitRestored() {
 	gate := l.restored.Load()
 	if gate == nil {
@@ -567,16 +597,21 @@ func (l *link) awaitRestored() {
 	}
 }
 
+// restoring reports whether host requests to l would wait (awaitRestored).
+func (l *link) restoring() bool {
+	gate := l.restored.Load()
+	return gate != nil && !isClosed(*gate)
+}
+
 // restoreState replays the host's log level and subscriptions, on a
 // backend that restarted or joined late; one that restarted also hears
 // that the host's roots may have changed. It never blocks (a session's
-// re-initialize calls it from the link's reader): gate (a new one if nil)
-// is closed once the replayed requests are answered, or after
+// re-initialize calls it from the link's reader): host requests wait
+// (awaitRestored) until the replayed requests are answered, at most
 // restoreWait.
-func (l *link) restoreState(restarted bool, gate chan struct{}) {
-	if gate == nil {
-		gate = l.holdRequests()
-	}
+func (l *link) restoreState(restarted bool) {
+	gate := make(chan struct{})
+	l.restored.Store(&gate)
 	var (
 		open    sync.Once
 		waiting atomic.Int32

@@ -119,6 +119,16 @@ func (r *router) fromHost(f *frame.Frame) {
 func (r *router) route(f *frame.Frame) {
 	if r.raw {
 		r.rememberState(f)
+		if l := r.links[0]; l.restoring() {
+			// Not on the host's reader, which must never wait on a
+			// backend (pings, cancellations, answers come behind it):
+			// marked pending, so a cancellation meanwhile finds it.
+			r.mu.Lock()
+			r.markPendingLocked(f)
+			r.mu.Unlock()
+			go r.forward(l, f, nil)
+			return
+		}
 		r.forward(r.links[0], f, nil)
 		return
 	}
