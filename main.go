@@ -237,7 +237,8 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer) error {
 		logOut = f
 	}
 	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00" // milliseconds: lifecycle steps are short
-	logger := zerolog.New(newRedactor(logOut, secrets(res.Backends))).Level(level).With().Timestamp().Logger()
+	rep := newReplacer(secrets(res.Backends))
+	logger := zerolog.New(newRedactor(logOut, rep)).Level(level).With().Timestamp().Logger()
 	for _, note := range stdioNotes {
 		logger.Debug().Msg("host " + note)
 	}
@@ -258,6 +259,11 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer) error {
 		Prefix:      c.Bool("prefix"),
 		MaxLine:     c.Int("max-message"),
 		Version:     version,
+	}
+	if rep != nil {
+		// Not only the log: what the bridge tells the host (a backend's
+		// last stderr line in its exit reason, a server's error body).
+		cfg.Redact = rep.Replace
 	}
 	if self, err := os.Executable(); err == nil && runtime.GOOS != "windows" {
 		cfg.Supervisor = self
@@ -294,7 +300,10 @@ func action(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer) error {
 	// not kill the bridge: Go ends a program whose write to fd 1 or 2 hits
 	// a broken pipe unless SIGPIPE is handled. Writes then fail with
 	// EPIPE: to stderr, logs are lost; to the host, the bridge stops.
-	signal.Ignore(syscall.SIGPIPE)
+	// Handled (the signals dropped), not ignored: an ignored signal stays
+	// ignored across exec, and the backends' own pipelines (cmd | head)
+	// rely on SIGPIPE.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	growStdio()
 	logger.Info().Int("backends", len(cfg.Backends)).Str("version", version).Msg("mcpbridge starting")
 	if err := bridge.Run(ctx, cfg, stdin, stdout); err != nil {

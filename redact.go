@@ -20,7 +20,18 @@ type redactor struct {
 	r *strings.Replacer
 }
 
-func newRedactor(w io.Writer, secrets []string) io.Writer {
+func newRedactor(w io.Writer, rep *strings.Replacer) io.Writer {
+	if rep == nil {
+		return w
+	}
+	return &redactor{w: w, r: rep}
+}
+
+// newReplacer replaces each secret, in the forms a log line or a JSON
+// message holds it, with [REDACTED]; nil if there is none. The log's
+// writer and the bridge's errors to the host (bridge.Config.Redact) share
+// it.
+func newReplacer(secrets []string) *strings.Replacer {
 	var pairs []string
 	seen := map[string]bool{}
 	// Longest first, so a secret containing another is removed whole.
@@ -47,9 +58,9 @@ func newRedactor(w io.Writer, secrets []string) io.Writer {
 		}
 	}
 	if len(pairs) == 0 {
-		return w
+		return nil
 	}
-	return &redactor{w: w, r: strings.NewReplacer(pairs...)}
+	return strings.NewReplacer(pairs...)
 }
 
 func (r *redactor) Write(p []byte) (int, error) {

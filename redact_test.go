@@ -20,7 +20,7 @@ func TestRedactionKeepsLogsUsable(t *testing.T) {
 		{Name: "h", Kind: config.KindHTTP, URL: "https://h", Headers: map[string]string{"Authorization": "Bearer tok-xyz-789"}},
 	}
 	var buf bytes.Buffer
-	log := zerolog.New(newRedactor(&buf, secrets(bs)))
+	log := zerolog.New(newRedactor(&buf, newReplacer(secrets(bs))))
 	log.Info().Int("pid", 13000).Str("port", "3000").Str("path", "/usr/local/bin:/usr/bin").Str("stderr", "token=ghp_abcdef123 auth=tok-xyz-789 pat=pat-123456").Msg("backend started")
 	line := strings.TrimSpace(buf.String())
 	var m map[string]any
