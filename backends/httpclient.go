@@ -778,6 +778,11 @@ func scrubCredentials(s string, req *http.Request) string {
 		for _, vs := range u.Query() {
 			parts = append(parts, vs...)
 		}
+		for _, kv := range strings.Split(u.RawQuery, "&") {
+			if _, v, ok := strings.Cut(kv, "="); ok {
+				parts = append(parts, v) // as sent, percent-encoded
+			}
+		}
 		for _, p := range parts {
 			if len(p) >= urlKeyMin {
 				s = strings.ReplaceAll(s, p, "[REDACTED]")

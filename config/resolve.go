@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -215,6 +216,25 @@ func (x expanded) shown(v, sep string) string {
 	return "(its value, expanded, not shown)"
 }
 
+// hide removes from err, about flag value v, what ${...} was expanded into
+// there (all of v past sep): errors deeper down quote what they were
+// given ("bad URL %q").
+func (x expanded) hide(v, sep string, err error) error {
+	if !x[v] {
+		return err
+	}
+	_, rest, ok := strings.Cut(v, sep)
+	if !ok {
+		rest = v
+	}
+	msg := err.Error()
+	if rest != "" {
+		q := strconv.Quote(rest)
+		msg = strings.ReplaceAll(strings.ReplaceAll(msg, q[1:len(q)-1], "…"), rest, "…")
+	}
+	return errors.New(msg)
+}
+
 // expandFlags expands ${...} in the flag values Resolve documents, and
 // says which it changed.
 func expandFlags(f Flags, lookup func(string) (string, bool)) (Flags, expanded, error) {
@@ -288,7 +308,7 @@ func flagBackends(f Flags, changed expanded) ([]source, error) {
 		for _, v := range fl.values {
 			b, err := urlFlag(fl.kind, v)
 			if err != nil {
-				return nil, fmt.Errorf("%s %s: %w", fl.name, changed.shown(v, "="), err)
+				return nil, fmt.Errorf("%s %s: %w", fl.name, changed.shown(v, "="), changed.hide(v, "=", err))
 			}
 			srcs = append(srcs, source{b, fl.name})
 		}
@@ -329,7 +349,15 @@ func stdioFlag(v string) (Backend, error) {
 		return Backend{}, errors.New("empty command")
 	}
 	if key, _, ok := strings.Cut(argv[0], "="); ok && isEnvName(key) {
-		return Backend{}, &assignmentError{name, key}
+		return Backend{}, &assignmentError{name: name, key: key}
+	}
+	if isEnvName(name) && strings.Contains(name, "_") && strings.ToUpper(name) == name && !strings.ContainsRune(argv[0], '/') {
+		// "GITHUB_TOKEN=ghp_… npx …", a shell command line pasted whole:
+		// a backend GITHUB_TOKEN running the command "ghp_…". Only when no
+		// such command exists, so that a backend named MY_SERVER runs.
+		if _, err := exec.LookPath(argv[0]); err != nil {
+			return Backend{}, &assignmentError{key: name}
+		}
 	}
 	if err := checkCommand(argv[0]); err != nil {
 		return Backend{}, err
@@ -348,10 +376,14 @@ func isEnvName(s string) bool {
 }
 
 // An assignmentError is a --stdio command that starts with KEY=VALUE, as
-// a shell command line may: mcpbridge runs no shell.
+// a shell command line may: mcpbridge runs no shell. With no name, the
+// value was taken as NAME=COMMAND: KEY as the name.
 type assignmentError struct{ name, key string }
 
 func (e *assignmentError) Error() string {
+	if e.name == "" {
+		return fmt.Sprintf("--stdio %q: looks like the assignment %s=… of a shell command line (what follows = is no command in PATH), and mcpbridge runs no shell: give --stdio 'NAME=COMMAND ARGS' and --env NAME:%s=VALUE", e.key+"=…", e.key, e.key)
+	}
 	return fmt.Sprintf("--stdio %q: the command starts with %s=…, an assignment a shell would make, and mcpbridge runs no shell: give it as --env %s:%s=VALUE", e.name+"=…", e.key, e.name, e.key)
 }
 
@@ -481,7 +513,7 @@ func (q qualifier) each(flag, sep, usage string, values []string, set func(*Back
 			err = set(b, rest)
 		}
 		if err != nil {
-			return fmt.Errorf("%s %s: %w", flag, q.expanded.shown(v, sep), err)
+			return fmt.Errorf("%s %s: %w", flag, q.expanded.shown(v, sep), q.expanded.hide(v, sep, err))
 		}
 	}
 	return nil
@@ -590,7 +622,8 @@ func setEnv(b *Backend, kv string) error {
 	}
 	key, value, ok := strings.Cut(kv, "=")
 	if !ok {
-		return fmt.Errorf("want NAME:KEY=VALUE: %q has no =", key)
+		// Not quoted: it may be a secret ${VAR} was expanded into.
+		return errors.New("want NAME:KEY=VALUE: there is no = after NAME:")
 	}
 	if key == "" || strings.ContainsRune(key, 0) {
 		return errors.New("want NAME:KEY=VALUE with a non-empty KEY")

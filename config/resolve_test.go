@@ -172,7 +172,7 @@ func TestResolve(t *testing.T) {
 		{name: "duplicate positional", flags: Flags{Positional: []string{"/bin/local"}, ConfigFile: cursor}, wantErr: `backend name "local" is used twice (the command line arguments and config testdata/cursor.json); use --stdio NAME=COMMAND, --http or --sse to choose another name`},
 		{name: "env unknown backend", flags: Flags{Stdio: []string{"a=x"}, Env: []string{"b:K=V"}}, wantErr: `--env "b:K=V": no backend named "b"`},
 		{name: "env unqualified", flags: Flags{Stdio: []string{"a=x"}, Env: []string{"K=V"}}, wantErr: `--env "K=V": want NAME:KEY=VALUE`},
-		{name: "env without value", flags: Flags{Stdio: []string{"a=x"}, Env: []string{"a:K"}}, wantErr: `--env "a:K": want NAME:KEY=VALUE: "K" has no =`},
+		{name: "env without value", flags: Flags{Stdio: []string{"a=x"}, Env: []string{"a:K"}}, wantErr: `--env "a:K": want NAME:KEY=VALUE: there is no = after NAME:`},
 		{name: "env empty key", flags: Flags{Stdio: []string{"a=x"}, Env: []string{"a:=V"}}, wantErr: `--env "a:=V": want NAME:KEY=VALUE with a non-empty KEY`},
 		{name: "env on remote", flags: Flags{HTTP: []string{"h=http://h"}, Env: []string{"h:K=V"}}, wantErr: `--env "h:K=V": backend "h" is not a stdio backend`},
 		{name: "cwd on remote", flags: Flags{Positional: []string{"http://h"}, Cwd: []string{"h=/tmp"}}, wantErr: `--cwd "h=/tmp": backend "h" is not a stdio backend`},
