@@ -37,6 +37,14 @@ while IFS= read -r line; do
       setsid sh -c 'echo $$ >> "$R23_HOLDPID"; i=0; while [ $i -lt 600 ]; do echo "heartbeat $i"; i=$((i+1)); sleep 0.1; done' &
       sleep 0.2
       exit 1;;
+    *'"name":"crashflood"'*)
+      setsid sh -c 'echo $$ >> "$R23_HOLDPID"; exec timeout 30 yes "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"level\":\"debug\",\"data\":\"flood\"}}"' &
+      sleep 0.2
+      exit 1;;
+    *'"name":"crashflooderr"'*)
+      setsid sh -c 'echo $$ >> "$R23_HOLDPID"; exec timeout 30 yes "flooding stderr"' >&2 &
+      sleep 0.2
+      exit 1;;
     *'"method":"tools/call"'*) printf '{"jsonrpc":"2.0","id":%s,"result":{"content":[{"type":"text","text":"ok"}]}}\n' "$id";;
     *'"id":'*) [ -n "$id" ] && printf '{"jsonrpc":"2.0","id":%s,"result":{}}\n' "$id";;
   esac
@@ -91,9 +99,55 @@ func r23Crash(t *testing.T, tool string) (*bridgeProc, *frame.Frame) {
 // as it lived. Now stdout is closed once the pipe holds nothing unread:
 // all the backend wrote has been read by then, since it can write no more.
 func TestLifecycleExitedBackendWithHolderWritingToStdout(t *testing.T) {
-	p, r := r23Crash(t, "crashtrickleout")
+	testExitedBackendWithWritingHolder(t, "crashtrickleout")
+}
+
+// A helper that writes to the stdout (or stderr) it holds faster than the
+// bridge reads (34th review, finding 10): the pipe is never found empty,
+// so the rule above never closes it. Bytes read from a pipe after the
+// exit beyond what it held then were written by something else: once
+// that many are read, all the backend wrote has been, and the pipe is
+// closed.
+func TestLifecycleExitedBackendWithHolderFloodingStdout(t *testing.T) {
+	testExitedBackendWithWritingHolder(t, "crashflood")
+}
+
+// With stderr flooded, stdout ends as usual and the call is answered;
+// but the process is reaped only once both pipes are at their end: it
+// stayed a zombie (and a goroutine read the flood) as long as the helper
+// wrote.
+func TestLifecycleExitedBackendWithHolderFloodingStderr(t *testing.T) {
+	p := testExitedBackendWithWritingHolder(t, "crashflooderr")
+	var pid int
+	for _, l := range strings.Split(p.stderr.String(), "\n") {
+		if strings.Contains(l, `"backend started"`) {
+			if _, err := fmt.Sscanf(l[strings.Index(l, `"pid":`):], `"pid":%d`, &pid); err == nil {
+				break
+			}
+		}
+	}
+	if pid == 0 {
+		t.Fatalf("no pid in the bridge's log:\n%s", p.stderr.String())
+	}
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || !strings.Contains(string(stat), ") Z ") {
+			return // reaped (or its pid already another's)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the crashed backend (pid %d) is still a zombie 3 s after its call was answered: its escaped helper floods the stderr it holds, and it is reaped only once that pipe ends", pid)
+		}
+	}
+}
+
+// testExitedBackendWithWritingHolder calls tool, whose backend exits
+// leaving a helper that writes to its stdout or stderr, and checks that
+// the call is answered with the backend's error and that a restarted
+// backend answers the next.
+func testExitedBackendWithWritingHolder(t *testing.T, tool string) *bridgeProc {
+	p, r := r23Crash(t, tool)
 	if r == nil {
-		t.Fatalf("the backend exited about 5 s ago and its in-flight call is still unanswered (its escaped helper holds its stdout and has written %d heartbeat lines to it; the session is never ended)", strings.Count(p.stderr.String(), "heartbeat"))
+		t.Fatalf("the backend exited about 5 s ago and its in-flight call is still unanswered (its escaped helper writes to what it holds: %d heartbeat lines logged; the session is never ended)", strings.Count(p.stderr.String(), "heartbeat"))
 	}
 	if !strings.Contains(string(r.Error()), `"backend":"s"`) {
 		t.Errorf("the crashed call: %s", r.Raw())
@@ -105,9 +159,10 @@ func TestLifecycleExitedBackendWithHolderWritingToStdout(t *testing.T) {
 		id := fmt.Sprintf(`"d%d"`, i)
 		p.Send(lcCall(id, "echo"))
 		if last = lcWithin(p, id, 2*time.Second); last != nil && last.Error() == nil {
-			return
+			return p
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Errorf("no call was answered by a restarted backend within 5 s of its crash; the last answer: %s", last.Raw())
+	return p
 }

@@ -32,27 +32,27 @@ func growPipe(v any) {
 	})
 }
 
-// pipeEmpty reports whether the pipe read through v holds no unread byte
+// pipeUnread returns how many bytes the pipe read through v holds unread
 // (FIONREAD); known is false if that cannot be asked (v is no pipe, or
 // closed).
-func pipeEmpty(v any) (empty, known bool) {
+func pipeUnread(v any) (n int, known bool) {
 	sc, ok := v.(interface {
 		SyscallConn() (syscall.RawConn, error)
 	})
 	if !ok {
-		return false, false
+		return 0, false
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return false, false
+		return 0, false
 	}
-	n := -1
+	n = -1
 	if rc.Control(func(fd uintptr) {
 		if v, err := unix.IoctlGetInt(int(fd), unix.TIOCINQ); err == nil { // TIOCINQ is FIONREAD
 			n = v
 		}
 	}) != nil || n < 0 {
-		return false, false
+		return 0, false
 	}
-	return n == 0, true
+	return n, true
 }

@@ -8,5 +8,5 @@ func setParentDeathSignal(*syscall.SysProcAttr, syscall.Signal) {}
 
 func growPipe(any) {}
 
-// pipeEmpty is only asked on Linux (drainAfterExit).
-func pipeEmpty(any) (empty, known bool) { return false, false }
+// pipeUnread is only asked on Linux (drainAfterExit).
+func pipeUnread(any) (n int, known bool) { return 0, false }

@@ -237,7 +237,10 @@ type stdioSession struct {
 	// stdoutPipe is stdout's pipe as exec made it (stdout wraps it), for
 	// asking how much it holds unread.
 	stdoutPipe any
-	exit       error // set by waitLoop before done is closed
+	// outRead and errRead count what was read from stdout and stderr,
+	// for drainAfterExit.
+	outRead, errRead *readCounter
+	exit             error // set by waitLoop before done is closed
 	// lastStderr is the last line the process wrote to stderr (redacted,
 	// cut at lastStderrMax), for exitReason.
 	lastStderr atomic.Pointer[string]
@@ -297,8 +300,9 @@ func openStdio(ctx context.Context, cfg config.Backend, opts Options) (Session, 
 	// The bridge's ends of the pipes are its own descriptions, non-blocking
 	// (os.Pipe): read and written raw (issue #6).
 	stdout, stdin = rawio.ReadCloser(stdout), rawio.WriteCloser(stdin)
-	s := &stdioSession{cmd: cmd, exited: exited, done: make(chan struct{}), release: sync.OnceFunc(release), stdout: stdout, stderr: stderr, stdoutPipe: stdoutPipe}
-	s.stream = startStream(cfg.Name, stdout, stdin, opts, func() {
+	s := &stdioSession{cmd: cmd, exited: exited, done: make(chan struct{}), release: sync.OnceFunc(release), stdout: stdout, stderr: stderr, stdoutPipe: stdoutPipe,
+		outRead: &readCounter{r: stdout}, errRead: &readCounter{r: stderr}}
+	s.stream = startStream(cfg.Name, s.outRead, stdin, opts, func() {
 		// SIGTERM, then SIGKILL if it will not go: the requests it read
 		// may still be answered meanwhile. Not once it was reaped: its
 		// group id may be another's by then.
@@ -319,7 +323,7 @@ func openStdio(ctx context.Context, cfg config.Backend, opts Options) (Session, 
 	s.log.Info().Int("pid", cmd.Process.Pid).Str("command", opts.Redact(cfg.Command)).Int("args", len(cfg.Args)).Msg("backend started")
 	s.log.Debug().Str("command", opts.Redact(strings.Join(append([]string{cfg.Command}, cfg.Args...), " "))).Msg("backend command line")
 	stderrDone := make(chan struct{})
-	go s.stderrLoop(stderr, opts.Redact, stderrDone)
+	go s.stderrLoop(s.errRead, opts.Redact, stderrDone)
 	go s.waitLoop(stderrDone)
 	return s, nil
 }
@@ -404,30 +408,37 @@ func (s *stdioSession) waitLoop(stderrDone chan struct{}) {
 // its stdout or stderr would otherwise hold the session open for as long
 // as it lives, a dead backend never noticed (its calls waiting for
 // --timeout, no restart) nor reaped; so the pipes are closed under their
-// readers. What the backend wrote before it exited is all delivered: a
-// pipe is closed only once it holds no unread byte (the backend can write
-// no more, so all it wrote has been read, though it may still wait in the
-// reader's buffer, which a close does not drop), however slowly the host
-// reads; a holder that keeps writing cannot keep it open either.
+// readers. What the backend wrote before it exited is all delivered
+// (though it may still wait in the reader's buffer, which a close does
+// not drop), however slowly the host reads: a pipe is closed once
+//   - it holds no unread byte: the backend can write no more, so all it
+//     wrote has been read; or
+//   - more has been read from it than it held when first asked after the
+//     exit: a pipe is read in order, so all the backend wrote came first,
+//     and the rest was written by something else (a holder that writes
+//     faster than the bridge reads never lets the pipe be found empty).
 //
 // The pipes are asked from a step after the exit on, so that the usual
-// end of a pipe (every writer gone) is seen as such; stdout on two steps
-// in a row while its reader waits for a line: a read of an empty pipe
-// with no other writer would have ended at once. A pipe that cannot be
-// asked (closed already) counts as empty.
+// end of a pipe (every writer gone) is seen as such; for emptiness,
+// stdout on two steps in a row while its reader waits for a line: a read
+// of an empty pipe with no other writer would have ended at once. A pipe
+// that cannot be asked (closed already) counts as empty.
 func (s *stdioSession) drainAfterExit(stderrDone chan struct{}) {
 	t := time.NewTicker(exitStep)
 	defer t.Stop()
 	held := 0          // steps in a row the pipe was found empty
 	outClosed := false // stdout closed here; its reader ends on its own
+	var marks [2]drainMark
 	for {
 		var open <-chan struct{}
 		var pipe any
+		var read *readCounter
+		var m *drainMark
 		switch {
 		case !closed(s.readDone) && !outClosed:
-			open, pipe = s.readDone, s.stdoutPipe
+			open, pipe, read, m = s.readDone, s.stdoutPipe, s.outRead, &marks[0]
 		case !closed(stderrDone):
-			open, pipe = stderrDone, s.stderr
+			open, pipe, read, m = stderrDone, s.stderr, s.errRead, &marks[1]
 		default:
 			return
 		}
@@ -437,15 +448,47 @@ func (s *stdioSession) drainAfterExit(stderrDone chan struct{}) {
 		case <-t.C:
 		}
 		out := open == s.readDone
-		if empty, known := pipeEmpty(pipe); known && !empty || out && !s.inRead.Load() {
+		unread, known := pipeUnread(pipe)
+		if known && !m.set {
+			// Asked before the count is taken: a read between the two
+			// makes the bound later, never earlier.
+			m.set, m.held, m.base = true, int64(unread), read.n.Load()
+		}
+		switch {
+		case m.set && read.n.Load()-m.base > m.held:
+			// Read past all the backend left: another writer.
+		case known && unread > 0 || out && !s.inRead.Load():
 			held = 0
 			continue
+		default:
+			if held++; out && held < 2 {
+				continue
+			}
 		}
-		if held++; !out || held >= 2 {
-			s.closeHeld(out)
-			held, outClosed = 0, outClosed || out
-		}
+		s.closeHeld(out)
+		held, outClosed = 0, outClosed || out
 	}
+}
+
+// A drainMark is what drainAfterExit found in a pipe of the exited
+// backend when it first asked.
+type drainMark struct {
+	set  bool
+	held int64 // bytes the pipe held unread
+	base int64 // bytes read from it by then
+}
+
+// readCounter counts the bytes read through it: what drainAfterExit
+// compares with what a pipe held (an atomic add per read, not per line).
+type readCounter struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *readCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // closeHeld closes a pipe of the exited backend that something else holds
