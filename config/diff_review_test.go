@@ -32,7 +32,7 @@ func TestGeminiIncludeToolsAsGeminiReadsThem(t *testing.T) {
 		{"control: an exact name", `["read"]`, "read", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f, err := parseFile([]byte(`{"mcpServers":{"g":{"httpUrl":"https://g.example/mcp","includeTools":`+tc.include+`}}}`), "/", noEnv)
+			f, err := parseFile([]byte(`{"mcpServers":{"g":{"httpUrl":"https://g.example/mcp","includeTools":`+tc.include+`}}}`), "/", false, noEnv)
 			if err != nil || len(f.Backends) != 1 {
 				t.Fatalf("parse: %v %+v", err, f)
 			}
@@ -55,7 +55,7 @@ func TestDisabledEntryWithTwoURLKeys(t *testing.T) {
 	f, err := parseFile([]byte(`{"mcpServers":{
 		"ok":{"command":"srv"},
 		"both":{"disabled":true,"command":"x","url":"https://a.example/mcp"},
-		"twourls":{"disabled":true,"url":"https://a.example/sse","serverUrl":"https://a.example/mcp"}}}`), "/", noEnv)
+		"twourls":{"disabled":true,"url":"https://a.example/sse","serverUrl":"https://a.example/mcp"}}}`), "/", false, noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,18 +20,49 @@ import (
 // are left as they are. Expanded values are not expanded again. A nil
 // lookup has no variables set.
 func Expand(s string, lookup func(string) (string, bool)) (string, error) {
-	if !strings.Contains(s, "${") {
+	return expand(s, lookup, false)
+}
+
+// ExpandBare is Expand for Gemini CLI's settings files, which expand $VAR
+// without braces too: a set VAR's value, an unset one left as written (as
+// Gemini CLI leaves it, so that a '$' in a password is kept). ${...}
+// works as in Expand.
+func ExpandBare(s string, lookup func(string) (string, bool)) (string, error) {
+	return expand(s, lookup, true)
+}
+
+func expand(s string, lookup func(string) (string, bool), bare bool) (string, error) {
+	mark := "${"
+	if bare {
+		mark = "$"
+	}
+	if !strings.Contains(s, mark) {
 		return s, nil
 	}
 	var b strings.Builder
 	for {
-		start := strings.Index(s, "${")
+		start := strings.Index(s, mark)
 		if start < 0 {
 			b.WriteString(s)
 			return b.String(), nil
 		}
 		b.WriteString(s[:start])
-		rest := s[start+2:]
+		rest := s[start+1:]
+		if !strings.HasPrefix(rest, "{") {
+			// bare: $VAR, or a '$' that is kept.
+			n := 0
+			for n < len(rest) && validVarName(rest[:n+1]) {
+				n++
+			}
+			if v, ok := lookupSet(lookup, rest[:n]); n > 0 && ok {
+				b.WriteString(v)
+			} else {
+				b.WriteString(s[start : start+1+n])
+			}
+			s = rest[n:]
+			continue
+		}
+		rest = rest[1:]
 		end := strings.IndexByte(rest, '}')
 		if end < 0 {
 			return "", fmt.Errorf("unterminated %q: missing '}'", s[start:])
@@ -43,6 +74,14 @@ func Expand(s string, lookup func(string) (string, bool)) (string, error) {
 		b.WriteString(v)
 		s = rest[end+1:]
 	}
+}
+
+// lookupSet is lookup(name), with a nil lookup having no variables set.
+func lookupSet(lookup func(string) (string, bool), name string) (string, bool) {
+	if lookup == nil || name == "" {
+		return "", false
+	}
+	return lookup(name)
 }
 
 // expandRef evaluates the inside of one ${...}.

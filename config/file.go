@@ -107,7 +107,7 @@ func LoadFile(path string, lookup func(string) (string, bool)) (File, error) {
 		}
 		return File{}, fmt.Errorf("config %s: %w", path, err)
 	}
-	f, err := parseFile(data, filepath.Dir(path), lookup)
+	f, err := parseFile(data, filepath.Dir(path), geminiPath(path), lookup)
 	if err != nil {
 		return File{}, fmt.Errorf("config %s: %w", path, err)
 	}
@@ -120,6 +120,14 @@ func LoadFile(path string, lookup func(string) (string, bool)) (File, error) {
 	return f, nil
 }
 
+// geminiPath reports whether path is where Gemini CLI keeps its settings
+// (.gemini/settings.json in a home or project, gemini-cli/settings.json
+// system-wide): a file whose $VAR it expands as well as ${VAR}.
+func geminiPath(path string) bool {
+	dir := filepath.Base(filepath.Dir(path))
+	return filepath.Base(path) == "settings.json" && (dir == ".gemini" || strings.EqualFold(dir, "gemini-cli") || dir == "GeminiCli")
+}
+
 // rawEntry is one server entry, not yet interpreted.
 type rawEntry struct {
 	name string
@@ -128,7 +136,7 @@ type rawEntry struct {
 
 // parseFile interprets a config file's bytes; dir is the directory relative
 // cwd values are resolved against.
-func parseFile(data []byte, dir string, lookup func(string) (string, bool)) (File, error) {
+func parseFile(data []byte, dir string, gemini bool, lookup func(string) (string, bool)) (File, error) {
 	data = stripJSONC(data)
 	// Check the syntax of the whole file first: the decoder's streaming
 	// errors give offsets relative to the value being read, not the file.
@@ -156,7 +164,7 @@ func parseFile(data []byte, dir string, lookup func(string) (string, bool)) (Fil
 			f.Ignored = append(f.Ignored, fmt.Sprintf("server %q: %s", re.name, why))
 			continue
 		}
-		b, notes, err := parseEntry(re, dir, lookup)
+		b, notes, err := parseEntry(re, dir, gemini || lists != nil, lookup)
 		if errors.Is(err, errNested) {
 			// A host's own config lists mcpbridge itself; reusing that file
 			// must work, so the entry is skipped rather than fatal.
@@ -200,11 +208,12 @@ func parseFile(data []byte, dir string, lookup func(string) (string, bool)) (Fil
 // parseEntry interprets one entry. A disabled entry gives a nil Backend and
 // is not checked any further, since it may be half-written on purpose.
 // The notes say what was ignored.
-func parseEntry(re rawEntry, dir string, lookup func(string) (string, bool)) (*Backend, []string, error) {
+func parseEntry(re rawEntry, dir string, gemini bool, lookup func(string) (string, bool)) (*Backend, []string, error) {
 	e, notes, err := decodeEntry(re.body)
 	if err != nil {
 		return nil, nil, err
 	}
+	e.gemini = gemini
 	if e.Disabled {
 		return nil, append(notes, "disabled"), nil
 	}
@@ -395,6 +404,17 @@ type entry struct {
 	OAuthSet   *oauthEntry // "oauth" given as an object
 
 	has map[string]bool // keys present with a non-null value
+	// gemini: the entry is Gemini CLI's (its file is, or it uses keys only
+	// Gemini CLI has), so $VAR expands as well as ${VAR} (ExpandBare).
+	gemini bool
+}
+
+// expand is Expand, or ExpandBare for an entry of Gemini CLI's.
+func (e *entry) expand(s string, lookup func(string) (string, bool)) (string, error) {
+	if e.gemini || e.has["httpUrl"] || e.has["includeTools"] || e.has["excludeTools"] {
+		return ExpandBare(s, lookup)
+	}
+	return Expand(s, lookup)
 }
 
 // decodeEntry decodes one entry body, reporting unknown keys as notes.
@@ -699,7 +719,7 @@ func inapplicableKeys(e entry, kind Kind) []string {
 // expandStdio fills b's stdio fields from e, expanding variables.
 func expandStdio(b *Backend, e entry, dir string, lookup func(string) (string, bool)) error {
 	var err error
-	if b.Command, err = Expand(e.Command, lookup); err != nil {
+	if b.Command, err = e.expand(e.Command, lookup); err != nil {
 		return fmt.Errorf("command: %w", err)
 	}
 	if err := checkCommand(b.Command); err != nil {
@@ -712,7 +732,7 @@ func expandStdio(b *Backend, e entry, dir string, lookup func(string) (string, b
 		if k == "" || strings.ContainsAny(k, "=\x00") {
 			return fmt.Errorf("env: bad variable name %q", k)
 		}
-		if b.Env[k], err = Expand(e.Env[k], lookup); err != nil {
+		if b.Env[k], err = e.expand(e.Env[k], lookup); err != nil {
 			return fmt.Errorf("env %s: %w", k, err)
 		}
 	}
@@ -726,14 +746,14 @@ func expandStdio(b *Backend, e entry, dir string, lookup func(string) (string, b
 		return lookup(name)
 	}
 	for i, a := range e.Args {
-		v, err := Expand(a, argLookup)
+		v, err := e.expand(a, argLookup)
 		if err != nil {
 			return fmt.Errorf("args[%d]: %w", i, err)
 		}
 		b.Args = append(b.Args, v)
 	}
 	if e.has["cwd"] {
-		cwd, err := Expand(e.Cwd, lookup)
+		cwd, err := e.expand(e.Cwd, lookup)
 		if err != nil {
 			return fmt.Errorf("cwd: %w", err)
 		}
@@ -751,7 +771,7 @@ func expandStdio(b *Backend, e entry, dir string, lookup func(string) (string, b
 // expandRemote fills b's URL and headers from e, expanding variables.
 func expandRemote(b *Backend, e entry, lookup func(string) (string, bool)) error {
 	var err error
-	if b.URL, err = Expand(e.URL, lookup); err != nil {
+	if b.URL, err = e.expand(e.URL, lookup); err != nil {
 		return fmt.Errorf("url: %w", err)
 	}
 	if err := checkURL(b.URL); err != nil {
@@ -760,10 +780,10 @@ func expandRemote(b *Backend, e entry, lookup func(string) (string, bool)) error
 	b.NoOAuth = e.has["oauth"] && !e.OAuth
 	if o := e.OAuthSet; o != nil {
 		b.OAuth = &OAuth{CallbackPort: o.CallbackPort, Scopes: o.scopes}
-		if b.OAuth.ClientID, err = Expand(o.ClientID, lookup); err != nil {
+		if b.OAuth.ClientID, err = e.expand(o.ClientID, lookup); err != nil {
 			return fmt.Errorf("oauth clientId: %w", err)
 		}
-		if b.OAuth.ClientSecret, err = Expand(o.ClientSecret, lookup); err != nil {
+		if b.OAuth.ClientSecret, err = e.expand(o.ClientSecret, lookup); err != nil {
 			return fmt.Errorf("oauth clientSecret: %w", err)
 		}
 		if err := b.OAuth.check(); err != nil {
@@ -774,7 +794,7 @@ func expandRemote(b *Backend, e entry, lookup func(string) (string, bool)) error
 		b.Headers = make(map[string]string, len(e.Headers))
 	}
 	for _, k := range slices.Sorted(maps.Keys(e.Headers)) {
-		v, err := Expand(e.Headers[k], lookup)
+		v, err := e.expand(e.Headers[k], lookup)
 		if err != nil {
 			return fmt.Errorf("headers %s: %w", k, err)
 		}

@@ -305,7 +305,7 @@ func TestParseFile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseFile([]byte(tt.json), "/cfg", testEnv)
+			got, err := parseFile([]byte(tt.json), "/cfg", false, testEnv)
 			if err == nil && len(got.Invalid) > 0 {
 				// An entry that cannot be used is left out, not fatal.
 				err = got.Invalid[0]

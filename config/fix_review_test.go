@@ -31,7 +31,7 @@ func TestAllowBesideEmptyIncludeTools(t *testing.T) {
 		}
 	})
 	t.Run("allow key", func(t *testing.T) {
-		f, err := parseFile([]byte(`{"mcpServers":{"g":{"httpUrl":"https://g.example/mcp","allow":["search"],"includeTools":[]}}}`), "/", noEnv)
+		f, err := parseFile([]byte(`{"mcpServers":{"g":{"httpUrl":"https://g.example/mcp","allow":["search"],"includeTools":[]}}}`), "/", false, noEnv)
 		if err != nil || len(f.Backends) != 1 {
 			t.Fatalf("parse: %v %+v", err, f)
 		}

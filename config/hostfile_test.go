@@ -161,7 +161,7 @@ func TestGeminiServerLists(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			body := `{"mcp": ` + tc.mcp + `, "mcpServers": {"a": {"command": "a"}, "b": {"command": "b"}, "c": {"command": "c"}}}`
-			f, err := parseFile([]byte(body), "/", func(string) (string, bool) { return "", false })
+			f, err := parseFile([]byte(body), "/", false, func(string) (string, bool) { return "", false })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -174,7 +174,7 @@ func TestGeminiServerLists(t *testing.T) {
 			}
 		})
 	}
-	if _, err := parseFile([]byte(`{"mcp": {"allowed": "a"}, "mcpServers": {}}`), "/", nil); err == nil || !strings.Contains(err.Error(), "mcp.allowed") {
+	if _, err := parseFile([]byte(`{"mcp": {"allowed": "a"}, "mcpServers": {}}`), "/", false, nil); err == nil || !strings.Contains(err.Error(), "mcp.allowed") {
 		t.Errorf("allowed not a list: %v", err)
 	}
 }
