@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -54,6 +55,13 @@ type aggregator struct {
 	tablesGen map[string]uint64
 
 	tasks taskOwners // who runs each task (tasks.go)
+
+	// urlAsked holds the tagged ids of the URL elicitations the bridge
+	// put to the host for a backend that refused a list with -32042
+	// (askURLs), until the backend changes: the id of a completed one
+	// (done) is kept, so that a refusal sent before the completion and
+	// handled after it does not ask again (ids are unique per server).
+	urlAsked map[string]urlAsk
 }
 
 type target struct {
@@ -138,7 +146,7 @@ func (a *aggregator) askWait(ctx context.Context, l *link, method string, params
 	select {
 	case f := <-ch:
 		if f.IsError() {
-			return f, fmt.Errorf("backend %q: %s: %s", l.name, method, errorMessage(f))
+			return f, &answerError{f, fmt.Sprintf("backend %q: %s: %s", l.name, method, errorMessage(f))}
 		}
 		return f, nil
 	case <-timeout:
@@ -151,6 +159,14 @@ func (a *aggregator) askWait(ctx context.Context, l *link, method string, params
 		return nil, a.r.life.Err()
 	}
 }
+
+// An answerError is a backend's error answer to the bridge's own request.
+type answerError struct {
+	f   *frame.Frame
+	msg string
+}
+
+func (e *answerError) Error() string { return e.msg }
 
 func errorMessage(f *frame.Frame) string {
 	var e frame.ErrorObject
@@ -359,6 +375,7 @@ func (a *aggregator) gather(method, kind string) ([]byte, error) {
 			its, cached, err := a.items(l, method, kind)
 			if err != nil {
 				l.log.Warn().Err(err).Msg("leaving the backend out of a merged list")
+				a.askURLs(l, err)
 				return
 			}
 			per[i] = its
@@ -399,6 +416,9 @@ func (a *aggregator) gather(method, kind string) ([]byte, error) {
 				table[name] = target{l, orig, filtered}
 				if filtered {
 					continue
+				}
+				if kind == "tools" && !l.runsTasks() {
+					it = noTaskSupport(it)
 				}
 				if name == orig {
 					merged = append(merged, it)
@@ -1007,8 +1027,12 @@ func (a *aggregator) backendChanged(l *link) {
 	delete(a.cache, l)
 	clear(a.merged)
 	a.urisStale = true
+	for id, o := range a.urlAsked {
+		if o.link == l {
+			delete(a.urlAsked, id) // a new session may ask again
+		}
+	}
 	a.mu.Unlock()
-	a.tasks.forget(l)
 	if !isClosed(a.r.host.initDone) {
 		return
 	}
@@ -1128,5 +1152,111 @@ func (r *router) rememberState(f *frame.Frame) {
 			delete(r.host.subs, uri)
 		}
 		r.mu.Unlock()
+	}
+}
+
+// A backend may refuse any request with -32042 until the user has done
+// something at a URL (elicitation 2025-11-25, "URL Elicitation Required
+// Error"): connect an account, say. With one backend the host gets the
+// error and opens the URL. Merged, a list request is the bridge's own, and
+// leaving the backend out of the list would hide it with no word why: so
+// the bridge puts the elicitations to the host itself, as URL-mode
+// elicitation/create requests (ids tagged NAME/id, as the backend's own
+// are), if the host takes them. When the backend then sends
+// notifications/elicitation/complete for one, its lists are fetched
+// again (list_changed), now with its items.
+
+// maxURLAsked bounds the URL elicitations remembered (completed ones are
+// forgotten first when it is reached).
+const maxURLAsked = 256
+
+type urlAsk struct {
+	link *link
+	done bool // the backend sent notifications/elicitation/complete
+}
+
+// askURLs puts the URL elicitations of l's -32042 answer in err to the
+// host, each once until l completes it or changes.
+func (a *aggregator) askURLs(l *link, err error) {
+	var ae *answerError
+	if !errors.As(err, &ae) || !bytes.Contains(ae.f.Error(), []byte("-32042")) {
+		return
+	}
+	r := a.r
+	r.mu.Lock()
+	takes := rawField(rawField(rawField(r.host.initParams, "capabilities"), "elicitation"), "url") != nil
+	r.mu.Unlock()
+	if !takes {
+		l.log.Warn().Msg("the backend asks for a URL elicitation, which the host did not declare it takes")
+		return
+	}
+	var e struct {
+		Code int `json:"code"`
+		Data struct {
+			Elicitations []struct {
+				Mode    string `json:"mode"`
+				ID      string `json:"elicitationId"`
+				URL     string `json:"url"`
+				Message string `json:"message"`
+			} `json:"elicitations"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(ae.f.Error(), &e) != nil || e.Code != -32042 {
+		return
+	}
+	for _, el := range e.Data.Elicitations {
+		if el.Mode != "url" || el.ID == "" || el.URL == "" {
+			continue
+		}
+		id := l.name + "/" + el.ID
+		a.mu.Lock()
+		if len(a.urlAsked) >= maxURLAsked {
+			for k, o := range a.urlAsked {
+				if o.done {
+					delete(a.urlAsked, k)
+				}
+			}
+		}
+		_, asked := a.urlAsked[id]
+		asked = asked || len(a.urlAsked) >= maxURLAsked
+		if !asked {
+			if a.urlAsked == nil {
+				a.urlAsked = map[string]urlAsk{}
+			}
+			a.urlAsked[id] = urlAsk{link: l}
+		}
+		a.mu.Unlock()
+		if asked {
+			continue
+		}
+		params, _ := json.Marshal(map[string]string{"mode": "url", "elicitationId": id, "url": el.URL, "message": el.Message})
+		r.askHost(l, mElicit, params)
+		l.log.Info().Str("elicitationId", el.ID).Msg("the backend needs the user at a URL before it lists anything: asked the host")
+	}
+}
+
+// urlDone follows a backend's notifications/elicitation/complete: if it
+// completes one of askURLs', the backend's lists are fetched again.
+func (a *aggregator) urlDone(l *link, f *frame.Frame) {
+	id, ok := f.String(f.Param("elicitationId")) // as the backend sent it: edits apply when written
+	if !ok {
+		return
+	}
+	id = l.name + "/" + id
+	a.mu.Lock()
+	o, ok := a.urlAsked[id]
+	asked := ok && o.link == l && !o.done
+	if asked {
+		a.urlAsked[id] = urlAsk{link: l, done: true}
+		a.gen++
+		delete(a.cache, l)
+		clear(a.merged)
+		a.urisStale = true
+	}
+	a.mu.Unlock()
+	if asked {
+		for _, m := range []string{mToolsChanged, mPromptsChanged, mResourcesChanged} {
+			a.notifyHost(m)
+		}
 	}
 }

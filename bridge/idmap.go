@@ -89,6 +89,9 @@ type upcall struct {
 	// tell (stdio, legacy SSE, the standalone stream). It holds the idle
 	// timeout of that call only, or of all the backend's calls if nil.
 	call *call
+	// own marks the bridge's own request to the host on the backend's
+	// behalf (askURLs): its answer goes nowhere.
+	own bool
 }
 
 // An upToken routes the host's progress for a backend's request back.

@@ -321,7 +321,8 @@ func (r *router) initializeResult(version string, up []*link) []byte {
 }
 
 // narrowTasks keeps tasks.list and tasks.cancel in the merged
-// capabilities only if every backend that runs tasks declared them: a
+// capabilities only if every backend that runs tasks (runsTasks; one
+// that declares tasks without tools.call makes none) declared them: a
 // task of a backend without list, retrievable with tasks/get, would be
 // missing from the merged tasks/list (the spec: it "MUST be retrievable
 // via tasks/list"), and one without cancel answers tasks/cancel -32601.
@@ -336,7 +337,7 @@ func narrowTasks(caps map[string]json.RawMessage, up []*link) {
 	}
 	for _, k := range []string{"list", "cancel"} {
 		for _, l := range up {
-			if own, has := l.initRes.Capabilities["tasks"]; has && rawField(own, k) == nil {
+			if own, has := l.initRes.Capabilities["tasks"]; has && runsTasks(own) && rawField(own, k) == nil {
 				delete(m, k)
 				break
 			}

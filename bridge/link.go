@@ -552,7 +552,9 @@ func (r *router) endUpsFor(c *call, reason string) {
 	if len(ups) > 0 {
 		r.cancelUps(c.backend, ups, reason)
 		for _, u := range ups {
-			_ = u.backend.send(frame.NewError(u.backendID, frame.ErrorObject{Code: frame.CodeInternalError, Message: "cancelled by mcpbridge: " + reason}))
+			if !u.own {
+				_ = u.backend.send(frame.NewError(u.backendID, frame.ErrorObject{Code: frame.CodeInternalError, Message: "cancelled by mcpbridge: " + reason}))
+			}
 		}
 	}
 }
@@ -673,5 +675,25 @@ func (l *link) close() {
 		if err := s.Close(); err != nil {
 			l.log.Debug().Err(err).Msg("closing backend")
 		}
+	}
+}
+
+// askHost sends the host a request of the bridge's own on l's behalf
+// (upcall.own): it is cancelled toward the host like l's own requests
+// when l's session ends, and its answer is dropped.
+func (r *router) askHost(l *link, method string, params []byte) {
+	r.mu.Lock()
+	if r.host.inputEnded {
+		r.mu.Unlock()
+		return
+	}
+	key := fmt.Appendf(nil, `"mcpbridge-own-%d"`, r.ids.issue())
+	u, ok := r.ids.addUp(l, key)
+	if ok {
+		u.own = true
+	}
+	r.mu.Unlock()
+	if ok {
+		r.toHost(frame.NewRequest(frame.AppendInt(nil, u.hostID), method, params))
 	}
 }

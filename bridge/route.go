@@ -275,6 +275,12 @@ func (r *router) hostResponse(f *frame.Frame) {
 		r.log.Warn().Bytes("frontID", f.ID()).Msg("dropping the host's answer to an unknown request")
 		return
 	}
+	if u.own {
+		// The bridge's own request for the backend (askURLs): nobody
+		// waits for the answer.
+		r.log.Debug().Str("backend", u.backend.name).Bytes("answer", f.Raw()).Msg("the host answered the bridge's URL elicitation")
+		return
+	}
 	// The calls waiting on this answer get a full idle window from now
 	// (startTimer): the one it was for, or all the backend's.
 	if u.call != nil {
@@ -344,12 +350,17 @@ func (r *router) hostNotification(f *frame.Frame) {
 	if f.Method == mTaskStatus && !r.raw {
 		// About a task the host runs for one backend's request: to that
 		// backend only, when the bridge knows which.
+		// A task it does not know served no backend's request it saw:
+		// the status (its statusMessage may sum up another backend's
+		// request) goes to none rather than to all.
 		if l := r.agg.taskStatusDown(f); l != nil {
 			if err := l.send(f); err != nil {
 				r.log.Warn().Err(err).Str("backend", l.name).Str("method", f.Method).Msg("could not pass a notification on")
 			}
-			return
+		} else {
+			r.log.Debug().Msg("dropping the host's status of a task the bridge does not know")
 		}
+		return
 	}
 	// Everything else (roots/list_changed, unknown notifications) goes to
 	// every backend that is up.
@@ -527,7 +538,10 @@ func (r *router) requestUp(l *link, f *frame.Frame) {
 		if f.Method == mElicit && !r.raw {
 			r.agg.tagElicitation(l, f)
 		}
-		if n, isInt := frame.Int(f.Via); isInt {
+		// A request of a task's (the related-task _meta) belongs to the
+		// task, not to the request on whose stream it came (a tasks/result
+		// the host may give up and poll tasks/get instead): it outlives it.
+		if n, isInt := frame.Int(f.Via); isInt && !f.Param("_meta", relatedTask).Ok() {
 			c := r.ids.calls[n]
 			if c == nil {
 				// Sent for a call that has ended (cancelled or timed
@@ -614,6 +628,7 @@ func (r *router) notificationUp(l *link, f *frame.Frame) {
 	case mElicitDone:
 		if !r.raw {
 			r.agg.tagElicitation(l, f)
+			r.agg.urlDone(l, f)
 		}
 	case mTaskStatus:
 		r.taskStatus(l, f, false)
@@ -646,7 +661,9 @@ func (r *router) failUpsAtEOF() {
 	}
 	r.mu.Unlock()
 	for _, u := range ups {
-		_ = u.backend.send(frame.NewError(u.backendID, hostGone))
+		if !u.own {
+			_ = u.backend.send(frame.NewError(u.backendID, hostGone))
+		}
 	}
 }
 

@@ -75,19 +75,12 @@ func (t *taskOwners) owner(client bool, id string) *link {
 	return t.table(client)[id]
 }
 
-// forget drops the tasks of a backend that restarted or was re-initialized:
-// they may be gone with its session, and if not, tasks/list finds them.
-func (t *taskOwners) forget(l *link) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, table := range []map[string]*link{t.server, t.client} {
-		for id, o := range table {
-			if o == l {
-				delete(table, id)
-			}
-		}
-	}
-}
+// Owners are kept when a backend restarts or its HTTP session is renewed:
+// a task is bound to its requestor, not to a session, and lives for its
+// ttl (a server without tasks.list, the kind the spec recommends when it
+// cannot tell requestors apart, could not be asked for it again). A task
+// gone with a restarted process is reported unknown by the backend
+// itself.
 
 // relatedTask is the _meta key that ties a message to a task.
 const relatedTask = "io.modelcontextprotocol/related-task"
@@ -261,6 +254,34 @@ func (a *aggregator) byTask(f *frame.Frame) {
 	default:
 		r.forward(owner, f, nil)
 	}
+}
+
+// runsTasks reports whether l declared tasks.requests.tools.call: whether
+// it may run a task (tools/call is the one request a server's task can
+// wrap), and the host may task-augment its tools.
+func (l *link) runsTasks() bool {
+	c, ok := l.capability("tasks")
+	return ok && runsTasks(c)
+}
+
+// runsTasks reports whether a server's tasks capability has
+// requests.tools.call.
+func runsTasks(tasks json.RawMessage) bool {
+	return rawField(rawField(rawField(tasks, "requests"), "tools"), "call") != nil
+}
+
+// noTaskSupport returns tool with an execution.taskSupport other than
+// "forbidden" made "forbidden": the tool of a backend that did not
+// declare tasks.requests.tools.call, which the spec says a client MUST
+// NOT task-augment whatever the tool says, while the merged capabilities
+// may declare it for another backend's tools.
+func noTaskSupport(tool json.RawMessage) json.RawMessage {
+	exec := frame.Member(tool, "execution")
+	ts := frame.Member(exec, "taskSupport")
+	if ts == nil || string(ts) == `"forbidden"` {
+		return tool
+	}
+	return frame.SetMember(tool, "execution", frame.SetMember(exec, "taskSupport", []byte(`"forbidden"`)))
 }
 
 // listsTasks reports whether l declared tasks.list.
