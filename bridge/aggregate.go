@@ -62,6 +62,10 @@ type aggregator struct {
 	// (done) is kept, so that a refusal sent before the completion and
 	// handled after it does not ask again (ids are unique per server).
 	urlAsked map[string]urlAsk
+
+	// notifyWaiting holds the list_changed methods waiting for the host's
+	// notifications/initialized (notifyHost).
+	notifyWaiting map[string]bool
 }
 
 type target struct {
@@ -1044,12 +1048,36 @@ func (a *aggregator) backendChanged(l *link) {
 func (a *aggregator) notifyHost(method string) {
 	r := a.r
 	kind := strings.TrimSuffix(strings.TrimPrefix(method, "notifications/"), "/list_changed")
+	if !isClosed(r.host.initialized) {
+		// One of each kind waits for the host: the host needs to hear a
+		// list changed once, not once per change before it was ready.
+		a.mu.Lock()
+		waiting := a.notifyWaiting[method]
+		if !waiting {
+			if a.notifyWaiting == nil {
+				a.notifyWaiting = map[string]bool{}
+			}
+			a.notifyWaiting[method] = true
+		}
+		a.mu.Unlock()
+		if waiting {
+			return
+		}
+	}
 	go func() {
+		t := time.NewTimer(time.Minute)
+		defer t.Stop()
+		ready := false
 		select {
 		case <-r.host.initialized:
+			ready = true
 		case <-r.life.Done():
-			return
-		case <-time.After(time.Minute):
+		case <-t.C:
+		}
+		a.mu.Lock()
+		delete(a.notifyWaiting, method)
+		a.mu.Unlock()
+		if !ready {
 			return
 		}
 		r.mu.Lock()

@@ -41,6 +41,9 @@ type call struct {
 	// task is set for a task-augmented tools/call (params.task): its
 	// answer is a CreateTaskResult, searched for the task it made.
 	task bool
+	// taskID is the task a tasks/result waits for: its error answer (the
+	// error of the task's failed request) ends the task too.
+	taskID string
 	// subParams are the params of a host's resources/subscribe, recorded
 	// (router.subscribed) once the backend took it.
 	subParams []byte
@@ -92,6 +95,10 @@ type upcall struct {
 	// own marks the bridge's own request to the host on the backend's
 	// behalf (askURLs): its answer goes nowhere.
 	own bool
+	// pollTask is the host's task a backend's tasks/get, tasks/result or
+	// tasks/cancel is about, and pollMethod which: the host's answer may
+	// show the task ended (taskPolled).
+	pollTask, pollMethod string
 }
 
 // An upToken routes the host's progress for a backend's request back.

@@ -154,6 +154,8 @@ func (r *router) forward(l *link, f *frame.Frame, edit func(*frame.Frame)) {
 	switch f.Method {
 	case mToolsCall:
 		c.task = f.Param("task").Ok()
+	case mTaskResult:
+		c.taskID, _ = f.String(f.Param("taskId"))
 	case mSubscribe:
 		c.subParams = bytes.Clone(f.Params())
 	}
@@ -265,7 +267,9 @@ func (r *router) hostResponse(f *frame.Frame) {
 		if u = r.ids.ups[id]; u != nil {
 			tok = r.ids.upToks[u.token]
 			r.ids.dropUp(u)
-			if u.call != nil {
+			if u.call != nil && r.ids.calls[u.call.backendID] == u.call {
+				// Still in flight: an ended call's stopped timer must
+				// not be armed again.
 				forCall = u.call.timer
 			}
 		}
@@ -287,6 +291,9 @@ func (r *router) hostResponse(f *frame.Frame) {
 		forCall.progress()
 	} else {
 		u.backend.upAnswered.Store(time.Now().UnixNano())
+	}
+	if u.pollTask != "" {
+		r.taskPolled(u, f)
 	}
 	if u.task && u.token != 0 && !f.IsError() {
 		if task := createdTask(f); task != "" {
@@ -535,6 +542,10 @@ func (r *router) requestUp(l *link, f *frame.Frame) {
 		}
 		u.task = f.Param("task").Ok()
 		u.listTasks = f.Method == mTaskList
+		if isTaskMethod(f.Method) {
+			u.pollMethod = f.Method
+			u.pollTask, _ = f.String(f.Param("taskId"))
+		}
 		if f.Method == mElicit && !r.raw {
 			r.agg.tagElicitation(l, f)
 		}
@@ -799,8 +810,12 @@ func (r *router) startTimer(c *call) {
 			// and the idle window starts again once nothing of its is
 			// pending with the host. --max-timeout still bounds them.
 			r.mu.Lock()
+			ended := r.ids.calls[c.backendID] != c
 			waiting := r.ids.waitsOnHost(c)
 			r.mu.Unlock()
+			if ended {
+				return // answered meanwhile: nothing to time out
+			}
 			if waiting {
 				t.progress()
 				return

@@ -98,6 +98,14 @@ func terminalStatus(s string) bool { return s == "completed" || s == "failed" ||
 // token go.
 func (r *router) taskAnswered(l *link, c *call, f *frame.Frame) {
 	if f.IsError() {
+		// tasks/result of a task whose request failed answers that
+		// request's error: the task has ended. Not an error the bridge
+		// made (the backend down, a timeout): that says nothing of it.
+		if c.method == mTaskResult && c.taskID != "" && !unreachable(f) {
+			r.mu.Lock()
+			r.ids.endTask(l, c.taskID, false)
+			r.mu.Unlock()
+		}
 		return
 	}
 	res := f.ResultSpan()
@@ -156,6 +164,26 @@ func (r *router) taskStatus(l *link, f *frame.Frame, host bool) {
 	for _, l := range r.links {
 		r.ids.endTask(l, id, true)
 	}
+}
+
+// taskPolled follows the host's answer to a backend's tasks/get,
+// tasks/result or tasks/cancel of a task the host runs for it: one that
+// shows the task ended (a terminal status; any answer to tasks/result,
+// which waits for the end, an error being the task's failed request) lets
+// the task's progress token go, as the host's status notification would.
+func (r *router) taskPolled(u *upcall, f *frame.Frame) {
+	if u.pollMethod != mTaskResult {
+		res := f.ResultSpan()
+		if f.IsError() || res.End-res.Start > taskResultMax {
+			return
+		}
+		if status, _ := f.String(f.Field(res, "status")); !terminalStatus(status) {
+			return
+		}
+	}
+	r.mu.Lock()
+	r.ids.endTask(u.backend, u.pollTask, true)
+	r.mu.Unlock()
 }
 
 // createdTask returns the task id of a CreateTaskResult answer
