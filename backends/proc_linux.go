@@ -28,7 +28,7 @@ func growPipe(v any) {
 		return
 	}
 	_ = rc.Control(func(fd uintptr) {
-		_, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, 1<<20)
+		_, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeBytes)
 	})
 }
 

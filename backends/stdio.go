@@ -414,9 +414,10 @@ func (s *stdioSession) waitLoop(stderrDone chan struct{}) {
 //   - it holds no unread byte: the backend can write no more, so all it
 //     wrote has been read; or
 //   - more has been read from it than it held when first asked after the
-//     exit: a pipe is read in order, so all the backend wrote came first,
-//     and the rest was written by something else (a holder that writes
-//     faster than the bridge reads never lets the pipe be found empty).
+//     exit, plus what one read takes: a pipe is read in order, so all the
+//     backend wrote came first, and the rest was written by something
+//     else (a holder that writes faster than the bridge reads never lets
+//     the pipe be found empty).
 //
 // The pipes are asked from a step after the exit on, so that the usual
 // end of a pipe (every writer gone) is seen as such; for emptiness,
@@ -455,8 +456,11 @@ func (s *stdioSession) drainAfterExit(stderrDone chan struct{}) {
 			m.set, m.held, m.base = true, int64(unread), read.n.Load()
 		}
 		switch {
-		case m.set && read.n.Load()-m.base > m.held:
-			// Read past all the backend left: another writer.
+		case m.set && read.n.Load()-m.base > m.held+pipeBytes:
+			// Read past all the backend left: another writer. The slack
+			// is for a read under way when the pipe was asked, whose
+			// bytes had left the pipe but were not counted yet (a read
+			// takes at most what a pipe holds).
 		case known && unread > 0 || out && !s.inRead.Load():
 			held = 0
 			continue
@@ -469,6 +473,10 @@ func (s *stdioSession) drainAfterExit(stderrDone chan struct{}) {
 		held, outClosed = 0, outClosed || out
 	}
 }
+
+// pipeBytes is the size the backend's pipes are grown to (growPipe),
+// at least what one read of them returns.
+const pipeBytes = 1 << 20
 
 // A drainMark is what drainAfterExit found in a pipe of the exited
 // backend when it first asked.

@@ -1232,34 +1232,43 @@ func (a *aggregator) askURLs(l *link, err error) {
 	if json.Unmarshal(ae.f.Error(), &e) != nil || e.Code != -32042 {
 		return
 	}
+	// One refusal's elicitations at a time per backend: a server that
+	// makes a new id for each refusal (a UUID) would otherwise have the
+	// host show one prompt per list gathered, all for one connection.
+	// Checked and taken under one lock: lists are gathered concurrently.
+	var ids []string
+	var params [][]byte
+	a.mu.Lock()
+	for _, o := range a.urlAsked {
+		if o.link == l && !o.done {
+			a.mu.Unlock()
+			return
+		}
+	}
+	if len(a.urlAsked) >= maxURLAsked {
+		for k, o := range a.urlAsked {
+			if o.done {
+				delete(a.urlAsked, k)
+			}
+		}
+	}
 	for _, el := range e.Data.Elicitations {
-		if el.Mode != "url" || el.ID == "" || el.URL == "" {
-			continue
-		}
 		id := l.name + "/" + el.ID
-		a.mu.Lock()
-		if len(a.urlAsked) >= maxURLAsked {
-			for k, o := range a.urlAsked {
-				if o.done {
-					delete(a.urlAsked, k)
-				}
-			}
-		}
-		_, asked := a.urlAsked[id]
-		asked = asked || len(a.urlAsked) >= maxURLAsked
-		if !asked {
-			if a.urlAsked == nil {
-				a.urlAsked = map[string]urlAsk{}
-			}
-			a.urlAsked[id] = urlAsk{link: l}
-		}
-		a.mu.Unlock()
-		if asked {
+		if _, asked := a.urlAsked[id]; asked || el.Mode != "url" || el.ID == "" || el.URL == "" || len(a.urlAsked) >= maxURLAsked {
 			continue
 		}
-		params, _ := json.Marshal(map[string]string{"mode": "url", "elicitationId": id, "url": el.URL, "message": el.Message})
-		r.askHost(l, mElicit, params)
-		l.log.Info().Str("elicitationId", el.ID).Msg("the backend needs the user at a URL before it lists anything: asked the host")
+		if a.urlAsked == nil {
+			a.urlAsked = map[string]urlAsk{}
+		}
+		a.urlAsked[id] = urlAsk{link: l}
+		ids = append(ids, el.ID)
+		p, _ := json.Marshal(map[string]string{"mode": "url", "elicitationId": id, "url": el.URL, "message": el.Message})
+		params = append(params, p)
+	}
+	a.mu.Unlock()
+	for i, id := range ids {
+		r.askHost(l, mElicit, params[i])
+		l.log.Info().Str("elicitationId", id).Msg("the backend needs the user at a URL before it lists anything: asked the host")
 	}
 }
 

@@ -95,6 +95,10 @@ type upcall struct {
 	// own marks the bridge's own request to the host on the backend's
 	// behalf (askURLs): its answer goes nowhere.
 	own bool
+	// holdsNone: the request waits on the host for no call of the
+	// backend's (the bridge's own, or a task's input, which belongs to a
+	// task rather than to a request): no call's idle timeout waits for it.
+	holdsNone bool
 	// pollTask is the host's task a backend's tasks/get, tasks/result or
 	// tasks/cancel is about, and pollMethod which: the host's answer may
 	// show the task ended (taskPolled).
@@ -269,7 +273,7 @@ func (m *idMap) callsOf(l *link) []*call {
 // fires.
 func (m *idMap) waitsOnHost(c *call) bool {
 	for _, u := range m.ups {
-		if u.backend == c.backend && (u.call == nil || u.call == c) {
+		if u.backend == c.backend && !u.holdsNone && (u.call == nil || u.call == c) {
 			return true
 		}
 	}

@@ -690,7 +690,7 @@ func (r *router) askHost(l *link, method string, params []byte) {
 	key := fmt.Appendf(nil, `"mcpbridge-own-%d"`, r.ids.issue())
 	u, ok := r.ids.addUp(l, key)
 	if ok {
-		u.own = true
+		u.own, u.holdsNone = true, true
 	}
 	r.mu.Unlock()
 	if ok {

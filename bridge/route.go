@@ -287,9 +287,10 @@ func (r *router) hostResponse(f *frame.Frame) {
 	}
 	// The calls waiting on this answer get a full idle window from now
 	// (startTimer): the one it was for, or all the backend's.
-	if u.call != nil {
+	switch {
+	case u.call != nil:
 		forCall.progress()
-	} else {
+	case !u.holdsNone:
 		u.backend.upAnswered.Store(time.Now().UnixNano())
 	}
 	if u.pollTask != "" {
@@ -551,8 +552,11 @@ func (r *router) requestUp(l *link, f *frame.Frame) {
 		}
 		// A request of a task's (the related-task _meta) belongs to the
 		// task, not to the request on whose stream it came (a tasks/result
-		// the host may give up and poll tasks/get instead): it outlives it.
-		if n, isInt := frame.Int(f.Via); isInt && !f.Param("_meta", relatedTask).Ok() {
+		// the host may give up and poll tasks/get instead): it outlives it,
+		// and holds no call's idle timeout (the task may wait for input
+		// for hours; tasks/result has no idle timeout).
+		u.holdsNone = f.Param("_meta", relatedTask).Ok()
+		if n, isInt := frame.Int(f.Via); isInt && !u.holdsNone {
 			c := r.ids.calls[n]
 			if c == nil {
 				// Sent for a call that has ended (cancelled or timed
