@@ -443,9 +443,13 @@ func (a *aggregator) gather(method, kind string) ([]byte, error) {
 					URI string `json:"uri"`
 				}
 				_ = json.Unmarshal(it, &m)
-				if _, seen := uris[m.URI]; !seen {
-					uris[m.URI] = l
+				if _, seen := uris[m.URI]; seen {
+					// Shadowed: reads and subscriptions of the URI go to
+					// the first backend that listed it, so the host is
+					// shown that one only.
+					continue
 				}
+				uris[m.URI] = l
 				merged = append(merged, it)
 			}
 		}

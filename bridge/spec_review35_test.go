@@ -548,3 +548,40 @@ func TestURLElicitationRequiredByAListIsAskedOnceAndCompleted(t *testing.T) {
 		t.Errorf("b got answers to requests it never sent: %q", answers)
 	}
 }
+
+// From the 38th review (real npm servers merged): two memory servers both
+// list memory://knowledge-graph; reads and subscriptions go to the first
+// (README), yet the host was shown the URI twice, the second entry one it
+// could never reach. The merged list now shows it once, the first
+// backend's.
+func TestShadowedResourceListedOnce(t *testing.T) {
+	mk := func(name string) *scriptedServer {
+		return &scriptedServer{name: name, caps: `{"resources":{}}`, handle: func(f *frame.Frame, write func(string, ...any)) {
+			switch {
+			case f.Method == "resources/list":
+				write(`{"jsonrpc":"2.0","id":%s,"result":{"resources":[{"uri":"memory://knowledge-graph","name":"graph of %s"},{"uri":"memory://%s-only","name":"%s's own"}]}}`, f.ID(), name, name, name)
+			case f.Method == "resources/read":
+				write(`{"jsonrpc":"2.0","id":%s,"result":{"contents":[{"uri":"memory://knowledge-graph","text":"from %s"}]}}`, f.ID(), name)
+			case f.Kind == frame.Request:
+				write(`{"jsonrpc":"2.0","id":%s,"result":{}}`, f.ID())
+			}
+		}}
+	}
+	w := bridgedScripted(t, Config{}, mk("a"), mk("b"))
+	handshake(w.wire)
+	w.Send(`{"jsonrpc":"2.0","id":1,"method":"resources/list"}`)
+	r := w.Response("1")
+	res := string(r.Result())
+	if n := strings.Count(res, `"memory://knowledge-graph"`); n != 1 {
+		t.Errorf("the shared URI is listed %d times, want once: %s", n, res)
+	}
+	for _, want := range []string{"graph of a", "memory://a-only", "memory://b-only"} {
+		if !strings.Contains(res, want) {
+			t.Errorf("the merged list lacks %s: %s", want, res)
+		}
+	}
+	w.Send(`{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"memory://knowledge-graph"}}`)
+	if r := w.Response("2"); !strings.Contains(string(r.Result()), "from a") {
+		t.Errorf("the shared URI is read from: %s", r.Raw())
+	}
+}
