@@ -22,8 +22,11 @@ import (
 
 // Pinned in node/package.json; node_modules is reinstalled when it differs.
 var pinned = map[string]string{
-	"@modelcontextprotocol/sdk":               "1.32.2",
-	"@modelcontextprotocol/server-everything": "2026.8.31",
+	"@modelcontextprotocol/sdk":                        "1.32.2",
+	"@modelcontextprotocol/server-everything":          "2026.8.31",
+	"@modelcontextprotocol/server-filesystem":          "2026.8.31",
+	"@modelcontextprotocol/server-memory":              "2026.8.31",
+	"@modelcontextprotocol/server-sequential-thinking": "2026.8.31",
 }
 
 var scenarios = []string{
