@@ -382,6 +382,9 @@ func (a *aggregator) gather(method, kind string) ([]byte, error) {
 				a.askURLs(l, err)
 				return
 			}
+			if !cached {
+				a.urlsSettled(l, "")
+			}
 			per[i] = its
 			cacheable[i] = cached || l.declaresListChanged(kind)
 		}()
@@ -1271,8 +1274,30 @@ func (a *aggregator) askURLs(l *link, err error) {
 	}
 	a.mu.Unlock()
 	for i, id := range ids {
-		r.askHost(l, mElicit, params[i])
+		tagged := l.name + "/" + id
+		r.askHost(l, mElicit, params[i], func(f *frame.Frame) {
+			// Declined, cancelled or failed: the user will not complete
+			// it, and the backend's next refusal may ask again.
+			if action, _ := f.String(f.Field(f.ResultSpan(), "action")); f.IsError() || action != "accept" {
+				a.urlsSettled(l, tagged)
+			}
+		})
 		l.log.Info().Str("elicitationId", id).Msg("the backend needs the user at a URL before it lists anything: asked the host")
+	}
+}
+
+// urlsSettled marks l's outstanding URL elicitations done (only the one
+// tagged id, if not ""), so that a later refusal asks the host again: the
+// backend answered a list (it needs the user no more, whether or not it
+// says so: notifications/elicitation/complete is optional), or the host
+// declined.
+func (a *aggregator) urlsSettled(l *link, id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k, o := range a.urlAsked {
+		if o.link == l && !o.done && (id == "" || k == id) {
+			a.urlAsked[k] = urlAsk{link: l, done: true}
+		}
 	}
 }
 

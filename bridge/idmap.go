@@ -93,8 +93,9 @@ type upcall struct {
 	// timeout of that call only, or of all the backend's calls if nil.
 	call *call
 	// own marks the bridge's own request to the host on the backend's
-	// behalf (askURLs): its answer goes nowhere.
-	own bool
+	// behalf (askURLs): its answer goes to ownAnswer, not the backend.
+	own       bool
+	ownAnswer func(*frame.Frame)
 	// holdsNone: the request waits on the host for no call of the
 	// backend's (the bridge's own, or a task's input, which belongs to a
 	// task rather than to a request): no call's idle timeout waits for it.

@@ -680,8 +680,8 @@ func (l *link) close() {
 
 // askHost sends the host a request of the bridge's own on l's behalf
 // (upcall.own): it is cancelled toward the host like l's own requests
-// when l's session ends, and its answer is dropped.
-func (r *router) askHost(l *link, method string, params []byte) {
+// when l's session ends, and its answer goes to answered, if not nil.
+func (r *router) askHost(l *link, method string, params []byte, answered func(*frame.Frame)) {
 	r.mu.Lock()
 	if r.host.inputEnded {
 		r.mu.Unlock()
@@ -690,7 +690,7 @@ func (r *router) askHost(l *link, method string, params []byte) {
 	key := fmt.Appendf(nil, `"mcpbridge-own-%d"`, r.ids.issue())
 	u, ok := r.ids.addUp(l, key)
 	if ok {
-		u.own, u.holdsNone = true, true
+		u.own, u.holdsNone, u.ownAnswer = true, true, answered
 	}
 	r.mu.Unlock()
 	if ok {

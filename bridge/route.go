@@ -280,9 +280,11 @@ func (r *router) hostResponse(f *frame.Frame) {
 		return
 	}
 	if u.own {
-		// The bridge's own request for the backend (askURLs): nobody
-		// waits for the answer.
-		r.log.Debug().Str("backend", u.backend.name).Bytes("answer", f.Raw()).Msg("the host answered the bridge's URL elicitation")
+		// The bridge's own request for the backend (askURLs).
+		r.log.Debug().Str("backend", u.backend.name).Bytes("answer", f.Raw()).Msg("the host answered the bridge's own request")
+		if u.ownAnswer != nil {
+			u.ownAnswer(f)
+		}
 		return
 	}
 	// The calls waiting on this answer get a full idle window from now
