@@ -921,11 +921,16 @@ func (a *aggregator) fanOut(f *frame.Frame) {
 	if !ok {
 		return
 	}
+	type refused struct {
+		l   *link
+		g   *frame.Frame
+		err error
+	}
 	var (
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		took    bool
-		refusal *frame.Frame
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		took     bool
+		refusals []refused
 	)
 	for _, l := range a.r.links {
 		if !l.isReady() || !l.declares("logging") {
@@ -943,16 +948,30 @@ func (a *aggregator) fanOut(f *frame.Frame) {
 			switch {
 			case err == nil:
 				took = true
-			case g != nil && refusal == nil:
-				refusal = g
+			case g != nil:
+				refusals = append(refusals, refused{l, g, err})
 			}
 		}()
 	}
 	wg.Wait()
-	if !took && refusal != nil {
-		refusal.SetID(f.ID())
-		a.answer(c, refusal)
+	if !took && len(refusals) > 0 {
+		// The first refusal in declared order, its elicitation ids
+		// tagged as any backend's error to the host is.
+		first := refusals[0]
+		for _, r := range refusals[1:] {
+			if indexOf(a.r.links, r.l) < indexOf(a.r.links, first.l) {
+				first = r
+			}
+		}
+		a.tagElicitationError(first.l, first.g)
+		first.g.SetID(f.ID())
+		a.answer(c, first.g)
 		return
+	}
+	// Others took it: a backend that wants the user at a URL first
+	// (-32042) would go unheard behind the host's {}.
+	for _, r := range refusals {
+		a.askURLs(r.l, r.err)
 	}
 	a.answer(c, frame.NewResult(f.ID(), []byte("{}")))
 }
@@ -1282,7 +1301,7 @@ func (a *aggregator) askURLs(l *link, err error) {
 				a.urlsSettled(l, tagged)
 			}
 		})
-		l.log.Info().Str("elicitationId", id).Msg("the backend needs the user at a URL before it lists anything: asked the host")
+		l.log.Info().Str("elicitationId", id).Msg("the backend needs the user at a URL first: asked the host")
 	}
 }
 

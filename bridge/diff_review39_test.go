@@ -133,3 +133,53 @@ func TestDeclinedURLElicitationBlocksNoLaterOne(t *testing.T) {
 		t.Errorf("the second elicitation: %s", second.Raw())
 	}
 }
+
+// Noted by the 35th review: a -32042 refusal of the fanned-out
+// logging/setLevel reached the host without the NAME/ tagging its later
+// notifications/elicitation/complete gets; and when another backend took
+// the level, the refusal went unheard behind the host's {}.
+func TestSetLevelRefusedForAURLElicitation(t *testing.T) {
+	mk := func(name string, refuse bool) *scriptedServer {
+		return &scriptedServer{name: name, caps: `{"tools":{},"logging":{}}`, handle: func(f *frame.Frame, write func(string, ...any)) {
+			switch {
+			case f.Method == "logging/setLevel" && refuse:
+				write(`{"jsonrpc":"2.0","id":%s,"error":{"code":-32042,"message":"connect first","data":{"elicitations":[{"mode":"url","elicitationId":"log-1","url":"https://%s.example.com/c","message":"Connect"}]}}}`, f.ID(), name)
+			case f.Method == "logging/setLevel":
+				write(`{"jsonrpc":"2.0","id":%s,"error":{"code":-32603,"message":"no levels here"}}`, f.ID())
+			case f.Kind == frame.Request:
+				write(`{"jsonrpc":"2.0","id":%s,"result":{"tools":[]}}`, f.ID())
+			}
+		}}
+	}
+	start := func(a, b *scriptedServer) *bridgedRun {
+		w := bridgedScripted(t, Config{}, a, b)
+		w.Send(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"elicitation":{"url":{}}},"clientInfo":{"name":"wire-host","version":"1"}}}`)
+		w.Response("0")
+		w.Send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+		return w
+	}
+	t.Run("all refuse", func(t *testing.T) {
+		w := start(mk("a", true), mk("b", false))
+		w.Send(`{"jsonrpc":"2.0","id":1,"method":"logging/setLevel","params":{"level":"debug"}}`)
+		r := w.Response("1")
+		if !strings.Contains(string(r.Error()), "-32042") || !strings.Contains(string(r.Error()), `"a/log-1"`) {
+			t.Errorf("the host's setLevel, refused by both (a first, with -32042): %s", r.Raw())
+		}
+	})
+	t.Run("one takes it", func(t *testing.T) {
+		ok := &scriptedServer{name: "a", caps: `{"tools":{},"logging":{}}`, handle: func(f *frame.Frame, write func(string, ...any)) {
+			if f.Kind == frame.Request {
+				write(`{"jsonrpc":"2.0","id":%s,"result":{}}`, f.ID())
+			}
+		}}
+		w := start(ok, mk("b", true))
+		w.Send(`{"jsonrpc":"2.0","id":1,"method":"logging/setLevel","params":{"level":"debug"}}`)
+		if r := w.Response("1"); r.IsError() {
+			t.Errorf("setLevel taken by a: %s", r.Raw())
+		}
+		el := w.WaitFor("b's URL elicitation", func(f *frame.Frame) bool { return f.Method == "elicitation/create" })
+		if !frameContains(el, `"b/log-1"`) {
+			t.Errorf("b's URL elicitation: %s", el.Raw())
+		}
+	})
+}

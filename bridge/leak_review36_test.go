@@ -315,3 +315,27 @@ func r36Scripted(t *testing.T, n int, mk func(name string) *scriptedServer) *r21
 		},
 	})
 }
+
+// Noted by the 35th review: with owners kept for the bridge's life, a full
+// table dropped an arbitrary half, live tasks with the ended. Tasks seen to
+// end go first.
+func TestFullTaskTableForgetsEndedTasksFirst(t *testing.T) {
+	var to taskOwners
+	l := &link{name: "a"}
+	for i := range maxTasks {
+		id := fmt.Sprint("t", i)
+		to.learn(false, id, l)
+		if i%2 == 0 {
+			to.ended(false, id)
+		}
+	}
+	to.learn(false, "new", l)
+	for i := 1; i < maxTasks; i += 2 {
+		if to.owner(false, fmt.Sprint("t", i)) != l {
+			t.Fatalf("live task t%d was forgotten while ended ones could go", i)
+		}
+	}
+	if to.owner(false, "t0") != nil || to.owner(false, "new") != l {
+		t.Errorf("the ended were kept or the new task not learned")
+	}
+}

@@ -24,12 +24,18 @@ import (
 // that backend only.
 type taskOwners struct {
 	mu     sync.Mutex
-	server map[string]*link // task id → backend that runs it
-	client map[string]*link // host's task id → backend whose request it serves
+	server map[string]taskOwner // task id → backend that runs it
+	client map[string]taskOwner // host's task id → backend whose request it serves
 }
 
-// maxTasks bounds each table: a long-lived bridge forgets the oldest half
-// when it is full (forgotten tasks are found again through tasks/list).
+type taskOwner struct {
+	link  *link
+	ended bool // seen in a terminal status: kept (its result is there until its ttl), dropped first
+}
+
+// maxTasks bounds each table: a long-lived bridge that fills one forgets
+// the tasks seen to end first, then an arbitrary half (forgotten tasks are
+// found again through tasks/list).
 const maxTasks = 10000
 
 // taskResultMax is the largest tasks/get or tasks/cancel answer searched
@@ -40,13 +46,13 @@ const maxTasks = 10000
 const taskResultMax = 4096
 
 // table returns the server or client table, made on first use; t.mu held.
-func (t *taskOwners) table(client bool) map[string]*link {
+func (t *taskOwners) table(client bool) map[string]taskOwner {
 	p := &t.server
 	if client {
 		p = &t.client
 	}
 	if *p == nil {
-		*p = make(map[string]*link)
+		*p = make(map[string]taskOwner)
 	}
 	return *p
 }
@@ -59,20 +65,37 @@ func (t *taskOwners) learn(client bool, id string, l *link) {
 	defer t.mu.Unlock()
 	table := t.table(client)
 	if len(table) >= maxTasks {
-		for k := range table { // map order: an arbitrary half
+		for k, o := range table {
+			if o.ended {
+				delete(table, k)
+			}
+		}
+	}
+	if len(table) >= maxTasks {
+		for k := range table { // still full: an arbitrary half
 			if len(table) < maxTasks/2 {
 				break
 			}
 			delete(table, k)
 		}
 	}
-	table[id] = l
+	table[id] = taskOwner{link: l}
+}
+
+// ended marks a task seen to end, if the bridge knows it.
+func (t *taskOwners) ended(client bool, id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	table := t.table(client)
+	if o, ok := table[id]; ok {
+		table[id] = taskOwner{link: o.link, ended: true}
+	}
 }
 
 func (t *taskOwners) owner(client bool, id string) *link {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.table(client)[id]
+	return t.table(client)[id].link
 }
 
 // Owners are kept when a backend restarts or its HTTP session is renewed:
@@ -102,9 +125,7 @@ func (r *router) taskAnswered(l *link, c *call, f *frame.Frame) {
 		// request's error: the task has ended. Not an error the bridge
 		// made (the backend down, a timeout): that says nothing of it.
 		if c.method == mTaskResult && c.taskID != "" && !unreachable(f) {
-			r.mu.Lock()
-			r.ids.endTask(l, c.taskID, false)
-			r.mu.Unlock()
+			r.taskEnded(l, c.taskID, false)
 		}
 		return
 	}
@@ -139,9 +160,19 @@ func (r *router) taskAnswered(l *link, c *call, f *frame.Frame) {
 		id, _ = f.String(f.Field(res, "_meta", relatedTask, "taskId"))
 	}
 	if id != "" {
-		r.mu.Lock()
-		r.ids.endTask(l, id, false)
-		r.mu.Unlock()
+		r.taskEnded(l, id, false)
+	}
+}
+
+// taskEnded lets the progress token of a task seen to end go (a
+// backend's, or with client the host's for l), and marks the task's
+// owner ended (the first forgotten should the table fill).
+func (r *router) taskEnded(l *link, id string, client bool) {
+	r.mu.Lock()
+	r.ids.endTask(l, id, client)
+	r.mu.Unlock()
+	if !r.raw {
+		r.agg.tasks.ended(client, id)
 	}
 }
 
@@ -155,6 +186,9 @@ func (r *router) taskStatus(l *link, f *frame.Frame, host bool) {
 		return
 	}
 	id, _ := f.String(f.Param("taskId"))
+	if host && !r.raw {
+		r.agg.tasks.ended(true, id) // a backend's is marked by taskStatusUp, which learns it
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !host {
@@ -181,9 +215,7 @@ func (r *router) taskPolled(u *upcall, f *frame.Frame) {
 			return
 		}
 	}
-	r.mu.Lock()
-	r.ids.endTask(u.backend, u.pollTask, true)
-	r.mu.Unlock()
+	r.taskEnded(u.backend, u.pollTask, true)
 }
 
 // createdTask returns the task id of a CreateTaskResult answer
@@ -205,10 +237,14 @@ func (a *aggregator) learnClientTask(l *link, f *frame.Frame) {
 	}
 }
 
-// taskStatusUp notes the task of a backend's notifications/tasks/status.
+// taskStatusUp notes the task of a backend's notifications/tasks/status,
+// and whether it ended.
 func (a *aggregator) taskStatusUp(l *link, f *frame.Frame) {
 	if id, ok := f.String(f.Param("taskId")); ok {
 		a.tasks.learn(false, id, l)
+		if status, _ := f.String(f.Param("status")); terminalStatus(status) {
+			a.tasks.ended(false, id)
+		}
 	}
 }
 
