@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -156,6 +157,65 @@ type httpCore struct {
 
 	ups    upcalls
 	unsent unsent
+
+	// A message the router sent before it heard that the upstream
+	// session was replaced (MethodReinitialized) waits, once the new
+	// session is up, until the router has restored the host's state in
+	// it (Restored), at most restoreHold: a call held across the loss
+	// would otherwise reach the server beside the replayed
+	// logging/setLevel, and its logs be filtered at the server's default.
+	// replaced counts the MethodReinitialized delivered; a message notes
+	// the count when it is sent (outMsg.seen).
+	replaced    atomic.Uint64
+	restoreMu   sync.Mutex
+	restoreGate chan struct{} // open while the router restores; nil when none
+}
+
+// restoreHold bounds the wait of awaitRestored (the router waits at most
+// 2 s for its replayed requests' answers).
+const restoreHold = 3 * time.Second
+
+// reinitializing runs just before a MethodReinitialized is delivered.
+func (c *httpCore) reinitializing() {
+	c.restoreMu.Lock()
+	if c.restoreGate != nil {
+		close(c.restoreGate) // an earlier replacement's waiters go on
+	}
+	c.restoreGate = make(chan struct{})
+	c.restoreMu.Unlock()
+	c.replaced.Add(1)
+}
+
+// Restored tells the session that the router has restored the host's
+// state after the last MethodReinitialized (Restorer).
+func (c *httpCore) Restored() {
+	c.restoreMu.Lock()
+	if c.restoreGate != nil {
+		close(c.restoreGate)
+		c.restoreGate = nil
+	}
+	c.restoreMu.Unlock()
+}
+
+// awaitRestored holds m, if the router sent it before it heard of the
+// latest replacement, until that replacement's state is restored.
+func (c *httpCore) awaitRestored(ctx context.Context, m outMsg) {
+	if m.seen == c.replaced.Load() {
+		return
+	}
+	c.restoreMu.Lock()
+	gate := c.restoreGate
+	c.restoreMu.Unlock()
+	if gate == nil {
+		return
+	}
+	t := time.NewTimer(restoreHold)
+	defer t.Stop()
+	select {
+	case <-gate:
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // unsent holds, by id, the requests handed to Send and not yet past their
@@ -899,6 +959,7 @@ type outMsg struct {
 	method string
 	id     []byte // a request's id as written: answers carry this one
 	first  bool   // the session's first POST (URL backends decide on it)
+	seen   uint64 // httpCore.replaced when it was sent (awaitRestored)
 	// origin, if hasOrigin, is for an answer to a server's request: the
 	// SSE connection or streamable session generation it came from
 	// (upcalls).

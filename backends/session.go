@@ -64,6 +64,14 @@ type Session interface {
 // backend's lists.
 const MethodReinitialized = "mcpbridge/reinitialized"
 
+// A Restorer is a session that holds what the router sent before it heard
+// of a MethodReinitialized until the router calls Restored: the host's
+// state (log level, subscriptions) is then back in the new upstream
+// session.
+type Restorer interface {
+	Restored()
+}
+
 // SuperviseArg is the first argument that turns the mcpbridge binary into
 // a backend's supervisor (see Supervise; not used on Linux, where one
 // guard serves every backend).

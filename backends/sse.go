@@ -442,6 +442,7 @@ func (s *sseSession) replay(st *sseStream, initReq, initNote []byte) {
 		// lost session's requests to the host first, and restores what
 		// the host set (log level, subscriptions) in the new one, which
 		// waits until the session is ready.
+		s.reinitializing()
 		s.deliver(frame.NewNotification(MethodReinitialized, result))
 		if initNote != nil {
 			note, err := stored(initNote)
@@ -518,6 +519,7 @@ func (s *sseSession) Send(f *frame.Frame) error {
 	}
 	m := newOutMsg(f)
 	m.spare = spare
+	m.seen = s.replaced.Load()
 	if s.unsent.cancel(&m) {
 		// Its request waits for the endpoint and will not be sent.
 		s.releaseFor(m)
@@ -566,6 +568,14 @@ func (s *sseSession) post(m outMsg) {
 	if err != nil {
 		s.answerFailure(m, err.Error())
 		return
+	}
+	if m.seen != s.replaced.Load() {
+		// Sent before the router knew of the new session.
+		s.awaitRestored(ctx, m)
+		if endpoint, err = s.waitEndpoint(ctx); err != nil {
+			s.answerFailure(m, err.Error())
+			return
+		}
 	}
 	if m.kind == frame.Request && !s.isPending(m.id) {
 		return // the connection dropped meanwhile and the request was answered

@@ -128,6 +128,7 @@ func (s *streamable) Send(f *frame.Frame) error {
 	}
 	m := newOutMsg(f)
 	m.spare = spare
+	m.seen = s.replaced.Load()
 	m.first = s.firstSent.CompareAndSwap(false, true)
 	s.observe(m)
 	switch {
@@ -196,6 +197,11 @@ func (s *streamable) postRequest(m outMsg) {
 				s.fail(m.id, fmt.Sprintf("the server lost the session and starting a new one failed: %v", err))
 				return
 			}
+			st = s.state()
+		}
+		if !isInit && m.seen != s.replaced.Load() {
+			// Sent before the router knew of the new session.
+			s.awaitRestored(ctx, m)
 			st = s.state()
 		}
 		if s.unsent.begin(m.id, st, cancel) {
@@ -904,10 +910,12 @@ func (s *streamable) rejoin(ctx context.Context, gen uint64) error {
 
 	if err == nil {
 		// Before any message of the new session can reach Recv (requests
-		// waiting for this rejoin go on once it is published, the new
-		// standalone stream starts after): the router forgets the lost
-		// session's requests to the host first, and restores what the
-		// host set (log level, subscriptions) in the new one.
+		// waiting for this rejoin go on once it is published, and once
+		// the router has restored the host's state: awaitRestored; the
+		// new standalone stream starts after): the router forgets the
+		// lost session's requests to the host first, and restores what
+		// the host set (log level, subscriptions) in the new one.
+		s.reinitializing()
 		s.deliver(frame.NewNotification(MethodReinitialized, result))
 	}
 	// Publish the outcome: on success the generation moves on, so a request

@@ -71,6 +71,16 @@ func openURL(_ context.Context, cfg config.Backend, opts Options) (Session, erro
 
 func (u *urlSession) Name() string { return u.name }
 
+// Restored passes the router's word on to the current inner session.
+func (u *urlSession) Restored() {
+	u.mu.Lock()
+	cur := u.cur
+	u.mu.Unlock()
+	if r, ok := cur.(Restorer); ok {
+		r.Restored()
+	}
+}
+
 // decide is the streamable session's verdict on its first POST. It runs
 // in that POST's goroutine, so the switch itself, which closes the
 // streamable session (waiting for that goroutine), runs in its own.

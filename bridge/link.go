@@ -618,7 +618,19 @@ func (l *link) restoreState(restarted bool) {
 		open    sync.Once
 		waiting atomic.Int32
 	)
-	release := func() { open.Do(func() { close(gate) }) }
+	release := func() {
+		open.Do(func() {
+			close(gate)
+			// An HTTP session holds what it took before the router knew
+			// of its replacement until now (backends.Restorer).
+			l.mu.Lock()
+			s := l.sess
+			l.mu.Unlock()
+			if rs, ok := s.(backends.Restorer); ok {
+				rs.Restored()
+			}
+		})
+	}
 	answered := func(*frame.Frame) {
 		if waiting.Add(-1) == 0 {
 			release()
