@@ -86,7 +86,23 @@ func newHTTPClient() *http.Client {
 		}
 		return bodyConn{rawio.Conn(c)}, nil
 	}
-	return &http.Client{Transport: t}
+	return &http.Client{Transport: t, CheckRedirect: sameOriginRedirect}
+}
+
+// sameOriginRedirect follows a redirect only within the configured URL's
+// origin (scheme, host and port): the configured headers and an OAuth
+// token are the server's credentials, and net/http would send the
+// headers to any host, and Authorization to the same host on another
+// port or from https to http. A server that moved elsewhere (http to
+// https too) is refused with where it went: configure that URL.
+func sameOriginRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if to, from := originOf(req.URL), originOf(via[0].URL); to != from {
+		return fmt.Errorf("redirected from %s to another origin, %s, which the configured headers and credentials are not sent to: configure the URL it redirects to", from, to)
+	}
+	return nil
 }
 
 // A segmentsBody is a request body read from a frame's segments (see
@@ -794,25 +810,37 @@ func (c *httpCore) statusAnswer(id []byte, resp *http.Response, body []byte) *fr
 
 // statusReason explains a non-2xx answer. For 401 and 403 it says how to
 // pass credentials, since that is nearly always the fix, unless OAuth
-// gave them.
+// gave them, and what the server said (a 403 may have another reason: an
+// address allowlist, say).
 func (c *httpCore) statusReason(resp *http.Response, body []byte) string {
-	if (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) && c.auth != nil {
-		return fmt.Sprintf("the server refused the request with the OAuth authorization it gave (HTTP %s); to start over, remove the backend's file in the OAuth directory (see README) or pass a token with --header '%s:Authorization: Bearer …'", resp.Status, c.name)
-	}
-	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-		what := "the server refused the request for lack of credentials"
-		for k := range c.header {
-			if strings.EqualFold(k, "Authorization") {
-				what = "the server refused the configured credentials"
-			}
-		}
-		return fmt.Sprintf("%s (HTTP %s); pass them with --header '%s:Authorization: Bearer …'", what, resp.Status, c.name)
-	}
 	// Scrubbed before it is cut, so that no part of a token is left.
-	if s := snippet([]byte(scrubCredentials(string(body), resp.Request)), 200); s != "" {
-		return fmt.Sprintf("HTTP %s: %s", resp.Status, s)
+	said := snippet([]byte(scrubCredentials(string(body), resp.Request)), 200)
+	if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusForbidden {
+		if said != "" {
+			return fmt.Sprintf("HTTP %s: %s", resp.Status, said)
+		}
+		return "HTTP " + resp.Status
 	}
-	return "HTTP " + resp.Status
+	sent := resp.Request != nil && resp.Request.Header.Get("Authorization") != ""
+	configured := false
+	for k := range c.header {
+		configured = configured || strings.EqualFold(k, "Authorization")
+	}
+	var why string
+	switch {
+	case c.auth != nil && sent && !configured:
+		why = fmt.Sprintf("the server refused the request with the OAuth authorization it gave (HTTP %s); to start over, remove the backend's file in the OAuth directory (see README) or pass a token with --header '%s:Authorization: Bearer …'", resp.Status, c.name)
+	case configured:
+		why = fmt.Sprintf("the server refused the configured credentials (HTTP %s); pass others with --header '%s:Authorization: Bearer …'", resp.Status, c.name)
+	case resp.StatusCode == http.StatusForbidden:
+		why = fmt.Sprintf("the server refused the request (HTTP %s); if it needs credentials, pass them with --header '%s:Authorization: Bearer …'", resp.Status, c.name)
+	default:
+		why = fmt.Sprintf("the server refused the request for lack of credentials (HTTP %s); pass them with --header '%s:Authorization: Bearer …'", resp.Status, c.name)
+	}
+	if said != "" {
+		why += "; it said: " + said
+	}
+	return why
 }
 
 // scrubCredentials removes from s, text of a server's answer to req, the
@@ -902,7 +930,13 @@ func readErrorBody(resp *http.Response) []byte {
 // drain discards a small remainder of a body before closing it, so the
 // connection can be reused.
 func drain(resp *http.Response) {
-	_, _ = io.CopyN(io.Discard, resp.Body, errorBodyCap)
+	// Not an event stream: one may stay open for ever (a server that
+	// answers a notification with a stream it keeps, against the spec's
+	// 202 with no body, held everything sent after it); closing it loses
+	// only the connection.
+	if mediaType(resp.Header) != mediaSSE {
+		_, _ = io.CopyN(io.Discard, resp.Body, errorBodyCap)
+	}
 	resp.Body.Close()
 }
 

@@ -589,6 +589,17 @@ func (s *streamable) readStreamAnswer(ctx context.Context, cancel context.Cancel
 				attempts = 0
 				break
 			}
+			var se *statusError
+			if errors.As(gerr, &se) && se.code == http.StatusNotFound && st.sessionID != "" {
+				// The server lost the session, and the answer with it
+				// (the spec: on a 404 for its session the client MUST
+				// start a new one): the call fails now, and the next
+				// request finds the new session.
+				if rerr := s.rejoin(s.ctx, st.gen); rerr != nil && s.ctx.Err() == nil {
+					s.log.Warn().Str("error", s.redact(rerr.Error())).Msg("re-initializing the backend failed")
+				}
+				return errors.New("the server lost the session while the answer stream was resumed (HTTP 404): its answer is gone")
+			}
 			err = gerr
 			if e := s.log.Debug(); e.Enabled() {
 				e.Str("error", s.redact(gerr.Error())).Msg("resuming an answer stream failed")
@@ -770,6 +781,8 @@ func (s *streamable) awaitGET() {
 func (s *streamable) listen(ctx context.Context, gen uint64, ready func()) {
 	var bo backoff
 	lastID := ""
+	var retry time.Duration // the server's last retry: field, if retrySet
+	retrySet := false
 	streamed := false // a GET of this session was answered with a stream
 	for ctx.Err() == nil {
 		st := s.state()
@@ -830,10 +843,14 @@ func (s *streamable) listen(ctx context.Context, gen uint64, ready func()) {
 			streamed = true
 			rd := newSSEReader(resp.Body, s.maxMsg)
 			rd.LastEventID, rd.idBuf = lastID, lastID // as Reset does
+			// The reconnection time lasts across connections (the SSE
+			// standard); a server need not repeat its retry: field.
+			rd.Retry, rd.RetrySet = retry, retrySet
 			progress, err := s.pumpAll(rd, gen)
 			resp.Body.Close()
 			progress = progress || rd.LastEventID != lastID
 			lastID = rd.LastEventID
+			retry, retrySet = rd.Retry, rd.RetrySet
 			if ctx.Err() != nil {
 				return
 			}

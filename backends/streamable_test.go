@@ -195,6 +195,12 @@ func (d *driver) next(ctx context.Context) *frame.Frame {
 			}
 			continue
 		}
+		if f.Kind == frame.Notification && f.Method == MethodReinitialized {
+			// As the router does once it restored the host's state.
+			if r, ok := d.s.(Restorer); ok {
+				r.Restored()
+			}
+		}
 		return f
 	}
 }
