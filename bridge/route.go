@@ -359,10 +359,9 @@ func (r *router) hostNotification(f *frame.Frame) {
 	}
 	if f.Method == mTaskStatus && !r.raw {
 		// About a task the host runs for one backend's request: to that
-		// backend only, when the bridge knows which.
-		// A task it does not know served no backend's request it saw:
-		// the status (its statusMessage may sum up another backend's
-		// request) goes to none rather than to all.
+		// backend only. A task the bridge does not know served no
+		// request it saw: its status (whose statusMessage may sum up
+		// another backend's request) goes to none rather than to all.
 		if l := r.agg.taskStatusDown(f); l != nil {
 			if err := l.send(f); err != nil {
 				r.log.Warn().Err(err).Str("backend", l.name).Str("method", f.Method).Msg("could not pass a notification on")
