@@ -67,9 +67,7 @@ func TestOwnURLElicitationHoldsNoCallTimeout(t *testing.T) {
 	}}
 	const idle = 300 * time.Millisecond
 	w := bridgedScripted(t, Config{Timeout: idle}, a, bsrv)
-	w.Send(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"elicitation":{"url":{}}},"clientInfo":{"name":"wire-host","version":"1"}}}`)
-	w.Response("0")
-	w.Send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	urlHostHandshake(w)
 	w.Send(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
 	w.Response("1")
 
@@ -182,9 +180,7 @@ func TestFreshURLElicitationPerRefusalAskedOnce(t *testing.T) {
 		}
 	}}
 	w := bridgedScripted(t, Config{}, a, bsrv)
-	w.Send(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"elicitation":{"url":{}}},"clientInfo":{"name":"wire-host","version":"1"}}}`)
-	w.Response("0")
-	w.Send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	urlHostHandshake(w)
 	for i, m := range []string{"tools/list", "prompts/list", "resources/list", "resources/templates/list", "tools/list"} {
 		w.Send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":%q}`, i+1, m))
 		w.Response(fmt.Sprint(i + 1))

@@ -52,9 +52,7 @@ func TestURLElicitationWithoutCompletionBlocksNoLaterOne(t *testing.T) {
 		}
 	}}
 	w := bridgedScripted(t, Config{}, a, bsrv)
-	w.Send(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"elicitation":{"url":{}}},"clientInfo":{"name":"wire-host","version":"1"}}}`)
-	w.Response("0")
-	w.Send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	urlHostHandshake(w)
 
 	elicits := func() []*frame.Frame {
 		var got []*frame.Frame
@@ -116,9 +114,7 @@ func TestDeclinedURLElicitationBlocksNoLaterOne(t *testing.T) {
 		}
 	}}
 	w := bridgedScripted(t, Config{}, a, b)
-	w.Send(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"elicitation":{"url":{}}},"clientInfo":{"name":"wire-host","version":"1"}}}`)
-	w.Response("0")
-	w.Send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	urlHostHandshake(w)
 	w.Send(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
 	w.Response("1")
 	first := w.WaitFor("the first URL elicitation", func(f *frame.Frame) bool { return f.Method == "elicitation/create" })
@@ -153,9 +149,7 @@ func TestSetLevelRefusedForAURLElicitation(t *testing.T) {
 	}
 	start := func(a, b *scriptedServer) *bridgedRun {
 		w := bridgedScripted(t, Config{}, a, b)
-		w.Send(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"elicitation":{"url":{}}},"clientInfo":{"name":"wire-host","version":"1"}}}`)
-		w.Response("0")
-		w.Send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+		urlHostHandshake(w)
 		return w
 	}
 	t.Run("all refuse", func(t *testing.T) {

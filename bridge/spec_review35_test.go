@@ -515,9 +515,7 @@ func TestURLElicitationRequiredByAListIsAskedOnceAndCompleted(t *testing.T) {
 		}
 	}}
 	w := bridgedScripted(t, Config{}, a, bsrv)
-	w.Send(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"elicitation":{"url":{}}},"clientInfo":{"name":"wire-host","version":"1"}}}`)
-	w.Response("0")
-	w.Send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	urlHostHandshake(w)
 	w.Send(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
 	if r := w.Response("1"); !strings.Contains(string(r.Result()), "a_echo") || strings.Contains(string(r.Result()), "b_lookup") {
 		t.Fatalf("first tools/list: %s", r.Raw())
@@ -584,4 +582,12 @@ func TestShadowedResourceListedOnce(t *testing.T) {
 	if r := w.Response("2"); !strings.Contains(string(r.Result()), "from a") {
 		t.Errorf("the shared URI is read from: %s", r.Raw())
 	}
+}
+
+// urlHostHandshake initializes w as a host that takes URL-mode
+// elicitation.
+func urlHostHandshake(w *bridgedRun) {
+	w.Send(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"elicitation":{"url":{}}},"clientInfo":{"name":"wire-host","version":"1"}}}`)
+	w.Response("0")
+	w.Send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
 }
